@@ -1,0 +1,288 @@
+"""The `vps-backup-bot` command line: parses arguments, calls into the package, prints.
+
+Errors are put into words here, once, for the shell: bad input exits 2 with a
+one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+
+from bot import __version__
+from bot.config import ConfigError, Settings, load_settings
+from bot.ops import Actor, Operations, OpsError
+from bot.parsing import UsageError, parse_id, parse_user
+from bot.policy import Role
+from bot.store import Store
+
+
+class CliError(Exception):
+    """A refusal to print as one line, with an exit status."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+def _role(text: str) -> Role:
+    try:
+        return Role.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _server(text: str) -> int:
+    try:
+        return parse_id(text, "server")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problem.replace("`", "'")) from None
+
+
+def _user(text: str) -> str:
+    try:
+        return parse_user(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problem.replace("`", "'")) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vps-backup-bot",
+        description="Manage VPS.org server backups from Slack.",
+        epilog="Settings come from the environment or a .env file: see README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("serve", help="HTTP mode: Slack posts to POST /slack/events")
+    p.add_argument("--port", type=_port, help="port to listen on (default: $PORT, else 3000)")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+
+    sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+
+    p = sub.add_parser("console", help="try the bot in a terminal, no Slack workspace needed")
+    p.add_argument("--demo", action="store_true", help="use the built-in API simulator with sample data")
+    p.add_argument("--user", type=_user, default="U0CONSOLE", help="the Slack user ID you act as")
+
+    p = sub.add_parser("fake-api", help="run the backup API simulator as an HTTP server")
+    p.add_argument("--port", type=_port, default=8040, help="port (default 8040)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--token", help="accept only this bearer token (default: any non-empty one)")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    p.add_argument("--complete-after", type=float, default=20.0, help="seconds until a new backup completes")
+
+    p = sub.add_parser("grant", help="give USER a role on SERVER")
+    p.add_argument("user", type=_user, metavar="USER", help="Slack member ID (U…) or <@U…|name>")
+    p.add_argument("server", type=_server, metavar="SERVER", help="server ID")
+    p.add_argument("--role", type=_role, default=Role.OPERATOR, help="viewer, operator (default) or owner")
+
+    p = sub.add_parser("revoke", help="take USER's role on SERVER away")
+    p.add_argument("user", type=_user, metavar="USER")
+    p.add_argument("server", type=_server, metavar="SERVER")
+
+    p = sub.add_parser("grants", help="list roles, of everyone or of USER")
+    p.add_argument("user", type=_user, nargs="?", metavar="USER")
+
+    p = sub.add_parser("admin", help="add, remove or list admins kept in the store")
+    p.add_argument("op", choices=["add", "remove", "list"])
+    p.add_argument("user", type=_user, nargs="?", metavar="USER")
+
+    p = sub.add_parser("audit", help="read the audit log, newest first")
+    p.add_argument("--json", action="store_true", help="machine-readable: one JSON array")
+    p.add_argument("--limit", type=_positive, default=50, help="how many entries (default 50)")
+    return parser
+
+
+def _cli_actor() -> Actor:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "shell"
+    return Actor(user_id=f"cli:{name}", source="cli", superuser=True)
+
+
+def _with_ops(settings: Settings, work):
+    store = Store(settings.db_path)
+    try:
+        return asyncio.run(work(Operations(None, store, admins=settings.admins), store))
+    finally:
+        store.close()
+
+
+def cmd_grant(args, settings: Settings) -> int:
+    async def work(ops: Operations, _store):
+        await ops.grant(_cli_actor(), args.user, args.server, args.role)
+
+    _with_ops(settings, work)
+    print(f"{args.user} is now {args.role.label} on server {args.server}")
+    return 0
+
+
+def cmd_revoke(args, settings: Settings) -> int:
+    async def work(ops: Operations, _store):
+        return await ops.revoke(_cli_actor(), args.user, args.server)
+
+    removed = _with_ops(settings, work)
+    print(f"{args.user} {'no longer has a role' if removed else 'had no role'} on server {args.server}")
+    return 0
+
+
+def cmd_grants(args, settings: Settings) -> int:
+    store = Store(settings.db_path)
+    try:
+        grants = store.grants(args.user)
+    finally:
+        store.close()
+    if not grants:
+        print("no grants" + (f" for {args.user}" if args.user else ""))
+        return 0
+    print(f"{'USER':<14} {'SERVER':>10}  {'ROLE':<9} GRANTED BY / AT")
+    for g in grants:
+        print(f"{g.user_id:<14} {g.server_id:>10}  {g.role.label:<9} {g.granted_by} {g.granted_at}")
+    return 0
+
+
+def cmd_admin(args, settings: Settings) -> int:
+    store = Store(settings.db_path)
+    try:
+        if args.op == "list":
+            from_env = sorted(settings.admins)
+            stored = sorted(store.admins())
+            print("from BACKUPBOT_ADMINS: " + (", ".join(from_env) or "none"))
+            print("in the store: " + (", ".join(stored) or "none"))
+            return 0
+        if not args.user:
+            raise CliError(f"admin {args.op} needs a USER (a Slack member ID like U123)")
+        actor = _cli_actor()
+        if args.op == "add":
+            store.add_admin(args.user, actor.user_id)
+            store.audit(
+                user_id=actor.user_id,
+                action="admin",
+                outcome="done",
+                source="cli",
+                detail=f"{args.user} added",
+            )
+            print(f"{args.user} is now an admin")
+        else:
+            removed = store.remove_admin(args.user)
+            store.audit(
+                user_id=actor.user_id,
+                action="admin",
+                outcome="done",
+                source="cli",
+                detail=f"{args.user} {'removed' if removed else 'was not an admin'}",
+            )
+            print(f"{args.user} {'is no longer an admin' if removed else 'was not an admin in the store'}")
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_audit(args, settings: Settings) -> int:
+    async def work(ops: Operations, _store):
+        return await ops.audit_log(_cli_actor(), args.limit)
+
+    entries = _with_ops(settings, work)
+    if args.json:
+        print(json.dumps([e.as_dict() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("the audit log is empty")
+        return 0
+    for e in entries:
+        target = (f" backup {e.backup_id}" if e.backup_id else "") + (f" server {e.server_id}" if e.server_id else "")
+        detail = f"  ({e.detail})" if e.detail else ""
+        print(f"{e.at}  {e.outcome:<9} {e.user_id:<14} {e.action:<8}{target} [{e.source}]{detail}")
+    return 0
+
+
+def cmd_fake_api(args, _settings: Settings) -> int:
+    from bot.fake_api import BackupSimulator, run_simulator_forever
+
+    sim = BackupSimulator(token=args.token, latency=args.latency, completion_seconds=args.complete_after)
+
+    def ready(url: str) -> None:
+        auth = "only the token given with --token" if args.token else "any non-empty bearer token"
+        print(f"backup API simulator on {url} (accepts {auth}); Ctrl-C stops it", flush=True)
+
+    run_simulator_forever(sim, args.host, args.port, ready)
+    return 0
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from bot.server import run_http
+
+    if args.port:
+        settings = settings.with_overrides(port=args.port)
+    settings.require("slack_bot_token", "slack_signing_secret", "vps_api_token")
+    run_http(settings, host=args.host)
+    return 0
+
+
+def cmd_socket(_args, settings: Settings) -> int:
+    from bot.server import run_socket
+
+    settings.require("slack_bot_token", "slack_app_token", "vps_api_token")
+    run_socket(settings)
+    return 0
+
+
+def cmd_console(args, settings: Settings) -> int:
+    from bot.console import run_console
+
+    if not args.demo:
+        settings.require("vps_api_token")
+    return run_console(settings, demo=args.demo, user_id=args.user)
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "socket": cmd_socket,
+    "console": cmd_console,
+    "fake-api": cmd_fake_api,
+    "grant": cmd_grant,
+    "revoke": cmd_revoke,
+    "grants": cmd_grants,
+    "admin": cmd_admin,
+    "audit": cmd_audit,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+        return COMMANDS[args.command](args, settings)
+    except (ConfigError, CliError, OpsError) as exc:
+        print(f"vps-backup-bot: {exc}", file=sys.stderr)
+        return getattr(exc, "status", 2)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

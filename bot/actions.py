@@ -1,0 +1,158 @@
+"""Buttons and the restore modal: ack, one use case, render, reply.
+
+Permission is checked for whoever presses, at the press (the use cases do
+it). Results replace the message that carried the button; refusals come as
+a new ephemeral message, so a second press never hides what the first did.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import blocks
+from bot.app import Deps, Outcome, answer
+from bot.ops import Actor, ConfirmationMismatch, OpsError
+from bot.parsing import UsageError, parse_id
+from bot.policy import Action
+
+
+def _channel(body: dict) -> str | None:
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+
+
+def _backup_id(action: dict) -> int:
+    return parse_id(str(action.get("value", "")), "backup")
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    ops = deps.ops
+
+    async def press(body: dict, respond, work, *, replace: bool) -> None:
+        async def send(message: dict) -> None:
+            await respond(replace_original=replace, response_type="ephemeral", **message)
+
+        async def send_error(message: dict) -> None:
+            await respond(replace_original=False, response_type="ephemeral", **message)
+
+        await answer(deps, work, send, send_error=send_error, channel_id=_channel(body))
+
+    @app.action(blocks.DELETE_REQUEST)
+    async def delete_requested(ack, body, action, respond) -> None:
+        await ack()
+        actor = Actor(body["user"]["id"])
+
+        async def work() -> Outcome:
+            conf = await ops.request_delete(actor, _backup_id(action))
+            return Outcome(blocks.delete_confirmation_message(conf))
+
+        await press(body, respond, work, replace=False)
+
+    @app.action(blocks.RESTORE_REQUEST)
+    async def restore_requested(ack, body, action, respond) -> None:
+        await ack()
+        actor = Actor(body["user"]["id"])
+
+        async def work() -> Outcome:
+            conf = await ops.request_restore(actor, _backup_id(action))
+            return Outcome(blocks.restore_confirmation_message(conf))
+
+        await press(body, respond, work, replace=False)
+
+    @app.action(blocks.CONFIRM_DELETE)
+    async def delete_confirmed(ack, body, action, respond) -> None:
+        await ack()
+        actor = Actor(body["user"]["id"])
+
+        async def work() -> Outcome:
+            done = await ops.confirm_delete(actor, action["value"])
+            return Outcome(blocks.deleted_message(done), [blocks.announce_deleted(actor.user_id, done.confirmation)])
+
+        await press(body, respond, work, replace=True)
+
+    @app.action(blocks.CANCEL)
+    async def cancelled(ack, body, action, respond) -> None:
+        await ack()
+        actor = Actor(body["user"]["id"])
+
+        async def work() -> Outcome:
+            return Outcome(blocks.cancelled_message(await ops.cancel(actor, action["value"])))
+
+        await press(body, respond, work, replace=True)
+
+    @app.action(re.compile(r"^list_page_"))
+    async def list_page(ack, body, action, respond) -> None:
+        await ack()
+        actor = Actor(body["user"]["id"])
+
+        async def work() -> Outcome:
+            try:
+                state = json.loads(action["value"])
+                offset = int(state["o"])
+            except (ValueError, KeyError, TypeError):
+                raise UsageError("this page button is damaged; run /backup list again", "list") from None
+            listing = await ops.list_backups(actor, state.get("s"), state.get("t"))
+            return Outcome(blocks.listing_message(listing, deps.clock(), offset=offset))
+
+        await press(body, respond, work, replace=True)
+
+    @app.action(blocks.OPEN_RESTORE)
+    async def restore_modal_opened(ack, body, action, respond, client) -> None:
+        """Open the modal at once (its trigger_id lives 3 s); only a store check comes first."""
+        await ack()
+        actor = Actor(body["user"]["id"])
+        token = action["value"]
+        try:
+            conf = await ops.authorize_confirmation(actor, token, Action.RESTORE)
+        except OpsError as exc:
+            await respond(replace_original=False, response_type="ephemeral", **blocks.error_message(exc))
+            return
+        metadata = json.dumps({"c": token, "ch": _channel(body), "ru": body.get("response_url")})
+        await client.views_open(trigger_id=body["trigger_id"], view=blocks.restore_modal(conf, metadata))
+
+    @app.view(blocks.RESTORE_MODAL)
+    async def restore_submitted(ack, body, view, client) -> None:
+        actor = Actor(body["user"]["id"])
+        meta = json.loads(view.get("private_metadata") or "{}")
+        token, channel_id, response_url = meta.get("c", ""), meta.get("ch"), meta.get("ru")
+        typed = (
+            view["state"]["values"]
+            .get(blocks.RESTORE_INPUT_BLOCK, {})
+            .get(blocks.RESTORE_INPUT_ACTION, {})
+            .get("value")
+            or ""
+        )
+        try:
+            await ops.check_restore_text(token, typed)
+        except ConfirmationMismatch as exc:
+            await ack(
+                response_action="errors",
+                errors={blocks.RESTORE_INPUT_BLOCK: blocks.mismatch_text(exc.confirmation)},
+            )
+            return
+        except OpsError:
+            pass  # closed below; confirm_restore raises it again and the reply says why
+        await ack()
+
+        async def work() -> Outcome:
+            done = await ops.confirm_restore(actor, token, typed)
+            return Outcome(
+                blocks.restore_started_message(done),
+                [blocks.announce_restore(actor.user_id, done.confirmation)],
+            )
+
+        async def send(message: dict, *, replace: bool = True) -> None:
+            if response_url:
+                await AsyncWebhookClient(response_url).send(
+                    replace_original=replace, response_type="ephemeral", **message
+                )
+            elif channel_id:
+                await client.chat_postEphemeral(channel=channel_id, user=actor.user_id, **message)
+
+        async def send_error(message: dict) -> None:
+            await send(message, replace=False)
+
+        await answer(deps, work, send, send_error=send_error, channel_id=channel_id)

@@ -1,0 +1,149 @@
+"""create_app: the Bolt wiring. One of the three modules that import Bolt.
+
+Listeners (in commands.py and actions.py) are thin: ack, call one use case,
+render, reply. `answer()` below is where every refusal or failure of a use
+case becomes a reply the person sees; the app's error handler catches what
+escapes a listener before it could answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import blocks
+from bot.backup_api import Backup, BackupApiError
+from bot.config import Settings
+from bot.ops import Operations, OpsError
+from bot.parsing import UsageError
+from bot.store import Followed
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict], Awaitable[object]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SlackNotifier:
+    """Announcements to the team, and in-place updates of earlier replies."""
+
+    def __init__(self, client: AsyncWebClient, notify_channel: str | None, clock: Callable[[], datetime] = _now):
+        self.client = client
+        self.notify_channel = notify_channel
+        self._clock = clock
+
+    async def announce(self, where: str | None, message: dict) -> str | None:
+        """Post to the notify channel, else where it happened; returns a problem to tell the person, if any."""
+        channel = self.notify_channel or where
+        if not channel:
+            return None
+        try:
+            await self.client.chat_postMessage(channel=channel, unfurl_links=False, **message)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            log.warning("could not announce in %s: %s", channel, error)
+            return f"I could not announce this in <#{channel}> ({error}): invite me there, or tell the team."
+        return None
+
+    async def update_reply(self, response_url: str | None, message: dict) -> None:
+        if not response_url:
+            return
+        response = await AsyncWebhookClient(response_url).send(replace_original=True, **message)
+        if response.status_code != 200:
+            log.info("could not update an earlier reply (%s): it may have expired", response.status_code)
+
+    async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
+        await self.update_reply(followed.response_url, blocks.finished_message(backup, self._clock()))
+        await self.announce(followed.channel_id, blocks.announce_finished(followed, backup, manual_count))
+
+    async def follow_ended(self, followed: Followed, why: str) -> None:
+        await self.update_reply(followed.response_url, blocks.ended_message(followed.backup_id, why))
+        await self.announce(followed.channel_id, blocks.announce_ended(followed, why))
+
+
+@dataclass
+class Outcome:
+    """What a listener sends: the reply, and what to announce to the team."""
+
+    reply: dict
+    announcements: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Deps:
+    ops: Operations
+    notifier: SlackNotifier
+    clock: Callable[[], datetime] = _now
+
+
+EXPECTED_ERRORS = (OpsError, BackupApiError, UsageError)
+
+
+async def answer(
+    deps: Deps,
+    work: Callable[[], Awaitable[Outcome]],
+    send: Send,
+    *,
+    send_error: Send | None = None,
+    channel_id: str | None = None,
+) -> None:
+    """Run one use case and reply; a refusal or failure is always put into words for the person."""
+    try:
+        outcome = await work()
+    except EXPECTED_ERRORS as exc:
+        await (send_error or send)(blocks.error_message(exc))
+        return
+    except Exception as exc:
+        ref = secrets.token_hex(3)
+        log.exception("unexpected error (ref %s)", ref)
+        message = blocks.error_message(exc)
+        message["blocks"].append(blocks._context(f"Reference for the admins: `{ref}`"))
+        await (send_error or send)(message)
+        return
+    reply = outcome.reply
+    for announcement in outcome.announcements:
+        problem = await deps.notifier.announce(channel_id, announcement)
+        if problem:
+            reply = {**reply, "blocks": [*reply["blocks"], blocks._context(problem)]}
+    await send(reply)
+
+
+def create_app(
+    settings: Settings,
+    ops: Operations,
+    *,
+    client: AsyncWebClient | None = None,
+    process_before_response: bool = False,
+    clock: Callable[[], datetime] = _now,
+) -> tuple[AsyncApp, Deps]:
+    from bot import actions, commands
+
+    client = client or AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        process_before_response=process_before_response,
+        raise_error_for_unhandled_request=False,
+    )
+    deps = Deps(ops=ops, notifier=SlackNotifier(client, settings.notify_channel, clock), clock=clock)
+    commands.register(app, deps)
+    actions.register(app, deps)
+
+    @app.error
+    async def on_error(error: Exception, body: dict, respond) -> None:
+        log.error("a request failed before its listener could answer: %s", type(error).__name__, exc_info=error)
+        if body.get("response_url") or body.get("response_urls"):
+            await respond(**blocks.error_message(error))
+
+    return app, deps

@@ -1,0 +1,289 @@
+"""Async client for the VPS.org backup API (see shared/vps-backup-api.md).
+
+Exceptions, all carrying a message safe to show a person (never the token)::
+
+    BackupApiError
+     ├── Unauthorized       401: the token is missing or wrong
+     ├── NotFound           404: no such server or backup
+     ├── BadRequest         400: refused; `provider_message` is the API's own words
+     ├── Unavailable        5xx, refused connection, or no answer in time
+     │    └── ApiTimeout    no answer within the timeout
+     └── UnexpectedResponse any other status, or a body that is not the documented shape
+
+Reads (listing, and so finding one backup) are retried with backoff on 5xx and
+connection errors. Writes (create, delete, restore) are sent once: a write that
+failed may still have happened, so only a person decides to send it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+RUNNING_STATUSES = frozenset({"in_progress", "pending", "queued", "creating", "running"})
+BACKUP_TYPES = ("manual", "automatic")
+
+
+class BackupApiError(Exception):
+    status_code: int | None = None
+
+    def __init__(self, message: str, *, status_code: int | None = None):
+        super().__init__(message)
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class Unauthorized(BackupApiError):
+    status_code = 401
+
+
+class NotFound(BackupApiError):
+    status_code = 404
+
+
+class BadRequest(BackupApiError):
+    status_code = 400
+
+    def __init__(self, provider_message: str):
+        super().__init__(provider_message)
+        self.provider_message = provider_message
+
+
+class Unavailable(BackupApiError):
+    pass
+
+
+class ApiTimeout(Unavailable):
+    pass
+
+
+class UnexpectedResponse(BackupApiError):
+    pass
+
+
+@dataclass(frozen=True)
+class Server:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: int
+    server: Server
+    backup_type: str
+    status: str
+    size_mb: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    description: str
+    message: str | None = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in RUNNING_STATUSES
+
+    @property
+    def is_restorable(self) -> bool:
+        return self.status == "completed"
+
+    @classmethod
+    def from_json(cls, data: Any) -> Backup:
+        try:
+            server = data["server"]
+            return cls(
+                id=int(data["id"]),
+                server=Server(id=int(server["id"]), name=str(server.get("name") or server["id"])),
+                backup_type=str(data.get("backup_type") or "unknown"),
+                status=str(data.get("status") or "unknown"),
+                size_mb=None if data.get("size_mb") is None else int(data["size_mb"]),
+                created_at=_parse_time(data["created_at"]),
+                expires_at=None if not data.get("expires_at") else _parse_time(data["expires_at"]),
+                description=str(data.get("description") or ""),
+                message=data.get("message"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnexpectedResponse(f"the backup API sent a backup in an unexpected shape ({exc})") from None
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def provider_text(response: httpx.Response) -> str:
+    """The provider's own words from an error body, whatever its (undocumented) shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:500] if text and "<html" not in text.lower() else ""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error", "errors", "non_field_errors"):
+            if key in body:
+                return _flatten(body[key])
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in body.items())
+    return _flatten(body)
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, list):
+        return "; ".join(_flatten(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in value.items())
+    return str(value)
+
+
+class BackupApi:
+    """One pooled async client for the backup API, reused for every call."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        read_attempts: int = 3,
+        backoff_seconds: float = 0.25,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.base_url = base_url.rstrip("/") + "/"
+        self._read_attempts = max(1, read_attempts)
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport or default_transport(),
+        )
+
+    def __repr__(self) -> str:
+        return f"BackupApi(base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def list_backups(self, server_id: int | None = None, backup_type: str | None = None) -> list[Backup]:
+        params: dict[str, str | int] = {}
+        if server_id is not None:
+            params["server_id"] = server_id
+        if backup_type is not None:
+            params["backup_type"] = backup_type
+        body = await self._read("backups/", params)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise UnexpectedResponse("the backup API answered a list without its results")
+        return [Backup.from_json(item) for item in results]
+
+    async def find_backup(self, backup_id: int) -> Backup:
+        """There is no endpoint for one backup: find it by listing."""
+        for backup in await self.list_backups():
+            if backup.id == backup_id:
+                return backup
+        raise NotFound(f"backup {backup_id} does not exist")
+
+    async def create_backup(self, server_id: int, description: str | None = None) -> Backup:
+        payload: dict[str, Any] = {"server_id": server_id}
+        if description:
+            payload["description"] = description
+        response = await self._write("POST", "backups/", payload, what=f"server {server_id}")
+        return Backup.from_json(_json(response))
+
+    async def delete_backup(self, backup_id: int) -> None:
+        await self._write("DELETE", f"backups/{backup_id}/", None, what=f"backup {backup_id}")
+
+    async def restore(self, server_id: int, backup_id: int) -> str | None:
+        """Ask the provider to restore `server_id` from `backup_id`; any 2xx is accepted."""
+        response = await self._write(
+            "POST",
+            f"servers/{server_id}/restore/",
+            {"backup_id": backup_id},
+            what=f"server {server_id} or backup {backup_id}",
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body.get("message") if isinstance(body, dict) else None
+
+    async def _read(self, path: str, params: dict) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._send("GET", path, params=params)
+                _raise_for_status(response, what="that")
+                return _json(response)
+            except ApiTimeout:
+                raise
+            except Unavailable as exc:
+                if attempt >= self._read_attempts:
+                    raise
+                delay = self._backoff * 2 ** (attempt - 1)
+                log.warning("backup API read failed (%s); retrying in %.2fs", exc, delay)
+                await self._sleep(delay)
+
+    async def _write(self, method: str, path: str, payload: dict | None, *, what: str) -> httpx.Response:
+        response = await self._send(method, path, json=payload)
+        _raise_for_status(response, what=what)
+        return response
+
+    async def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return await self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            if _is_connection_failure(exc):
+                raise Unavailable("the backup API could not be reached (connection failed)") from None
+            raise ApiTimeout("the backup API did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise Unavailable(f"the backup API could not be reached ({type(exc).__name__})") from None
+
+
+def _is_connection_failure(exc: httpx.TimeoutException) -> bool:
+    """httpx-aiohttp reports a refused or dropped connection as ConnectTimeout; tell them apart."""
+    import aiohttp
+
+    cause = exc.__cause__
+    return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError)
+
+
+def default_transport() -> httpx.AsyncBaseTransport:
+    """aiohttp under httpx: httpx's own pool slows badly with hundreds of concurrent calls."""
+    from httpx_aiohttp import AiohttpTransport
+
+    return AiohttpTransport(limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise UnexpectedResponse(f"the backup API answered {response.status_code} without JSON") from None
+
+
+def _raise_for_status(response: httpx.Response, *, what: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    text = provider_text(response)
+    if status == 401:
+        raise Unauthorized("the backup API refused the bot's token (401)")
+    if status == 404:
+        raise NotFound(text or f"{what} was not found", status_code=404)
+    if status == 400:
+        raise BadRequest(text or "the request was refused without a reason")
+    if status >= 500:
+        raise Unavailable(f"the backup API is failing ({status})", status_code=status)
+    raise UnexpectedResponse(f"the backup API answered {status}" + (f": {text}" if text else ""), status_code=status)

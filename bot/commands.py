@@ -1,0 +1,70 @@
+"""The /backup slash command: parse, ack, one use case, render, reply.
+
+Help and malformed input are answered in the ack itself (no I/O needed); the
+rest is acked at once, with the work done after and the reply sent through
+the command's response_url, so Slack's 3-second deadline is never at stake.
+"""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot import blocks
+from bot.app import Deps, Outcome, answer
+from bot.ops import Actor, FollowTarget
+from bot.parsing import Command, UsageError, parse_command
+
+
+def ephemeral(message: dict) -> dict:
+    return {"response_type": "ephemeral", **message}
+
+
+async def run_command(deps: Deps, cmd: Command, actor: Actor, channel_id: str, response_url: str) -> Outcome:
+    ops, now = deps.ops, deps.clock()
+    if cmd.name == "list":
+        listing = await ops.list_backups(actor, cmd.server_id, cmd.backup_type)
+        return Outcome(blocks.listing_message(listing, now))
+    if cmd.name == "servers":
+        return Outcome(blocks.servers_message(await ops.servers(actor)))
+    if cmd.name == "create":
+        follow = FollowTarget(channel_id=channel_id, response_url=response_url)
+        backup = await ops.create_backup(actor, cmd.server_id, cmd.description, follow=follow)
+        return Outcome(blocks.created_message(backup, now), [blocks.announce_created(actor.user_id, backup)])
+    if cmd.name == "delete":
+        return Outcome(blocks.delete_confirmation_message(await ops.request_delete(actor, cmd.backup_id)))
+    if cmd.name == "restore":
+        conf = await ops.request_restore(actor, cmd.backup_id, cmd.server_id)
+        return Outcome(blocks.restore_confirmation_message(conf))
+    if cmd.name == "grant":
+        await ops.grant(actor, cmd.user_id, cmd.server_id, cmd.role)
+        return Outcome(blocks.granted_message(cmd.user_id, cmd.server_id, cmd.role.label))
+    if cmd.name == "revoke":
+        removed = await ops.revoke(actor, cmd.user_id, cmd.server_id)
+        return Outcome(blocks.revoked_message(cmd.user_id, cmd.server_id, removed))
+    if cmd.name == "audit":
+        return Outcome(blocks.audit_message(await ops.audit_log(actor, cmd.limit)))
+    raise UsageError(f"`{cmd.name}` is not a /backup command", "help")
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.command("/backup")
+    async def backup_command(ack, command: dict, respond) -> None:
+        try:
+            cmd = parse_command(command.get("text") or "")
+        except UsageError as exc:
+            await ack(**ephemeral(blocks.usage_error_message(exc)))
+            return
+        if cmd.name == "help":
+            await ack(**ephemeral(blocks.help_message()))
+            return
+        await ack()
+        actor = Actor(command["user_id"])
+        channel_id = command.get("channel_id")
+
+        async def work() -> Outcome:
+            return await run_command(deps, cmd, actor, channel_id, command.get("response_url"))
+
+        async def send(message: dict) -> None:
+            await respond(**ephemeral(message))
+
+        await answer(deps, work, send, channel_id=channel_id)

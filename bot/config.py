@@ -1,0 +1,108 @@
+"""Settings, read once from the environment and an optional `.env` file.
+
+This is the only module that reads `os.environ`. Everything else receives a
+`Settings` value, so tests and the console build their own without touching
+the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_VPS_API_URL = "https://admin.vps.org/api/v1"
+DEFAULT_DB = "backupbot.db"
+DEFAULT_POLL_SECONDS = 30.0
+DEFAULT_PORT = 3000
+
+SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "vps_api_token"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and is safe to print."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str | None = field(default=None, metadata={"env": "SLACK_BOT_TOKEN"})
+    slack_signing_secret: str | None = field(default=None, metadata={"env": "SLACK_SIGNING_SECRET"})
+    slack_app_token: str | None = field(default=None, metadata={"env": "SLACK_APP_TOKEN"})
+    slack_api_url: str = field(default=DEFAULT_SLACK_API_URL, metadata={"env": "SLACK_API_URL"})
+    vps_api_url: str = field(default=DEFAULT_VPS_API_URL, metadata={"env": "VPS_API_URL"})
+    vps_api_token: str | None = field(default=None, metadata={"env": "VPS_API_TOKEN"})
+    db_path: str = field(default=DEFAULT_DB, metadata={"env": "BACKUPBOT_DB"})
+    admins: frozenset[str] = field(default=frozenset(), metadata={"env": "BACKUPBOT_ADMINS"})
+    notify_channel: str | None = field(default=None, metadata={"env": "BACKUPBOT_NOTIFY_CHANNEL"})
+    poll_seconds: float = field(default=DEFAULT_POLL_SECONDS, metadata={"env": "BACKUPBOT_POLL_SECONDS"})
+    port: int = field(default=DEFAULT_PORT, metadata={"env": "PORT"})
+
+    def require(self, *names: str) -> Settings:
+        """Raise ConfigError naming the first of these fields that is unset."""
+        for name in names:
+            if not getattr(self, name):
+                raise ConfigError(f"missing required setting {env_name(name)}")
+        return self
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def env_name(field_name: str) -> str:
+    for f in fields(Settings):
+        if f.name == field_name:
+            return f.metadata["env"]
+    raise KeyError(field_name)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    """Build Settings from `environ` (default: os.environ) over the values of `env_file`, if it exists."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        value = values.get(name, "").strip()
+        return value or None
+
+    kwargs: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = get(f.metadata["env"])
+        if raw is None:
+            continue
+        kwargs[f.name] = _parse(f.name, f.metadata["env"], raw)
+    return Settings(**kwargs)
+
+
+def _parse(name: str, env: str, raw: str) -> object:
+    if name == "admins":
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if name == "poll_seconds":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be a number of seconds, not {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{env} must be more than 0, not {raw!r}")
+        return value
+    if name == "port":
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise ConfigError(f"{env} must be a port number, not {raw!r}")
+        return int(raw)
+    if name in ("slack_api_url",) and not raw.endswith("/"):
+        return raw + "/"
+    return raw

@@ -1,0 +1,136 @@
+"""Follows created backups to completion, across restarts, and reports once.
+
+What is followed lives in the store (`followed`), so a restart loses nothing:
+`run()` polls at once on start, which also reports a backup that finished
+while the bot was down. Each round makes one list call per server with
+backups in progress (never one per backup), and the rounds back off while
+the API is failing. A report is claimed in the store before it is sent, so
+two racing rounds report a backup exactly once.
+
+The follower knows nothing of Slack: it reports through a `Notifier`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bot.backup_api import Backup, BackupApi, BackupApiError
+from bot.store import Followed, Store
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = timedelta(hours=6)
+MAX_BACKOFF_SECONDS = 600.0
+
+
+class Notifier(Protocol):
+    async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None: ...
+
+    async def follow_ended(self, followed: Followed, why: str) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Follower:
+    def __init__(
+        self,
+        api: BackupApi,
+        store: Store,
+        notifier: Notifier,
+        *,
+        poll_seconds: float = 30.0,
+        give_up_after: timedelta = GIVE_UP_AFTER,
+        max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
+        clock: Callable[[], datetime] = _now,
+    ):
+        self.api = api
+        self.store = store
+        self.notifier = notifier
+        self.poll_seconds = poll_seconds
+        self.give_up_after = give_up_after
+        self.max_backoff_seconds = max(max_backoff_seconds, poll_seconds)
+        self._clock = clock
+        self._task: asyncio.Task | None = None
+
+    async def poll_once(self) -> bool:
+        """Check every followed backup once; False if the API failed for any server."""
+        followed = await asyncio.to_thread(self.store.following)
+        by_server: dict[int, list[Followed]] = defaultdict(list)
+        for item in followed:
+            by_server[item.server_id].append(item)
+        results = await asyncio.gather(*(self._check_server(sid, items) for sid, items in by_server.items()))
+        return all(results)
+
+    async def _check_server(self, server_id: int, items: list[Followed]) -> bool:
+        try:
+            backups = await self.api.list_backups(server_id, "manual")
+        except BackupApiError as exc:
+            log.warning("could not check backups of server %s: %s", server_id, exc)
+            for item in items:
+                await self._maybe_give_up(item, None)
+            return False
+        by_id = {b.id: b for b in backups}
+        for item in items:
+            backup = by_id.get(item.backup_id)
+            if backup is None:
+                await self._end(item, "vanished", "it is no longer in the backup API's list (deleted, or never kept).")
+            elif not backup.is_running:
+                if await asyncio.to_thread(self.store.finish_follow, item.backup_id, backup.status):
+                    await self._report(self.notifier.backup_finished(item, backup, len(backups)))
+            else:
+                await self._maybe_give_up(item, backup)
+        return True
+
+    async def _maybe_give_up(self, item: Followed, backup: Backup | None) -> None:
+        if self._clock() - item.started_at < self.give_up_after:
+            return
+        hours = self.give_up_after.total_seconds() / 3600
+        state = f"still {backup.status.replace('_', ' ')}" if backup else "not checkable"
+        await self._end(
+            item,
+            "gave_up",
+            f"it is {state} after {hours:g} hours, so I stopped checking. "
+            f"`/backup list {item.server_id}` shows where it stands.",
+        )
+
+    async def _end(self, item: Followed, final: str, why: str) -> None:
+        if await asyncio.to_thread(self.store.finish_follow, item.backup_id, final):
+            await self._report(self.notifier.follow_ended(item, why))
+
+    async def _report(self, call) -> None:
+        """A report that fails to send is logged; it was claimed, so it is never sent twice."""
+        try:
+            await call
+        except Exception:
+            log.exception("could not report on a followed backup")
+
+    async def run(self) -> None:
+        delay = self.poll_seconds
+        while True:
+            try:
+                healthy = await self.poll_once()
+            except Exception:
+                log.exception("a follow-up round failed")
+                healthy = False
+            delay = self.poll_seconds if healthy else min(delay * 2, self.max_backoff_seconds)
+            await asyncio.sleep(delay)
+
+    def start(self) -> asyncio.Task:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name="backup-follower")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

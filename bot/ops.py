@@ -1,0 +1,402 @@
+"""The use cases: list, create, delete, restore, grant, revoke, audit.
+
+Every path into the bot — a slash command, a button, a modal, the CLI —
+reaches one of these methods, and each checks permission for the person who
+acts, calls the backup API, and writes exactly one audit entry for the
+attempt, whatever its outcome (done, denied, failed, cancelled). Nothing here
+knows about Slack.
+
+Deletes and restores are two steps: `request_*` finds the backup (by listing:
+the API has no endpoint for one), checks permission and records a pending
+confirmation; `confirm_*` checks permission again for whoever confirms, and
+consumes the confirmation atomically, so a double press acts at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.backup_api import Backup, BackupApi, BackupApiError, NotFound
+from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
+from bot.store import AuditEntry, Confirmation, Store
+
+log = logging.getLogger(__name__)
+
+CONFIRMATION_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where. The CLI's actor is whoever holds the host: an admin."""
+
+    user_id: str
+    source: str = "slack"
+    superuser: bool = False
+
+
+@dataclass(frozen=True)
+class FollowTarget:
+    """Where to report a created backup's completion."""
+
+    channel_id: str | None
+    response_url: str | None
+
+
+class OpsError(Exception):
+    """A refusal with a reason a person can read."""
+
+
+class PermissionDenied(OpsError):
+    def __init__(self, action: Action, server_id: int | None, needed: str):
+        self.action, self.server_id, self.needed = action, server_id, needed
+        where = f" on server {server_id}" if server_id is not None else ""
+        super().__init__(f"{action.value}{where} needs the {needed} role")
+
+
+class BackupNotFound(OpsError):
+    def __init__(self, backup_id: int, *, gone: bool = False):
+        self.backup_id, self.gone = backup_id, gone
+        super().__init__(f"backup {backup_id} {'no longer exists' if gone else 'does not exist'}")
+
+
+class NotRestorable(OpsError):
+    def __init__(self, backup: Backup):
+        self.backup = backup
+        super().__init__(f"backup {backup.id} is {backup.status}; only a completed backup can be restored")
+
+
+class ConfirmationUnavailable(OpsError):
+    """The confirmation was already used, cancelled, expired, or never existed."""
+
+    def __init__(self, confirmation: Confirmation | None):
+        self.confirmation = confirmation
+        state = confirmation.state if confirmation else "missing"
+        super().__init__(f"this confirmation is {state}")
+
+
+class ConfirmationMismatch(OpsError):
+    def __init__(self, confirmation: Confirmation, typed: str):
+        self.confirmation, self.typed = confirmation, typed
+        super().__init__(
+            f"{typed!r} is neither {confirmation.target_server_name!r} nor {confirmation.target_server_id}"
+        )
+
+
+@dataclass(frozen=True)
+class Listing:
+    backups: list[Backup]
+    server_id: int | None
+    backup_type: str | None
+    is_admin: bool
+    roles: dict[int, Role] = field(default_factory=dict)
+
+    def role_on(self, server_id: int) -> Role | None:
+        return self.roles.get(server_id)
+
+
+@dataclass(frozen=True)
+class ServerAccess:
+    server_id: int
+    name: str | None
+    role: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The outcome of a confirmed delete or restore."""
+
+    confirmation: Confirmation
+    provider_message: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Operations:
+    def __init__(
+        self,
+        api: BackupApi | None,
+        store: Store,
+        *,
+        admins: frozenset[str] = frozenset(),
+        confirmation_ttl: timedelta = CONFIRMATION_TTL,
+        clock: Callable[[], datetime] = _now,
+    ):
+        self.api = api
+        self.store = store
+        self.admins = admins
+        self.confirmation_ttl = confirmation_ttl
+        self._clock = clock
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call off the event loop: SQLite never blocks an ack."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _audit(self, actor: Actor, action: Action, outcome: str, **fields: Any) -> None:
+        await self._db(
+            self.store.audit,
+            user_id=actor.user_id,
+            action=action.value,
+            outcome=outcome,
+            source=actor.source,
+            **fields,
+        )
+
+    # --- standing ---------------------------------------------------------
+
+    async def is_admin(self, actor: Actor) -> bool:
+        return actor.superuser or actor.user_id in self.admins or await self._db(self.store.is_admin, actor.user_id)
+
+    async def _authorize(self, actor: Actor, action: Action, server_id: int | None, **audit: Any) -> Role | None:
+        admin = await self.is_admin(actor)
+        role = await self._db(self.store.role_of, actor.user_id, server_id) if server_id is not None else None
+        if not is_allowed(action, is_admin=admin, role=role):
+            needed = "admin" if server_id is None else _needed(action)
+            await self._audit(
+                actor,
+                action,
+                "denied",
+                server_id=server_id,
+                detail=f"has {role.label if role else 'no role'}; needs {needed}",
+                **audit,
+            )
+            raise PermissionDenied(action, server_id, needed)
+        return role
+
+    async def _api(self, actor: Actor, action: Action, call, **audit: Any):
+        """Await an API call; a failure is audited, then re-raised for the edge to put into words."""
+        try:
+            return await call
+        except BackupApiError as exc:
+            await self._audit(actor, action, "failed", detail=f"{type(exc).__name__}: {exc}", **audit)
+            raise
+
+    # --- reading ----------------------------------------------------------
+
+    async def list_backups(self, actor: Actor, server_id: int | None = None, backup_type: str | None = None) -> Listing:
+        admin = await self.is_admin(actor)
+        if server_id is not None:
+            role = await self._authorize(actor, Action.LIST, server_id)
+            backups = await self._api(
+                actor, Action.LIST, self.api.list_backups(server_id, backup_type), server_id=server_id
+            )
+            roles = {server_id: role} if role else {}
+        elif admin:
+            backups = await self._api(actor, Action.LIST, self.api.list_backups(None, backup_type))
+            roles = {}
+        else:
+            grants = await self._db(self.store.grants, actor.user_id)
+            roles = {g.server_id: g.role for g in grants}
+            calls = [self.api.list_backups(sid, backup_type) for sid in roles]
+            per_server = await self._api(actor, Action.LIST, asyncio.gather(*calls))
+            backups = [b for chunk in per_server for b in chunk]
+        backups.sort(key=lambda b: (b.created_at, b.id), reverse=True)
+        await self._db(self.store.learn_servers, ((b.server.id, b.server.name) for b in backups))
+        await self._audit(actor, Action.LIST, "done", server_id=server_id, detail=f"{len(backups)} backups")
+        return Listing(backups, server_id, backup_type, admin, roles)
+
+    async def servers(self, actor: Actor) -> list[ServerAccess]:
+        if await self.is_admin(actor):
+            backups = await self._api(actor, Action.SERVERS, self.api.list_backups())
+            await self._db(self.store.learn_servers, ((b.server.id, b.server.name) for b in backups))
+            names = await self._db(self.store.server_names)
+            access = [ServerAccess(sid, name, "admin") for sid, name in sorted(names.items())]
+        else:
+            names = await self._db(self.store.server_names)
+            grants = await self._db(self.store.grants, actor.user_id)
+            access = [ServerAccess(g.server_id, names.get(g.server_id), g.role.label) for g in grants]
+        await self._audit(actor, Action.SERVERS, "done", detail=f"{len(access)} servers")
+        return access
+
+    async def audit_log(self, actor: Actor, limit: int = 20) -> list[AuditEntry]:
+        await self._authorize(actor, Action.AUDIT, None)
+        entries = await self._db(self.store.audit_entries, limit)
+        await self._audit(actor, Action.AUDIT, "done", detail=f"last {limit}")
+        return entries
+
+    # --- creating ---------------------------------------------------------
+
+    async def create_backup(
+        self, actor: Actor, server_id: int, description: str = "", *, follow: FollowTarget | None = None
+    ) -> Backup:
+        await self._authorize(actor, Action.CREATE, server_id)
+        backup = await self._api(
+            actor,
+            Action.CREATE,
+            self.api.create_backup(server_id, description or None),
+            server_id=server_id,
+            detail=description,
+        )
+        await self._db(self.store.learn_servers, [(backup.server.id, backup.server.name)])
+        if follow is not None and backup.is_running:
+            await self._db(
+                self.store.follow,
+                backup_id=backup.id,
+                server_id=backup.server.id,
+                requested_by=actor.user_id,
+                channel_id=follow.channel_id,
+                response_url=follow.response_url,
+                description=backup.description,
+            )
+        await self._audit(actor, Action.CREATE, "done", server_id=server_id, backup_id=backup.id, detail=description)
+        return backup
+
+    # --- deleting and restoring --------------------------------------------
+
+    async def _find(self, actor: Actor, action: Action, backup_id: int, *, gone: bool = False) -> Backup:
+        try:
+            return await self._api(actor, action, self.api.find_backup(backup_id), backup_id=backup_id)
+        except NotFound:
+            raise BackupNotFound(backup_id, gone=gone) from None
+
+    async def request_delete(self, actor: Actor, backup_id: int) -> Confirmation:
+        backup = await self._find(actor, Action.DELETE, backup_id)
+        await self._authorize(actor, Action.DELETE, backup.server.id, backup_id=backup_id)
+        return await self._confirmation(Action.DELETE, backup, backup.server.id, backup.server.name, actor)
+
+    async def request_restore(self, actor: Actor, backup_id: int, target_server_id: int | None = None) -> Confirmation:
+        backup = await self._find(actor, Action.RESTORE, backup_id)
+        target = backup.server.id if target_server_id is None else target_server_id
+        await self._authorize(actor, Action.RESTORE, backup.server.id, backup_id=backup_id)
+        if target != backup.server.id:
+            await self._authorize(actor, Action.RESTORE, target, backup_id=backup_id)
+        if not backup.is_restorable:
+            await self._audit(
+                actor,
+                Action.RESTORE,
+                "failed",
+                server_id=target,
+                backup_id=backup_id,
+                detail=f"backup is {backup.status}",
+            )
+            raise NotRestorable(backup)
+        names = await self._db(self.store.server_names)
+        target_name = backup.server.name if target == backup.server.id else names.get(target, str(target))
+        return await self._confirmation(Action.RESTORE, backup, target, target_name, actor)
+
+    async def _confirmation(
+        self, action: Action, backup: Backup, target_id: int, target_name: str, actor: Actor
+    ) -> Confirmation:
+        await self._db(self.store.learn_servers, [(backup.server.id, backup.server.name)])
+        return await self._db(
+            self.store.create_confirmation,
+            action=action.value,
+            backup_id=backup.id,
+            server_id=backup.server.id,
+            server_name=backup.server.name,
+            target_server_id=target_id,
+            target_server_name=target_name,
+            backup_created_at=backup.created_at.isoformat(),
+            backup_type=backup.backup_type,
+            requested_by=actor.user_id,
+        )
+
+    async def pending_confirmation(self, token: str, action: Action) -> Confirmation:
+        """The confirmation behind a button, if it can still be acted on."""
+        conf = await self._db(self.store.confirmation, token)
+        if conf is None or conf.action != action.value or conf.state != "pending":
+            raise ConfirmationUnavailable(conf)
+        if conf.created_at + self.confirmation_ttl < self._clock():
+            await self._db(self.store.consume_confirmation, token, state="expired", used_by="")
+            raise ConfirmationUnavailable(await self._db(self.store.confirmation, token))
+        return conf
+
+    async def check_restore_text(self, token: str, typed: str) -> Confirmation:
+        """Does the typed text name the restore's target server? (No API call: fast enough for a modal ack.)"""
+        conf = await self.pending_confirmation(token, Action.RESTORE)
+        if typed.strip() not in (conf.target_server_name, str(conf.target_server_id)):
+            raise ConfirmationMismatch(conf, typed.strip())
+        return conf
+
+    async def authorize_confirmation(self, actor: Actor, token: str, action: Action) -> Confirmation:
+        """The pending confirmation, if `actor` may act on it now (on both servers, for a restore elsewhere)."""
+        conf = await self.pending_confirmation(token, action)
+        await self._authorize_on(actor, conf)
+        return conf
+
+    async def _authorize_on(self, actor: Actor, conf: Confirmation) -> None:
+        action = Action(conf.action)
+        await self._authorize(actor, action, conf.server_id, backup_id=conf.backup_id)
+        if conf.target_server_id != conf.server_id:
+            await self._authorize(actor, action, conf.target_server_id, backup_id=conf.backup_id)
+
+    async def confirm_delete(self, actor: Actor, token: str) -> Done:
+        conf = await self.authorize_confirmation(actor, token, Action.DELETE)
+        audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
+        await self._still_there(actor, Action.DELETE, conf)
+        await self._consume(conf, actor)
+        try:
+            await self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit)
+        except NotFound:
+            raise BackupNotFound(conf.backup_id, gone=True) from None
+        await self._audit(actor, Action.DELETE, "done", **audit)
+        return Done(conf)
+
+    async def confirm_restore(self, actor: Actor, token: str, typed: str) -> Done:
+        conf = await self.check_restore_text(token, typed)
+        audit = {"server_id": conf.target_server_id, "backup_id": conf.backup_id}
+        await self._authorize_on(actor, conf)
+        await self._still_there(actor, Action.RESTORE, conf)
+        await self._consume(conf, actor)
+        message = await self._api(
+            actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit
+        )
+        detail = f"from backup {conf.backup_id} of server {conf.server_id}"
+        await self._audit(actor, Action.RESTORE, "done", detail=detail, **audit)
+        return Done(conf, message)
+
+    async def cancel(self, actor: Actor, token: str) -> Confirmation:
+        conf = await self._db(self.store.confirmation, token)
+        if conf is None or conf.state != "pending":
+            raise ConfirmationUnavailable(conf)
+        action = Action(conf.action)
+        if actor.user_id != conf.requested_by:
+            await self._authorize_on(actor, conf)
+        await self._consume(conf, actor, state="cancelled")
+        await self._audit(actor, action, "cancelled", server_id=conf.target_server_id, backup_id=conf.backup_id)
+        return conf
+
+    async def _still_there(self, actor: Actor, action: Action, conf: Confirmation) -> None:
+        """Re-find the backup at the moment of confirmation; if it is gone, the confirmation is spent."""
+        try:
+            await self._find(actor, action, conf.backup_id, gone=True)
+        except BackupNotFound:
+            await self._db(self.store.consume_confirmation, conf.id, state="gone", used_by=actor.user_id)
+            await self._audit(
+                actor,
+                action,
+                "failed",
+                server_id=conf.server_id,
+                backup_id=conf.backup_id,
+                detail="the backup no longer exists",
+            )
+            raise
+
+    async def _consume(self, conf: Confirmation, actor: Actor, state: str = "used") -> None:
+        if not await self._db(self.store.consume_confirmation, conf.id, state=state, used_by=actor.user_id):
+            raise ConfirmationUnavailable(await self._db(self.store.confirmation, conf.id))
+
+    # --- permissions --------------------------------------------------------
+
+    async def grant(self, actor: Actor, user_id: str, server_id: int, role: Role) -> None:
+        await self._authorize(actor, Action.GRANT, None)
+        await self._db(self.store.grant, user_id, server_id, role, actor.user_id)
+        await self._audit(actor, Action.GRANT, "done", server_id=server_id, detail=f"{user_id} is {role.label}")
+
+    async def revoke(self, actor: Actor, user_id: str, server_id: int) -> bool:
+        await self._authorize(actor, Action.REVOKE, None)
+        removed = await self._db(self.store.revoke, user_id, server_id)
+        detail = f"{user_id} {'lost their role' if removed else 'had no role'}"
+        await self._audit(actor, Action.REVOKE, "done", server_id=server_id, detail=detail)
+        return removed
+
+
+def _needed(action: Action) -> str:
+    role = REQUIRED_ROLE.get(action)
+    return role.label if role else "admin"

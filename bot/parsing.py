@@ -1,0 +1,195 @@
+"""Parsing `/backup …` text and its arguments into a typed command. Pure: no I/O.
+
+Slack HTML-escapes `&`, `<`, `>` in command text and sends mentions as
+`<@U123|name>`; `parse_command` takes that text as it arrives and unescapes
+what the user typed (a description) so it reaches the API as written.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from bot.policy import Role
+
+USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+BARE_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+MAX_DESCRIPTION = 255
+MAX_AUDIT = 50
+
+USAGE = {
+    "help": "/backup help",
+    "list": "/backup list [SERVER] [manual|automatic]",
+    "create": "/backup create SERVER [description…]",
+    "delete": "/backup delete BACKUP",
+    "restore": "/backup restore BACKUP [SERVER]",
+    "servers": "/backup servers",
+    "grant": "/backup grant USER SERVER [viewer|operator|owner]",
+    "revoke": "/backup revoke USER SERVER",
+    "audit": f"/backup audit [N]   (N from 1 to {MAX_AUDIT}, default 20)",
+}
+EXAMPLES = {
+    "list": "/backup list 12345 manual",
+    "create": "/backup create 12345 Before the 2.4 deploy",
+    "delete": "/backup delete 5003",
+    "restore": "/backup restore 5003",
+    "grant": "/backup grant @alice 12345 operator",
+    "revoke": "/backup revoke @alice 12345",
+    "audit": "/backup audit 10",
+}
+
+
+class UsageError(ValueError):
+    """Bad input: says what was wrong and, in `usage`, what to type instead."""
+
+    def __init__(self, problem: str, subcommand: str | None = None):
+        super().__init__(problem)
+        self.problem = problem
+        self.subcommand = subcommand
+
+    @property
+    def usage(self) -> str | None:
+        return USAGE.get(self.subcommand or "")
+
+    @property
+    def example(self) -> str | None:
+        return EXAMPLES.get(self.subcommand or "")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    server_id: int | None = None
+    backup_id: int | None = None
+    backup_type: str | None = None
+    description: str = ""
+    user_id: str | None = None
+    role: Role | None = None
+    limit: int = 20
+
+
+def parse_user(token: str, subcommand: str | None = None) -> str:
+    """A Slack user as `<@U123|name>` (how Slack escapes a mention) or a bare `U123`."""
+    token = token.strip()
+    match = USER_MENTION.match(token)
+    if match:
+        return match.group(1)
+    if BARE_USER.match(token):
+        return token
+    if token.startswith("@"):
+        raise UsageError(
+            f"`{token}` reached the bot as plain text, not as a mention: pick the person from Slack's "
+            "autocomplete, or give their member ID (U…)",
+            subcommand,
+        )
+    raise UsageError(f"`{token}` is not a Slack user: mention them (@name) or give their member ID (U…)", subcommand)
+
+
+def parse_id(token: str, what: str, subcommand: str | None = None) -> int:
+    if token.isdigit() and int(token) > 0 and len(token) < 19:
+        return int(token)
+    raise UsageError(f"`{token}` is not a {what} ID: {what} IDs are whole numbers, like 12345", subcommand)
+
+
+def parse_command(text: str) -> Command:
+    """Turn the text after `/backup` (as Slack sends it) into a Command, or raise UsageError."""
+    words = text.split()
+    if not words or words[0].lower() in ("help", "-h", "--help", "?"):
+        return Command("help")
+    name, args = words[0].lower(), words[1:]
+    parser = _PARSERS.get(name)
+    if parser is None:
+        raise UsageError(f"`{html.unescape(words[0])}` is not a /backup command", "help")
+    return parser(args, text)
+
+
+def _expect(args: list[str], low: int, high: int, name: str) -> None:
+    if len(args) < low:
+        raise UsageError("something is missing", name)
+    if len(args) > high:
+        extra = " ".join(html.unescape(a) for a in args[high:])
+        raise UsageError(f"unexpected `{extra}`", name)
+
+
+def _list(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 2, "list")
+    server_id, backup_type = None, None
+    for arg in args:
+        if arg.lower() in ("manual", "automatic"):
+            if backup_type:
+                raise UsageError("give the type once: manual or automatic", "list")
+            backup_type = arg.lower()
+        elif server_id is None:
+            server_id = parse_id(arg, "server", "list")
+        else:
+            raise UsageError(f"`{arg}` is neither a type (manual, automatic) nor a second server", "list")
+    return Command("list", server_id=server_id, backup_type=backup_type)
+
+
+def _create(args: list[str], text: str) -> Command:
+    _expect(args, 1, 10_000, "create")
+    server_id = parse_id(args[0], "server", "create")
+    rest = text.split(None, 2)
+    description = html.unescape(rest[2].strip()) if len(rest) > 2 else ""
+    if len(description) > MAX_DESCRIPTION:
+        raise UsageError(
+            f"the description is {len(description)} characters; the API takes at most {MAX_DESCRIPTION}",
+            "create",
+        )
+    return Command("create", server_id=server_id, description=description)
+
+
+def _delete(args: list[str], _text: str) -> Command:
+    _expect(args, 1, 1, "delete")
+    return Command("delete", backup_id=parse_id(args[0], "backup", "delete"))
+
+
+def _restore(args: list[str], _text: str) -> Command:
+    _expect(args, 1, 2, "restore")
+    backup_id = parse_id(args[0], "backup", "restore")
+    server_id = parse_id(args[1], "server", "restore") if len(args) > 1 else None
+    return Command("restore", backup_id=backup_id, server_id=server_id)
+
+
+def _servers(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 0, "servers")
+    return Command("servers")
+
+
+def _grant(args: list[str], _text: str) -> Command:
+    _expect(args, 2, 3, "grant")
+    user_id = parse_user(args[0], "grant")
+    server_id = parse_id(args[1], "server", "grant")
+    try:
+        role = Role.parse(args[2]) if len(args) > 2 else Role.OPERATOR
+    except ValueError as exc:
+        raise UsageError(str(exc), "grant") from None
+    return Command("grant", user_id=user_id, server_id=server_id, role=role)
+
+
+def _revoke(args: list[str], _text: str) -> Command:
+    _expect(args, 2, 2, "revoke")
+    return Command("revoke", user_id=parse_user(args[0], "revoke"), server_id=parse_id(args[1], "server", "revoke"))
+
+
+def _audit(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 1, "audit")
+    if not args:
+        return Command("audit")
+    if not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_AUDIT:
+        raise UsageError(f"`{args[0]}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
+    return Command("audit", limit=int(args[0]))
+
+
+_PARSERS = {
+    "list": _list,
+    "ls": _list,
+    "create": _create,
+    "delete": _delete,
+    "restore": _restore,
+    "servers": _servers,
+    "grant": _grant,
+    "revoke": _revoke,
+    "audit": _audit,
+}

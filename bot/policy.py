@@ -1,0 +1,63 @@
+"""Who may do what: a pure policy, with no I/O.
+
+Roles are per server and ordered: viewer (list) < operator (+ create) <
+owner (+ delete, restore). Admins may do everything on every server; only
+admins manage grants and read the audit log. `help` and `servers` are for anyone.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+
+class Role(IntEnum):
+    VIEWER = 1
+    OPERATOR = 2
+    OWNER = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {text!r}: use viewer, operator or owner") from None
+
+
+class Action(Enum):
+    HELP = "help"
+    SERVERS = "servers"
+    LIST = "list"
+    CREATE = "create"
+    DELETE = "delete"
+    RESTORE = "restore"
+    GRANT = "grant"
+    REVOKE = "revoke"
+    AUDIT = "audit"
+
+
+REQUIRED_ROLE: dict[Action, Role] = {
+    Action.LIST: Role.VIEWER,
+    Action.CREATE: Role.OPERATOR,
+    Action.DELETE: Role.OWNER,
+    Action.RESTORE: Role.OWNER,
+}
+FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS})
+ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT})
+
+
+def is_allowed(action: Action, *, is_admin: bool, role: Role | None) -> bool:
+    """May a person with this standing on a server do `action` there?"""
+    if action in FOR_ANYONE or is_admin:
+        return True
+    if action in ADMIN_ONLY:
+        return False
+    return role is not None and role >= REQUIRED_ROLE[action]
+
+
+def backup_actions(*, is_admin: bool, role: Role | None) -> list[Action]:
+    """The per-backup actions (restore, delete) to offer as buttons."""
+    return [a for a in (Action.RESTORE, Action.DELETE) if is_allowed(a, is_admin=is_admin, role=role)]

@@ -1,0 +1,209 @@
+"""Fixtures: a store on a real file, the API simulator, and the whole bot live on loopback.
+
+`stack` runs, on a background event loop: the loopback Slack server, and the
+real ASGI app under uvicorn, wired to the simulator through its httpx
+transport and to a fresh SQLite file. Tests talk to it as Slack would, with
+signed HTTP requests, and read what the bot sent from the loopback recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+
+from bot.config import Settings
+from bot.fake_api import BackupSimulator, SimulatorTransport
+from bot.runtime import Runtime, build_runtime
+from bot.server import BotAsgi
+from bot.slack_loopback import (
+    LoopbackSlack,
+    block_actions_payload,
+    sign,
+    slash_command_body,
+    view_submission_payload,
+)
+from bot.store import Store
+
+SECRET = "test-signing-secret"
+ADMIN = "UADMIN01"
+CHANNEL = "COPS0001"
+NOTIFY = "CNOTIFY01"
+
+
+class LiveStack:
+    def __init__(
+        self,
+        db_path: Path,
+        sim: BackupSimulator,
+        *,
+        notify_channel: str | None = NOTIFY,
+        poll_seconds: float = 3600.0,
+        api_options: dict | None = None,
+    ):
+        self.sim = sim
+        self.db_path = db_path
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.slack: LoopbackSlack = self.run(LoopbackSlack().start())
+        self.settings = Settings(
+            slack_bot_token="xoxb-test-token",
+            slack_signing_secret=SECRET,
+            slack_api_url=self.slack.api_url,
+            vps_api_url="http://vps.simulator/api/v1",
+            vps_api_token="vps-test-token",
+            db_path=str(db_path),
+            admins=frozenset({ADMIN}),
+            notify_channel=notify_channel,
+            poll_seconds=poll_seconds,
+        )
+        options = {"backoff_seconds": 0.0, "timeout": 2.0, **(api_options or {})}
+        self.runtime: Runtime = build_runtime(self.settings, api_transport=SimulatorTransport(sim), api_options=options)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(BotAsgi(self.runtime), lifespan="on", log_level="warning"))
+        self.serving = asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self.loop)
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        for _ in range(500):
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            threading.Event().wait(0.01)
+        raise RuntimeError("the bot did not start")
+
+    def run(self, coro, timeout: float = 15):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def recorder(self):
+        return self.slack.recorder
+
+    def post(
+        self,
+        body: bytes,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
+        timestamp: int | None = None,
+        secret: str = SECRET,
+    ) -> httpx.Response:
+        headers = {"Content-Type": content_type, **sign(secret, body, timestamp)}
+        return self.http.post("/slack/events", content=body, headers=headers)
+
+    def command(self, text: str, user: str = ADMIN, channel: str = CHANNEL) -> tuple[httpx.Response, str]:
+        """Send `/backup text`; returns the ack response and the response_url key for its reply."""
+        url = self.slack.response_url()
+        form = slash_command_body(text, user_id=user, channel_id=channel, response_url=url)
+        return self.post(urlencode(form).encode()), url.rsplit("/", 1)[1]
+
+    def reply(self, key: str, count: int = 1, timeout: float = 10) -> dict:
+        """The `count`-th post to a response_url, once it has come."""
+        return self.recorder.wait_for(
+            lambda _r: len(self.recorder.responses(key)) >= count and self.recorder.responses(key)[count - 1],
+            timeout,
+        )
+
+    def ask(self, text: str, user: str = ADMIN, channel: str = CHANNEL) -> tuple[dict, str]:
+        """A command whose answer comes through response_url: returns (reply, key)."""
+        response, key = self.command(text, user, channel)
+        assert response.status_code == 200, response.text
+        return self.reply(key), key
+
+    def press(
+        self,
+        button: dict,
+        *,
+        user: str = ADMIN,
+        block_id: str = "b",
+        channel: str = CHANNEL,
+        response_key: str | None = None,
+    ) -> tuple[httpx.Response, str]:
+        url = self.slack.response_url(response_key)
+        payload = block_actions_payload(
+            user_id=user, channel_id=channel, response_url=url, action=button, block_id=block_id
+        )
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return self.post(body), url.rsplit("/", 1)[1]
+
+    def submit(self, view: dict, typed: str, *, user: str = ADMIN) -> httpx.Response:
+        from bot.blocks import RESTORE_INPUT_ACTION, RESTORE_INPUT_BLOCK
+
+        payload = view_submission_payload(
+            user_id=user, view=view, values={RESTORE_INPUT_BLOCK: {RESTORE_INPUT_ACTION: typed}}
+        )
+        return self.post(urlencode({"payload": json.dumps(payload)}).encode())
+
+    def grant(self, user: str, server: int, role: str) -> None:
+        with_store = Store(str(self.db_path))
+        from bot.policy import Role
+
+        with_store.grant(user, server, Role.parse(role), "test")
+        with_store.close()
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        try:
+            self.serving.result(15)
+        finally:
+            self.run(self.slack.stop())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+@pytest.fixture
+def sim() -> BackupSimulator:
+    return BackupSimulator(completion_seconds=3600)
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = Store(str(tmp_path / "store.db"))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def stack(tmp_path, sim):
+    live = LiveStack(tmp_path / "bot.db", sim)
+    yield live
+    live.close()
+
+
+def buttons(message: dict) -> list[dict]:
+    """Every button in a message, each with its block_id under '_block'."""
+    found = []
+    for block in message.get("blocks", []):
+        for element in block.get("elements", []):
+            if element.get("type") == "button":
+                found.append({**element, "_block": block.get("block_id", "")})
+        accessory = block.get("accessory")
+        if accessory and accessory.get("type") == "button":
+            found.append({**accessory, "_block": block.get("block_id", "")})
+    return found
+
+
+def button(message: dict, action_id: str, value: str | None = None) -> dict:
+    for b in buttons(message):
+        if b["action_id"] == action_id and (value is None or b["value"] == value):
+            return b
+    raise AssertionError(f"no {action_id} button (value {value}) in {json.dumps(message)[:500]}")
+
+
+def text_of(message: dict) -> str:
+    from bot.blocks import flatten_text
+
+    return flatten_text(message.get("blocks", [])) or message.get("text", "")
