@@ -247,10 +247,10 @@ def cmd_socket(_args, settings: Settings) -> int:
 
 
 def cmd_console(args, settings: Settings) -> int:
-    from bot.console import run_console
-
     if not args.demo:
         settings.require("vps_api_token")
+    from bot.console import run_console
+
     return run_console(settings, demo=args.demo, user_id=args.user)
 
 

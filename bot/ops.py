@@ -231,7 +231,6 @@ class Operations:
             Action.CREATE,
             self.api.create_backup(server_id, description or None),
             server_id=server_id,
-            detail=description,
         )
         await self._db(self.store.learn_servers, [(backup.server.id, backup.server.name)])
         if follow is not None and backup.is_running:
@@ -367,7 +366,8 @@ class Operations:
         try:
             await self._find(actor, action, conf.backup_id, gone=True)
         except BackupNotFound:
-            await self._db(self.store.consume_confirmation, conf.id, state="gone", used_by=actor.user_id)
+            if not await self._db(self.store.consume_confirmation, conf.id, state="gone", used_by=actor.user_id):
+                raise ConfirmationUnavailable(await self._db(self.store.confirmation, conf.id)) from None
             await self._audit(
                 actor,
                 action,

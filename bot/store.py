@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -370,11 +370,3 @@ class Store:
                 [state, used_by, _iso(self._clock()), token],
             )
             return cursor.rowcount == 1
-
-    def expire_confirmations(self, older_than: timedelta) -> int:
-        cutoff = _iso(self._clock() - older_than)
-        with self._lock:
-            return self.db.execute(
-                "UPDATE confirmations SET state = 'expired' WHERE state = 'pending' AND created_at < ?",
-                [cutoff],
-            ).rowcount

@@ -1,0 +1,125 @@
+"""The command line as a person runs it: the installed `vps-backup-bot` script, in a subprocess."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+EXE = shutil.which("vps-backup-bot")
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))}
+
+
+def run(*args, tmp_path, env=None, timeout=30):
+    command = [EXE] if EXE else [sys.executable, "-m", "bot"]
+    full_env = {**CLEAN_ENV, "BACKUPBOT_DB": str(tmp_path / "cli.db"), **(env or {})}
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=timeout
+    )
+
+
+def test_grant_grants_revoke_and_audit(tmp_path):
+    assert run("grant", "U0ALICE", "12345", "--role", "owner", tmp_path=tmp_path).stdout.strip() == (
+        "U0ALICE is now owner on server 12345"
+    )
+    assert run("grant", "<@U0BOB|bob>", "12346", tmp_path=tmp_path).returncode == 0
+    listed = run("grants", tmp_path=tmp_path).stdout
+    assert "U0ALICE" in listed and "owner" in listed and "U0BOB" in listed and "operator" in listed
+    only_bob = run("grants", "U0BOB", tmp_path=tmp_path).stdout
+    assert "U0ALICE" not in only_bob
+    assert "no longer has a role" in run("revoke", "U0ALICE", "12345", tmp_path=tmp_path).stdout
+    audit = run("audit", "--json", "--limit", "2", tmp_path=tmp_path)
+    entries = json.loads(audit.stdout)
+    assert [e["action"] for e in entries] == ["revoke", "grant"]
+    assert all(e["source"] == "cli" and e["outcome"] == "done" for e in entries)
+    assert "revoke" in run("audit", tmp_path=tmp_path).stdout
+
+
+def test_admins_in_the_store(tmp_path):
+    assert run("admin", "add", "U0CAROL", tmp_path=tmp_path).returncode == 0
+    listed = run("admin", "list", tmp_path=tmp_path, env={"BACKUPBOT_ADMINS": "U0ENV"}).stdout
+    assert "U0ENV" in listed and "U0CAROL" in listed
+    assert run("admin", "add", tmp_path=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["grant", "U0ALICE", "web-01"], "not a server ID"),
+        (["grant", "U0ALICE", "12345", "--role", "king"], "unknown role 'king'"),
+        (["grant", "alice", "12345"], "not a Slack user"),
+        (["audit", "--limit", "-3"], "not a whole number"),
+        (["fake-api", "--port", "http"], "not a port number"),
+        (["launch"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path, args, message):
+    result = run(*args, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "missing"),
+    [
+        (["serve"], {}, "SLACK_BOT_TOKEN"),
+        (["serve"], {"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+        (["serve"], {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, "VPS_API_TOKEN"),
+        (["socket"], {"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN"),
+        (["console"], {}, "VPS_API_TOKEN"),
+    ],
+)
+def test_missing_setting_stops_at_once_naming_it(tmp_path, args, env, missing):
+    result = run(*args, tmp_path=tmp_path, env=env, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"vps-backup-bot: missing required setting {missing}"]
+
+
+def test_dotenv_file_in_the_working_directory_is_read(tmp_path):
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-from-file\n")
+    result = run("serve", tmp_path=tmp_path)
+    assert "SLACK_SIGNING_SECRET" in result.stderr, "the token came from .env, so the next setting is missing"
+
+
+@pytest.mark.parametrize("command", ["serve", "socket", "console", "fake-api", "grant", "revoke", "grants", "audit"])
+def test_every_command_has_help(tmp_path, command):
+    result = run(command, "--help", tmp_path=tmp_path)
+    assert result.returncode == 0 and "usage: vps-backup-bot" in result.stdout
+
+
+def test_fake_api_serves_with_a_token(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [EXE] if EXE else [sys.executable, "-m", "bot"]
+    proc = subprocess.Popen(
+        [*command, "fake-api", "--port", str(port), "--token", "t0k"],
+        env=CLEAN_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert httpx.get(f"{base}/backups/", headers={"Authorization": "Bearer other"}).status_code == 401
+        answer = httpx.get(f"{base}/backups/", headers={"Authorization": "Bearer t0k"})
+        assert answer.status_code == 200 and answer.json()["count"] > 20
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,81 @@
+import pytest
+
+from bot.parsing import Command, UsageError, parse_command, parse_user
+from bot.policy import Role
+
+
+@pytest.mark.parametrize("text", ["", "   ", "help", "HELP", "?"])
+def test_help(text):
+    assert parse_command(text) == Command("help")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("list", Command("list")),
+        ("list 12345", Command("list", server_id=12345)),
+        ("list manual", Command("list", backup_type="manual")),
+        ("list 12345 automatic", Command("list", server_id=12345, backup_type="automatic")),
+        ("list Automatic 12345", Command("list", server_id=12345, backup_type="automatic")),
+        ("create 12345", Command("create", server_id=12345)),
+        ("delete 5003", Command("delete", backup_id=5003)),
+        ("restore 5003", Command("restore", backup_id=5003)),
+        ("restore 5003 12346", Command("restore", backup_id=5003, server_id=12346)),
+        ("servers", Command("servers")),
+        ("grant <@U0ALICE|alice> 12345", Command("grant", user_id="U0ALICE", server_id=12345, role=Role.OPERATOR)),
+        ("grant U0ALICE 12345 owner", Command("grant", user_id="U0ALICE", server_id=12345, role=Role.OWNER)),
+        ("revoke <@W0BOB> 12345", Command("revoke", user_id="W0BOB", server_id=12345)),
+        ("audit", Command("audit", limit=20)),
+        ("audit 5", Command("audit", limit=5)),
+    ],
+)
+def test_commands(text, expected):
+    assert parse_command(text) == expected
+
+
+def test_description_is_unescaped_as_typed():
+    cmd = parse_command("create 12345  Before &lt;deploy&gt; &amp; &lt;!channel&gt;  ")
+    assert cmd.description == "Before <deploy> & <!channel>"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "subcommand"),
+    [
+        ("frobnicate", "not a /backup command", "help"),
+        ("list abc", "not a server ID", "list"),
+        ("list 1 2", "neither a type", "list"),
+        ("list manual automatic", "give the type once", "list"),
+        ("create", "missing", "create"),
+        ("create web-01", "not a server ID", "create"),
+        ("delete", "missing", "delete"),
+        ("delete 5003 5004", "unexpected `5004`", "delete"),
+        ("delete -1", "not a backup ID", "delete"),
+        ("restore x", "not a backup ID", "restore"),
+        ("grant @alice 12345", "not as a mention", "grant"),
+        ("grant alice 12345", "not a Slack user", "grant"),
+        ("grant U0ALICE 12345 boss", "unknown role", "grant"),
+        ("revoke U0ALICE", "missing", "revoke"),
+        ("audit 0", "from 1 to 50", "audit"),
+        ("audit many", "from 1 to 50", "audit"),
+        ("servers please", "unexpected", "servers"),
+    ],
+)
+def test_bad_input_says_what_was_wrong_and_what_to_type(text, problem, subcommand):
+    with pytest.raises(UsageError) as caught:
+        parse_command(text)
+    assert problem in caught.value.problem
+    assert caught.value.subcommand == subcommand
+    assert caught.value.usage and caught.value.usage.startswith("/backup")
+
+
+def test_overlong_description_is_refused():
+    with pytest.raises(UsageError, match="at most 255"):
+        parse_command("create 1 " + "x" * 256)
+
+
+def test_parse_user_forms():
+    assert parse_user("<@U123ABC|alice>") == "U123ABC"
+    assert parse_user("<@U123ABC>") == "U123ABC"
+    assert parse_user("U123ABC") == "U123ABC"
+    with pytest.raises(UsageError):
+        parse_user("<!channel>")
