@@ -2,6 +2,7 @@
 
 import sqlite3
 import threading
+
 import pytest
 
 from bot.policy import Role
