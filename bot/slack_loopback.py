@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -243,11 +244,19 @@ class LoopbackSlack:
         return await asyncio.wait_for(future, timeout)
 
 
+MENTION = re.compile(r"&lt;([@#][UWC][A-Z0-9]+(?:\|[^&<>]*)?)&gt;")
+
+
+def escape_like_slack(typed: str) -> str:
+    """Command text as Slack sends it: `&`, `<`, `>` escaped, mentions kept as `<@U123|name>`."""
+    escaped = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MENTION.sub(r"<\1>", escaped)
+
+
 def slash_command_body(
     text: str, *, user_id: str, channel_id: str, response_url: str, command: str = "/backup"
 ) -> dict[str, str]:
-    """The form fields Slack posts for a slash command (text HTML-escaped as Slack does)."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """The form fields Slack posts for a slash command; `text` is as the person typed it."""
     return {
         "token": "legacy-verification-token",
         "team_id": TEAM,
@@ -257,7 +266,7 @@ def slash_command_body(
         "user_id": user_id,
         "user_name": user_id.lower(),
         "command": command,
-        "text": escaped,
+        "text": escape_like_slack(text),
         "api_app_id": "A0LOOPBACK",
         "is_enterprise_install": "false",
         "response_url": response_url,
