@@ -127,7 +127,7 @@ def test_restore_modal_checks_the_typed_name(roles):
 
 def test_restore_modal_is_not_opened_for_someone_without_rights(roles):
     confirmation, _ = roles.ask("restore 5023", user=OWNER)
-    response, key = roles.press(button(confirmation, OPEN_RESTORE), user=VIEWER)
+    _response, key = roles.press(button(confirmation, OPEN_RESTORE), user=VIEWER)
     assert text_of(roles.reply(key)).startswith(":no_entry:")
     assert roles.recorder.api("views.open") == []
 

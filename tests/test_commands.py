@@ -20,7 +20,7 @@ def roles(stack):
 
 def test_help_is_answered_in_the_ack(stack):
     for text in ("", "help"):
-        response, key = stack.command(text, user=NOBODY)
+        response, _key = stack.command(text, user=NOBODY)
         body = response.json()
         assert body["response_type"] == "ephemeral"
         assert "/backup list [SERVER] [manual|automatic]" in text_of(body)
