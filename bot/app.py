@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -59,7 +60,11 @@ class SlackNotifier:
     async def update_reply(self, response_url: str | None, message: dict) -> None:
         if not response_url:
             return
-        response = await AsyncWebhookClient(response_url).send(replace_original=True, **message)
+        try:
+            response = await AsyncWebhookClient(response_url).send(replace_original=True, **message)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("could not update an earlier reply: %s", type(exc).__name__)
+            return
         if response.status_code != 200:
             log.info("could not update an earlier reply (%s): it may have expired", response.status_code)
 

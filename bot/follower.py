@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -50,6 +50,7 @@ class Follower:
         give_up_after: timedelta = GIVE_UP_AFTER,
         max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
         clock: Callable[[], datetime] = _now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.api = api
         self.store = store
@@ -58,6 +59,7 @@ class Follower:
         self.give_up_after = give_up_after
         self.max_backoff_seconds = max(max_backoff_seconds, poll_seconds)
         self._clock = clock
+        self._sleep = sleep
         self._task: asyncio.Task | None = None
 
     async def poll_once(self) -> bool:
@@ -121,7 +123,7 @@ class Follower:
                 log.exception("a follow-up round failed")
                 healthy = False
             delay = self.poll_seconds if healthy else min(delay * 2, self.max_backoff_seconds)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
     def start(self) -> asyncio.Task:
         if self._task is None or self._task.done():

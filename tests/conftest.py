@@ -47,13 +47,15 @@ class LiveStack:
         notify_channel: str | None = NOTIFY,
         poll_seconds: float = 3600.0,
         api_options: dict | None = None,
+        slack: LoopbackSlack | None = None,
     ):
         self.sim = sim
         self.db_path = db_path
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.slack: LoopbackSlack = self.run(LoopbackSlack().start())
+        self.own_slack = slack is None
+        self.slack: LoopbackSlack = slack or self.run(LoopbackSlack().start())
         self.settings = Settings(
             slack_bot_token="xoxb-test-token",
             slack_signing_secret=SECRET,
@@ -159,7 +161,8 @@ class LiveStack:
         try:
             self.serving.result(15)
         finally:
-            self.run(self.slack.stop())
+            if self.own_slack:
+                self.run(self.slack.stop())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
 
