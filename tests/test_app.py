@@ -1,0 +1,92 @@
+"""The Bolt wiring: one place turns failures into replies; Slack stays at the edge."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from bot.app import Outcome, SlackNotifier, answer
+
+ROOT = Path(__file__).resolve().parent.parent / "bot"
+EDGE = {"app.py", "commands.py", "actions.py", "server.py", "console.py", "runtime.py"}
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in ROOT.glob("*.py") if p.name not in EDGE))
+def test_core_modules_never_import_bolt(path):
+    tree = ast.parse((ROOT / path).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(name.startswith("slack_bolt") for name in imported), f"{path} imports Bolt"
+
+
+class Sent(list):
+    async def __call__(self, message):
+        self.append(message)
+
+
+class QuietNotifier:
+    async def announce(self, where, message):
+        return None
+
+
+class Deps:
+    notifier = QuietNotifier()
+
+
+async def test_a_bug_still_gets_the_person_a_plain_reply(caplog):
+    sent = Sent()
+
+    async def broken():
+        raise RuntimeError("secret internals")
+
+    await answer(Deps(), broken, sent)
+    (message,) = sent
+    assert "Something went wrong inside the bot" in message["text"]
+    assert "secret internals" not in str(message) and "Traceback" not in str(message)
+    assert "Reference for the admins" in str(message)
+    assert "secret internals" in caplog.text, "the details go to the log"
+
+
+async def test_errors_can_go_elsewhere_than_results():
+    sent, errors = Sent(), Sent()
+
+    async def refused():
+        from bot.ops import BackupNotFound
+
+        raise BackupNotFound(5)
+
+    await answer(Deps(), refused, sent, send_error=errors)
+    assert sent == [] and "no backup *#5*" in errors[0]["text"]
+
+
+async def test_announcements_go_out_before_the_reply():
+    order = []
+
+    class Notifier:
+        async def announce(self, where, message):
+            order.append(("announce", where))
+            return None
+
+    class WithNotifier:
+        notifier = Notifier()
+
+    async def reply(message):
+        order.append(("reply", message["text"]))
+
+    async def work():
+        return Outcome({"text": "done", "blocks": []}, [{"text": "news", "blocks": []}])
+
+    await answer(WithNotifier(), work, reply, channel_id="C9")
+    assert order == [("announce", "C9"), ("reply", "done")]
+
+
+async def test_notifier_prefers_the_notify_channel():
+    calls = []
+
+    class Client:
+        async def chat_postMessage(self, **kwargs):
+            calls.append(kwargs["channel"])
+
+    await SlackNotifier(Client(), "CNOTIFY").announce("CHERE", {"text": "x", "blocks": []})
+    await SlackNotifier(Client(), None).announce("CHERE", {"text": "x", "blocks": []})
+    assert calls == ["CNOTIFY", "CHERE"]

@@ -1,0 +1,55 @@
+"""manifest.yml is checked by Slack's own JSON Schema, and against what the code uses."""
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = [ROOT.parent / "shared" / "slack-manifest-schema", ROOT / ".." / "shared" / "slack-manifest-schema"]
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def schema_for(manifest):
+    version = manifest.get("_metadata", {}).get("major_version", 1)
+    for folder in SCHEMAS:
+        path = folder / f"manifest.schema.{version}.0.0.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    pytest.fail("shared/slack-manifest-schema is missing beside the repository")
+
+
+def test_manifest_validates_against_slacks_schema(manifest):
+    jsonschema.validate(manifest, schema_for(manifest))
+
+
+def test_a_broken_manifest_is_caught(manifest):
+    broken = {**manifest, "features": {**manifest["features"], "slash_commands": [{"command": "backup"}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema_for(manifest))
+
+
+def test_the_command_and_interactivity(manifest):
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == "/backup" and command["should_escape"] is True
+    assert command["description"] and command["usage_hint"]
+    assert command["url"].endswith("/slack/events")
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["interactivity"]["request_url"] == command["url"]
+    assert "socket_mode_enabled" in manifest["settings"]
+
+
+def test_scopes_are_those_the_code_uses(manifest):
+    """commands for /backup; chat:write for announcements; chat:write.public to announce without joining."""
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == ["chat:write", "chat:write.public", "commands"]
+    edge = ("app.py", "commands.py", "actions.py", "server.py")
+    source = "\n".join((ROOT / "bot" / name).read_text() for name in edge)
+    web_calls = set(re.findall(r"client\.(\w+)\(", source))
+    assert web_calls <= {"chat_postMessage", "chat_postEphemeral", "views_open"}, web_calls
