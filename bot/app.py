@@ -104,17 +104,18 @@ async def answer(
     channel_id: str | None = None,
 ) -> None:
     """Run one use case and reply; a refusal or failure is always put into words for the person."""
+    report = send if send_error is None else send_error
     try:
         outcome = await work()
     except EXPECTED_ERRORS as exc:
-        await (send_error or send)(blocks.error_message(exc))
+        await report(blocks.error_message(exc))
         return
     except Exception as exc:
         ref = secrets.token_hex(3)
         log.exception("unexpected error (ref %s)", ref)
         message = blocks.error_message(exc)
         message["blocks"].append(blocks._context(f"Reference for the admins: `{ref}`"))
-        await (send_error or send)(message)
+        await report(message)
         return
     reply = outcome.reply
     for announcement in outcome.announcements:
