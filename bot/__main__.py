@@ -274,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        for noisy in ("httpx", "slack_bolt", "slack_sdk"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "console" and not args.verbose:
+        logging.getLogger().setLevel(logging.ERROR)
     try:
         settings = load_settings()
         return COMMANDS[args.command](args, settings)

@@ -444,7 +444,8 @@ def delete_confirmation_message(conf: Confirmation) -> Message:
 def restore_confirmation_message(conf: Confirmation) -> Message:
     target = server_words(conf.target_server_id, conf.target_server_name)
     text = (
-        f":warning: *Restore {target} from a backup?*\n{_confirmation_facts(conf)} will replace everything on "
+        f":warning: *Restore {escape(conf.target_server_name)} ({conf.target_server_id}) from a backup?*\n"
+        f"{_confirmation_facts(conf)} will replace everything on "
         f"{target}. Whatever was written there since is *lost*. This cannot be undone.\n"
         "Next, you will be asked to type the server's name."
     )

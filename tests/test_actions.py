@@ -135,7 +135,7 @@ def test_restore_modal_is_not_opened_for_someone_without_rights(roles):
 def test_restore_from_a_list_button(roles):
     listing, _ = roles.ask("list 12345 manual", user=OWNER)
     confirmation, _ = press_and_reply(roles, button(listing, RESTORE_REQUEST, "5022"))
-    assert "Restore *web-server-01* (12345) from a backup?" in text_of(confirmation)
+    assert "*Restore web-server-01 (12345) from a backup?*" in text_of(confirmation)
 
 
 @pytest.fixture
