@@ -11,7 +11,6 @@ import json
 import re
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks
 from bot.app import Deps, Outcome, answer
@@ -31,17 +30,19 @@ def _backup_id(action: dict) -> int:
 def register(app: AsyncApp, deps: Deps) -> None:
     ops = deps.ops
 
-    async def press(body: dict, respond, work, *, replace: bool) -> None:
+    async def press(body: dict, work, *, replace: bool) -> None:
+        response_url = body["response_url"]
+
         async def send(message: dict) -> None:
-            await respond(replace_original=replace, response_type="ephemeral", **message)
+            await deps.responses.send(response_url, message, replace_original=replace)
 
         async def send_error(message: dict) -> None:
-            await respond(replace_original=False, response_type="ephemeral", **message)
+            await deps.responses.send(response_url, message, replace_original=False)
 
         await answer(deps, work, send, send_error=send_error, channel_id=_channel(body))
 
     @app.action(blocks.DELETE_REQUEST)
-    async def delete_requested(ack, body, action, respond) -> None:
+    async def delete_requested(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
@@ -49,10 +50,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
             conf = await ops.request_delete(actor, _backup_id(action))
             return Outcome(blocks.delete_confirmation_message(conf))
 
-        await press(body, respond, work, replace=False)
+        await press(body, work, replace=False)
 
     @app.action(blocks.RESTORE_REQUEST)
-    async def restore_requested(ack, body, action, respond) -> None:
+    async def restore_requested(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
@@ -60,10 +61,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
             conf = await ops.request_restore(actor, _backup_id(action))
             return Outcome(blocks.restore_confirmation_message(conf))
 
-        await press(body, respond, work, replace=False)
+        await press(body, work, replace=False)
 
     @app.action(blocks.CONFIRM_DELETE)
-    async def delete_confirmed(ack, body, action, respond) -> None:
+    async def delete_confirmed(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
@@ -71,20 +72,20 @@ def register(app: AsyncApp, deps: Deps) -> None:
             done = await ops.confirm_delete(actor, action["value"])
             return Outcome(blocks.deleted_message(done), [blocks.announce_deleted(actor.user_id, done.confirmation)])
 
-        await press(body, respond, work, replace=True)
+        await press(body, work, replace=True)
 
     @app.action(blocks.CANCEL)
-    async def cancelled(ack, body, action, respond) -> None:
+    async def cancelled(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
             return Outcome(blocks.cancelled_message(await ops.cancel(actor, action["value"])))
 
-        await press(body, respond, work, replace=True)
+        await press(body, work, replace=True)
 
     @app.action(re.compile(r"^list_page_"))
-    async def list_page(ack, body, action, respond) -> None:
+    async def list_page(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
@@ -97,10 +98,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
             listing = await ops.list_backups(actor, state.get("s"), state.get("t"))
             return Outcome(blocks.listing_message(listing, deps.clock(), offset=offset))
 
-        await press(body, respond, work, replace=True)
+        await press(body, work, replace=True)
 
     @app.action(blocks.OPEN_RESTORE)
-    async def restore_modal_opened(ack, body, action, respond, client) -> None:
+    async def restore_modal_opened(ack, body, action, client) -> None:
         """Open the modal at once (its trigger_id lives 3 s); only a store check comes first."""
         await ack()
         actor = Actor(body["user"]["id"])
@@ -108,7 +109,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             conf = await ops.authorize_confirmation(actor, token, Action.RESTORE)
         except OpsError as exc:
-            await respond(replace_original=False, response_type="ephemeral", **blocks.error_message(exc))
+            await deps.responses.send(body["response_url"], blocks.error_message(exc), replace_original=False)
             return
         metadata = json.dumps({"c": token, "ch": _channel(body), "ru": body.get("response_url")})
         await client.views_open(trigger_id=body["trigger_id"], view=blocks.restore_modal(conf, metadata))
@@ -146,9 +147,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def send(message: dict, *, replace: bool = True) -> None:
             if response_url:
-                await AsyncWebhookClient(response_url).send(
-                    replace_original=replace, response_type="ephemeral", **message
-                )
+                await deps.responses.send(response_url, message, replace_original=replace)
             elif channel_id:
                 await client.chat_postEphemeral(channel=channel_id, user=actor.user_id, **message)
 

@@ -36,12 +36,42 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class ResponseUrls:
+    """Posts to response_urls over one pooled aiohttp session.
+
+    Bolt's `respond()` opens a new HTTP session for every post; under a burst of
+    commands that costs more CPU than the rest of the reply, so the bot keeps one.
+    """
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, response_url: str, message: dict, *, replace_original: bool | None = None) -> int:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        extra = {} if replace_original is None else {"replace_original": replace_original}
+        client = AsyncWebhookClient(response_url, session=self._session)
+        response = await client.send(response_type="ephemeral", **extra, **message)
+        return response.status_code
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class SlackNotifier:
     """Announcements to the team, and in-place updates of earlier replies."""
 
-    def __init__(self, client: AsyncWebClient, notify_channel: str | None, clock: Callable[[], datetime] = _now):
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        notify_channel: str | None,
+        responses: ResponseUrls,
+        clock: Callable[[], datetime] = _now,
+    ):
         self.client = client
         self.notify_channel = notify_channel
+        self.responses = responses
         self._clock = clock
 
     async def announce(self, where: str | None, message: dict) -> str | None:
@@ -61,12 +91,12 @@ class SlackNotifier:
         if not response_url:
             return
         try:
-            response = await AsyncWebhookClient(response_url).send(replace_original=True, **message)
+            status = await self.responses.send(response_url, message, replace_original=True)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("could not update an earlier reply: %s", type(exc).__name__)
             return
-        if response.status_code != 200:
-            log.info("could not update an earlier reply (%s): it may have expired", response.status_code)
+        if status != 200:
+            log.info("could not update an earlier reply (%s): it may have expired", status)
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
         await self.update_reply(followed.response_url, blocks.finished_message(backup, self._clock()))
@@ -89,6 +119,7 @@ class Outcome:
 class Deps:
     ops: Operations
     notifier: SlackNotifier
+    responses: ResponseUrls
     clock: Callable[[], datetime] = _now
 
 
@@ -142,7 +173,9 @@ def create_app(
         process_before_response=process_before_response,
         raise_error_for_unhandled_request=False,
     )
-    deps = Deps(ops=ops, notifier=SlackNotifier(client, settings.notify_channel, clock), clock=clock)
+    responses = ResponseUrls()
+    notifier = SlackNotifier(client, settings.notify_channel, responses, clock)
+    deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock)
     commands.register(app, deps)
     actions.register(app, deps)
 

@@ -48,7 +48,7 @@ async def run_command(deps: Deps, cmd: Command, actor: Actor, channel_id: str, r
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/backup")
-    async def backup_command(ack, command: dict, respond) -> None:
+    async def backup_command(ack, command: dict) -> None:
         try:
             cmd = parse_command(command.get("text") or "")
         except UsageError as exc:
@@ -60,11 +60,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         actor = Actor(command["user_id"])
         channel_id = command.get("channel_id")
+        response_url = command["response_url"]
 
         async def work() -> Outcome:
-            return await run_command(deps, cmd, actor, channel_id, command.get("response_url"))
+            return await run_command(deps, cmd, actor, channel_id, response_url)
 
         async def send(message: dict) -> None:
-            await respond(**ephemeral(message))
+            await deps.responses.send(response_url, message)
 
         await answer(deps, work, send, channel_id=channel_id)

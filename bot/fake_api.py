@@ -383,7 +383,7 @@ async def start_simulator_server(sim: BackupSimulator, host: str = "127.0.0.1", 
     """Start the HTTP simulator on the running loop; returns (runner, base_url)."""
     from aiohttp import web
 
-    runner = web.AppRunner(create_web_app(sim), access_log=None)
+    runner = web.AppRunner(create_web_app(sim), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

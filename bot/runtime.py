@@ -42,6 +42,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.follower.stop()
+        await self.deps.responses.aclose()
         await self.api.aclose()
         self.store.close()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Outcome, SlackNotifier, answer
+from bot.app import Outcome, ResponseUrls, SlackNotifier, answer
 
 ROOT = Path(__file__).resolve().parent.parent / "bot"
 EDGE = {"app.py", "commands.py", "actions.py", "server.py", "console.py", "runtime.py"}
@@ -87,6 +87,6 @@ async def test_notifier_prefers_the_notify_channel():
         async def chat_postMessage(self, **kwargs):
             calls.append(kwargs["channel"])
 
-    await SlackNotifier(Client(), "CNOTIFY").announce("CHERE", {"text": "x", "blocks": []})
-    await SlackNotifier(Client(), None).announce("CHERE", {"text": "x", "blocks": []})
+    await SlackNotifier(Client(), "CNOTIFY", ResponseUrls()).announce("CHERE", {"text": "x", "blocks": []})
+    await SlackNotifier(Client(), None, ResponseUrls()).announce("CHERE", {"text": "x", "blocks": []})
     assert calls == ["CNOTIFY", "CHERE"]
