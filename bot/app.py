@@ -106,6 +106,13 @@ class SlackNotifier:
         await self.update_reply(followed.response_url, blocks.ended_message(followed.backup_id, why))
         await self.announce(followed.channel_id, blocks.announce_ended(followed, why))
 
+    async def automatic_failed(self, backup: Backup) -> None:
+        """Only the notify channel hears of these: no one asked, so there is no other channel."""
+        if not self.notify_channel:
+            log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
+            return
+        await self.announce(None, blocks.announce_automatic_failed(backup, self._clock()))
+
 
 @dataclass
 class Outcome:

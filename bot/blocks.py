@@ -135,6 +135,11 @@ def server_words(server_id: int, name: str | None) -> str:
     return f"*{escape(name)}* ({server_id})" if name and name != str(server_id) else f"server *{server_id}*"
 
 
+def plain_server(server_id: int, name: str | None) -> str:
+    """A server's name and ID for inside a bold span, where mrkdwn cannot nest another."""
+    return f"{escape(name)} ({server_id})" if name and name != str(server_id) else f"server {server_id}"
+
+
 STATUS_ICON = {"completed": ":white_check_mark:", "in_progress": ":hourglass_flowing_sand:"}
 
 
@@ -444,7 +449,7 @@ def delete_confirmation_message(conf: Confirmation) -> Message:
 def restore_confirmation_message(conf: Confirmation) -> Message:
     target = server_words(conf.target_server_id, conf.target_server_name)
     text = (
-        f":warning: *Restore {escape(conf.target_server_name)} ({conf.target_server_id}) from a backup?*\n"
+        f":warning: *Restore {plain_server(conf.target_server_id, conf.target_server_name)} from a backup?*\n"
         f"{_confirmation_facts(conf)} will replace everything on "
         f"{target}. Whatever was written there since is *lost*. This cannot be undone.\n"
         "Next, you will be asked to type the server's name."
@@ -558,7 +563,8 @@ def announce_finished(followed: Followed, backup: Backup, manual_count: int | No
         text = f":white_check_mark: Backup *#{backup.id}* of {where} is complete ({size_words(backup.size_mb)}) — asked for by {who}."
     else:
         text = (
-            f":rotating_light: *Backup #{backup.id} of {where} FAILED* — it ended *{escape(backup.status)}* "
+            f":rotating_light: *Backup #{backup.id} of {plain_server(backup.server.id, backup.server.name)} FAILED* "
+            f"— it ended *{escape(backup.status)}* "
             f"and cannot be restored. Asked for by {who}; take another before any risky change."
         )
     if manual_count is not None and manual_count >= MANUAL_LIMIT - 1:
@@ -573,6 +579,14 @@ def quota_warning(where: str, manual_count: int) -> str:
             "be refused until one is deleted."
         )
     return f":warning: {where} now has *{manual_count} of {MANUAL_LIMIT}* manual backups: one more fits."
+
+
+def announce_automatic_failed(backup: Backup, now: datetime) -> Message:
+    return simple(
+        f":rotating_light: *Automatic backup #{backup.id} of {plain_server(backup.server.id, backup.server.name)} "
+        f"ended {escape(backup.status)}* ({ago(backup.created_at, now)}): it cannot be restored. "
+        f"The last good one is in `/backup list {backup.server.id}`; consider `/backup create {backup.server.id}`."
+    )
 
 
 def announce_ended(followed: Followed, why: str) -> Message:

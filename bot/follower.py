@@ -27,12 +27,16 @@ log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(hours=6)
 MAX_BACKOFF_SECONDS = 600.0
+WATCH_EVERY_ROUNDS = 10
+RECENT_FAILURE = timedelta(hours=24)
 
 
 class Notifier(Protocol):
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None: ...
 
     async def follow_ended(self, followed: Followed, why: str) -> None: ...
+
+    async def automatic_failed(self, backup: Backup) -> None: ...
 
 
 def _now() -> datetime:
@@ -116,14 +120,38 @@ class Follower:
 
     async def run(self) -> None:
         delay = self.poll_seconds
+        rounds = 0
         while True:
             try:
                 healthy = await self.poll_once()
+                if rounds % WATCH_EVERY_ROUNDS == 0:
+                    healthy = await self.watch_automatic() and healthy
             except Exception:
                 log.exception("a follow-up round failed")
                 healthy = False
+            rounds += 1
             delay = self.poll_seconds if healthy else min(delay * 2, self.max_backoff_seconds)
             await self._sleep(delay)
+
+    async def watch_automatic(self) -> bool:
+        """Report automatic backups that ended in anything but `completed`, once each.
+
+        One list call for every server. A failure older than a day is remembered
+        without a report, so a first start does not replay old history.
+        """
+        try:
+            backups = await self.api.list_backups(backup_type="automatic")
+        except BackupApiError as exc:
+            log.warning("could not check automatic backups: %s", exc)
+            return False
+        for backup in backups:
+            if backup.is_running or backup.is_restorable:
+                continue
+            if await asyncio.to_thread(self.store.notice, backup.id) and (
+                self._clock() - backup.created_at <= RECENT_FAILURE
+            ):
+                await self._report(self.notifier.automatic_failed(backup))
+        return True
 
     def start(self) -> asyncio.Task:
         if self._task is None or self._task.done():

@@ -23,7 +23,7 @@ import sqlite_utils
 
 from bot.policy import Role
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
 
@@ -174,6 +174,7 @@ class Store:
                 pk="id",
                 if_not_exists=True,
             )
+            db["noticed"].create({"backup_id": int, "noticed_at": str}, pk="backup_id", if_not_exists=True)
             db["audit"].create_index(["at"], if_not_exists=True)
             db["followed"].create_index(["state"], if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -341,6 +342,15 @@ class Store:
                 "UPDATE followed SET state = 'finished', final_status = ?, finished_at = ? "
                 "WHERE backup_id = ? AND state = 'following'",
                 [final_status, _iso(self._clock()), backup_id],
+            )
+            return cursor.rowcount == 1
+
+    def notice(self, backup_id: int) -> bool:
+        """Remember a backup the bot has reported on its own; True only the first time."""
+        with self._lock:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO noticed (backup_id, noticed_at) VALUES (?, ?)",
+                [backup_id, _iso(self._clock())],
             )
             return cursor.rowcount == 1
 

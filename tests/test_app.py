@@ -90,3 +90,21 @@ async def test_notifier_prefers_the_notify_channel():
     await SlackNotifier(Client(), "CNOTIFY", ResponseUrls()).announce("CHERE", {"text": "x", "blocks": []})
     await SlackNotifier(Client(), None, ResponseUrls()).announce("CHERE", {"text": "x", "blocks": []})
     assert calls == ["CNOTIFY", "CHERE"]
+
+
+async def test_failed_automatic_backups_go_only_to_the_notify_channel():
+    from datetime import UTC, datetime
+
+    from bot.backup_api import Backup, Server
+
+    calls = []
+
+    class Client:
+        async def chat_postMessage(self, **kwargs):
+            calls.append((kwargs["channel"], kwargs["text"]))
+
+    failed = Backup(7, Server(1, "web"), "automatic", "failed", None, datetime.now(UTC), None, "nightly")
+    await SlackNotifier(Client(), None, ResponseUrls()).automatic_failed(failed)
+    await SlackNotifier(Client(), "CNOTIFY", ResponseUrls()).automatic_failed(failed)
+    assert len(calls) == 1 and calls[0][0] == "CNOTIFY"
+    assert "*Automatic backup #7 of web (1) ended failed* (just now): it cannot be restored." in calls[0][1]

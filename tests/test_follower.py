@@ -24,13 +24,16 @@ class Reports:
     """Records what the follower reports (the Notifier protocol, at the edge)."""
 
     def __init__(self):
-        self.finished, self.ended = [], []
+        self.finished, self.ended, self.automatic = [], [], []
 
     async def backup_finished(self, followed, backup, manual_count):
         self.finished.append((followed.backup_id, backup.status, backup.size_mb, manual_count))
 
     async def follow_ended(self, followed, why):
         self.ended.append((followed.backup_id, why))
+
+    async def automatic_failed(self, backup):
+        self.automatic.append((backup.id, backup.status))
 
 
 @pytest.fixture
@@ -119,7 +122,7 @@ async def test_rounds_back_off_while_the_api_fails(world):
             raise asyncio.CancelledError
 
     follower = Follower(w.api, w.store, w.reports, poll_seconds=30, max_backoff_seconds=200, clock=w.clock, sleep=sleep)
-    w.sim.fail_next(4, 503)
+    w.sim.fail_next(5, 503)  # round 0 makes two calls: its followed backups, and the automatic watch
     with pytest.raises(asyncio.CancelledError):
         await follower.run()
     assert delays == [60, 120, 200, 200, 30, 30]
@@ -131,6 +134,20 @@ async def test_quota_news_counts_manual_backups(world):
     w.clock.now += timedelta(seconds=601)
     await w.follower.poll_once()
     assert w.reports.finished[0][3] == 9
+
+
+async def test_failed_automatic_backups_are_reported_once_and_only_recent_ones(world):
+    w = world
+    old = w.sim.add_backup(12345, backup_type="automatic", status="failed", age=timedelta(days=2))
+    recent = w.sim.add_backup(12346, backup_type="automatic", status="error", age=timedelta(hours=3))
+    before = w.sim.count("GET")
+    assert await w.follower.watch_automatic() is True
+    assert await w.follower.watch_automatic() is True
+    assert w.reports.automatic == [(recent, "error")]
+    assert old not in [b for b, _ in w.reports.automatic]
+    assert w.sim.count("GET") - before == 2, "one list call a watch, for every server"
+    w.sim.fail_next(1, 503)
+    assert await w.follower.watch_automatic() is False
 
 
 # --- live, through the whole bot ------------------------------------------------
@@ -166,7 +183,7 @@ def test_failed_backup_is_announced_loudly(quick):
     updated = quick.reply(key, 2)
     assert "ended *failed*: it is *not* usable" in text_of(updated)
     loud = quick.recorder.wait_for(lambda _r: [t for t in announcements(quick) if "FAILED" in t])
-    assert loud[0].startswith(":rotating_light: *Backup #5033 of *web-server-01* (12345) FAILED*")
+    assert loud[0].startswith(":rotating_light: *Backup #5033 of web-server-01 (12345) FAILED* — it ended *failed*")
 
 
 def test_restart_in_the_middle_still_announces_exactly_once(tmp_path):

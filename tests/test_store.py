@@ -108,6 +108,11 @@ def test_migration_leaves_existing_data(tmp_path):
     s.grant("U1", 1, Role.OWNER, "x")
     s.close()
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
     raw.close()
     assert Store(path).role_of("U1", 1) is Role.OWNER
+
+
+def test_notice_is_true_only_the_first_time(store):
+    assert store.notice(5001) is True
+    assert store.notice(5001) is False
