@@ -425,18 +425,11 @@ def _plain(text: str) -> str:
     return html.unescape(text)
 
 
-def run_console(
-    settings: Settings,
-    *,
-    demo: bool,
-    user_id: str,
-    stdin: TextIO = sys.stdin,
-    stdout: TextIO = sys.stdout,
-    simulator: BackupSimulator | None = None,
-) -> int:
-    console = Console(settings, demo=demo, user_id=user_id, stdin=stdin, stdout=stdout, simulator=simulator)
+def run_console(settings: Settings, **options) -> int:
+    """Run a console session; `options` are Console's (demo, user_id, stdin, stdout, simulator)."""
+    console = Console(settings, **options)
     try:
         return asyncio.run(console.main())
     except KeyboardInterrupt:
-        stdout.write("\n")
+        console.out.write("\n")
         return 130

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -33,6 +38,35 @@ from bot.slack_loopback import (
 from bot.store import Store
 
 SECRET = "test-signing-secret"
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))}
+
+
+def bot_command() -> list[str]:
+    """The installed `vps-backup-bot` script, as a person runs it."""
+    exe = shutil.which("vps-backup-bot")
+    return [exe] if exe else [sys.executable, "-m", "bot"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait for GET url/healthz to answer 200 while the process lives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, "the process exited before it was ready"
+        assert time.monotonic() < deadline, f"{url} did not start in {timeout} s"
+        time.sleep(0.05)
+
+
 ADMIN = "UADMIN01"
 CHANNEL = "COPS0001"
 NOTIFY = "CNOTIFY01"

@@ -1,21 +1,15 @@
 """The command line as a person runs it: the installed `vps-backup-bot` script, in a subprocess."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
-
-EXE = shutil.which("vps-backup-bot")
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))}
+from conftest import CLEAN_ENV, bot_command, free_port, wait_healthy
 
 
 def run(*args, tmp_path, env=None, timeout=30):
-    command = [EXE] if EXE else [sys.executable, "-m", "bot"]
+    command = bot_command()
     full_env = {**CLEAN_ENV, "BACKUPBOT_DB": str(tmp_path / "cli.db"), **(env or {})}
     return subprocess.run(
         [*command, *args], capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=timeout
@@ -92,31 +86,17 @@ def test_every_command_has_help(tmp_path, command):
     assert result.returncode == 0 and "usage: vps-backup-bot" in result.stdout
 
 
-def test_fake_api_serves_with_a_token(tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [EXE] if EXE else [sys.executable, "-m", "bot"]
+def test_fake_api_serves_with_a_token():
+    port = free_port()
     proc = subprocess.Popen(
-        [*command, "fake-api", "--port", str(port), "--token", "t0k"],
+        [*bot_command(), "fake-api", "--port", str(port), "--token", "t0k"],
         env=CLEAN_ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
         base = f"http://127.0.0.1:{port}/api/v1"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         assert httpx.get(f"{base}/backups/", headers={"Authorization": "Bearer other"}).status_code == 401
         answer = httpx.get(f"{base}/backups/", headers={"Authorization": "Bearer t0k"})
         assert answer.status_code == 200 and answer.json()["count"] > 20

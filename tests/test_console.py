@@ -1,10 +1,9 @@
 """`vps-backup-bot console`: scripted sessions, read back from what it printed."""
 
 import io
-import os
-import shutil
 import subprocess
-import sys
+
+from conftest import CLEAN_ENV, bot_command
 
 from bot.config import Settings
 from bot.console import run_console
@@ -93,16 +92,13 @@ def test_demo_user_is_an_admin_and_other_users_are_not(tmp_path):
 
 
 def test_the_installed_command_reads_a_script_and_exits_at_the_end(tmp_path):
-    exe = shutil.which("vps-backup-bot")
-    command = [exe] if exe else [sys.executable, "-m", "bot"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))}
     result = subprocess.run(
-        [*command, "console", "--demo"],
+        [*bot_command(), "console", "--demo"],
         input="/backup help\n/backup list 12347\n",
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env=CLEAN_ENV,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr

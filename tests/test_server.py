@@ -2,18 +2,14 @@
 
 import asyncio
 import json
-import os
-import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import ADMIN, CHANNEL, SECRET, text_of
+from conftest import ADMIN, CHANNEL, CLEAN_ENV, SECRET, bot_command, free_port, text_of, wait_healthy
 
 from bot.fake_api import BackupSimulator, start_simulator_server
 from bot.server import socket_main
@@ -65,12 +61,6 @@ class Background:
         self.thread.join(5)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_real_serve_process(tmp_path):
     """`vps-backup-bot serve` as deployed: the simulator and Slack on loopback, a signed command in."""
     bg = Background()
@@ -79,7 +69,7 @@ def test_the_real_serve_process(tmp_path):
     slack = bg.run(LoopbackSlack().start())
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))},
+        **CLEAN_ENV,
         "SLACK_BOT_TOKEN": "xoxb-serve",
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": slack.api_url,
@@ -88,10 +78,8 @@ def test_the_real_serve_process(tmp_path):
         "BACKUPBOT_DB": str(tmp_path / "serve.db"),
         "BACKUPBOT_ADMINS": ADMIN,
     }
-    exe = shutil.which("vps-backup-bot")
-    command = [exe] if exe else [sys.executable, "-m", "bot"]
     proc = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--host", "127.0.0.1"],
+        [*bot_command(), "serve", "--port", str(port), "--host", "127.0.0.1"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -100,15 +88,7 @@ def test_the_real_serve_process(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.05)
+        wait_healthy(url, proc)
         response_url = slack.response_url("serve")
         form = urlencode(
             slash_command_body("list 12345", user_id=ADMIN, channel_id=CHANNEL, response_url=response_url)
