@@ -229,20 +229,23 @@ def cmd_fake_api(args, _settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from bot.server import run_http
-
     if args.port:
         settings = settings.with_overrides(port=args.port)
     settings.require("slack_bot_token", "slack_signing_secret", "vps_api_token")
+    from bot.server import run_http
+
     run_http(settings, host=args.host)
     return 0
 
 
 def cmd_socket(_args, settings: Settings) -> int:
-    from bot.server import run_socket
-
     settings.require("slack_bot_token", "slack_app_token", "vps_api_token")
-    run_socket(settings)
+    from bot.server import SlackRefused, run_socket
+
+    try:
+        run_socket(settings)
+    except SlackRefused as exc:
+        raise CliError(str(exc), status=1) from None
     return 0
 
 

@@ -10,7 +10,8 @@ kept. It is thread-safe, and reachable two ways:
 * `serve_simulator()`: an aiohttp HTTP server, for `vps-backup-bot fake-api`.
 
 Knobs for tests and benchmarks: `latency` (seconds added to every request),
-`fail_next(n, status)` and `hang_next(n)`.
+`fail_next(n, status)` and `hang_next(n)`; the HTTP server also takes them at
+`POST /_simulator/faults?fail=N&status=S&hang=N&latency=S`.
 """
 
 from __future__ import annotations
@@ -373,8 +374,23 @@ def create_web_app(sim: BackupSimulator):
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def faults(request: web.Request) -> web.Response:
+        """POST /_simulator/faults?fail=N&status=503&hang=N&latency=S: the knobs, over HTTP, for staging."""
+        query = request.query
+        try:
+            if "fail" in query:
+                sim.fail_next(int(query["fail"]), int(query.get("status", "503")))
+            if "hang" in query:
+                sim.hang_next(int(query["hang"]))
+            if "latency" in query:
+                sim.latency = float(query["latency"])
+        except ValueError:
+            return web.json_response({"detail": "fail, status and hang are integers; latency is seconds"}, status=400)
+        return web.json_response({"latency": sim.latency})
+
     app = web.Application()
     app.router.add_get("/healthz", health)
+    app.router.add_post("/_simulator/faults", faults)
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
 

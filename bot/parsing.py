@@ -72,6 +72,7 @@ class Command:
 def parse_user(token: str, subcommand: str | None = None) -> str:
     """A Slack user as `<@U123|name>` (how Slack escapes a mention) or a bare `U123`."""
     token = token.strip()
+    shown = html.unescape(token)
     match = USER_MENTION.match(token)
     if match:
         return match.group(1)
@@ -79,17 +80,19 @@ def parse_user(token: str, subcommand: str | None = None) -> str:
         return token
     if token.startswith("@"):
         raise UsageError(
-            f"`{token}` reached the bot as plain text, not as a mention: pick the person from Slack's "
+            f"`{shown}` reached the bot as plain text, not as a mention: pick the person from Slack's "
             "autocomplete, or give their member ID (U…)",
             subcommand,
         )
-    raise UsageError(f"`{token}` is not a Slack user: mention them (@name) or give their member ID (U…)", subcommand)
+    raise UsageError(f"`{shown}` is not a Slack user: mention them (@name) or give their member ID (U…)", subcommand)
 
 
 def parse_id(token: str, what: str, subcommand: str | None = None) -> int:
     if token.isdigit() and int(token) > 0 and len(token) < 19:
         return int(token)
-    raise UsageError(f"`{token}` is not a {what} ID: {what} IDs are whole numbers, like 12345", subcommand)
+    raise UsageError(
+        f"`{html.unescape(token)}` is not a {what} ID: {what} IDs are whole numbers, like 12345", subcommand
+    )
 
 
 def parse_command(text: str) -> Command:
@@ -123,7 +126,9 @@ def _list(args: list[str], _text: str) -> Command:
         elif server_id is None:
             server_id = parse_id(arg, "server", "list")
         else:
-            raise UsageError(f"`{arg}` is neither a type (manual, automatic) nor a second server", "list")
+            raise UsageError(
+                f"`{html.unescape(arg)}` is neither a type (manual, automatic) nor a second server", "list"
+            )
     return Command("list", server_id=server_id, backup_type=backup_type)
 
 
@@ -178,7 +183,7 @@ def _audit(args: list[str], _text: str) -> Command:
     if not args:
         return Command("audit")
     if not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_AUDIT:
-        raise UsageError(f"`{args[0]}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
+        raise UsageError(f"`{html.unescape(args[0])}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
     return Command("audit", limit=int(args[0]))
 
 

@@ -13,12 +13,17 @@ import logging
 import uvicorn
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
+
+
+class SlackRefused(Exception):
+    """Slack turned the bot's credentials down at start; the message is safe to print."""
 
 
 class BotAsgi:
@@ -76,6 +81,15 @@ async def socket_main(settings: Settings, runtime: Runtime | None = None) -> Non
     handler = AsyncSocketModeHandler(runtime.app, settings.slack_app_token)
     await runtime.start()
     try:
+        try:
+            # The SDK retries a refused connection forever; ask once ourselves, so a bad token stops the start.
+            opened = await runtime.app.client.apps_connections_open(app_token=settings.slack_app_token)
+        except SlackApiError as exc:
+            raise SlackRefused(
+                f"Slack refused to open a Socket Mode connection ({exc.response.get('error')}): "
+                "check SLACK_APP_TOKEN and SLACK_BOT_TOKEN"
+            ) from None
+        handler.client.wss_uri = opened["url"]
         await handler.connect_async()
         log.info("connected to Slack in Socket Mode")
         await asyncio.Event().wait()

@@ -132,3 +132,18 @@ async def test_http_server_serves_the_same_api():
             assert deleted.status_code == 204 and deleted.content == b""
     finally:
         await runner.cleanup()
+
+
+async def test_http_server_takes_fault_knobs():
+    sim = BackupSimulator()
+    runner, url = await start_simulator_server(sim)
+    base = url.rsplit("/api/v1", 1)[0]
+    try:
+        async with httpx.AsyncClient() as http:
+            knobs = await http.post(f"{base}/_simulator/faults", params={"fail": 2, "status": 502, "latency": 0.01})
+            assert knobs.json() == {"latency": 0.01}
+            statuses = [(await http.get(f"{url}/backups/", headers=AUTH)).status_code for _ in range(3)]
+            assert statuses == [502, 502, 200]
+            assert (await http.post(f"{base}/_simulator/faults", params={"fail": "x"})).status_code == 400
+    finally:
+        await runner.cleanup()

@@ -79,3 +79,9 @@ def test_parse_user_forms():
     assert parse_user("U123ABC") == "U123ABC"
     with pytest.raises(UsageError):
         parse_user("<!channel>")
+
+
+def test_problems_quote_the_token_as_typed():
+    with pytest.raises(UsageError) as caught:
+        parse_command("delete &lt;5&gt;")
+    assert caught.value.problem.startswith("`<5>` is not a backup ID")

@@ -171,3 +171,30 @@ def test_socket_mode_help_is_answered_in_the_ack_payload(socket_stack):
     payload = slash_command_body("help", user_id=ADMIN, channel_id=CHANNEL, response_url=slack.response_url())
     ack = bg.run(slack.send_envelope("slash_commands", payload))
     assert "/backup list" in json.dumps(ack["payload"])
+
+
+def test_socket_mode_with_a_refused_token_stops_with_one_line(tmp_path):
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    slack.fail("apps.connections.open", "invalid_auth")
+    env = {
+        **CLEAN_ENV,
+        "SLACK_BOT_TOKEN": "xoxb-x",
+        "SLACK_APP_TOKEN": "xapp-wrong",
+        "SLACK_API_URL": slack.api_url,
+        "VPS_API_TOKEN": "t",
+        "BACKUPBOT_DB": str(tmp_path / "s.db"),
+    }
+    try:
+        result = subprocess.run(
+            [*bot_command(), "socket"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        bg.run(slack.stop())
+        bg.close()
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "vps-backup-bot: Slack refused to open a Socket Mode connection (invalid_auth): "
+        "check SLACK_APP_TOKEN and SLACK_BOT_TOKEN"
+    )
+    assert "Traceback" not in result.stderr and "xapp-wrong" not in result.stderr
