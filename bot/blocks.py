@@ -277,6 +277,12 @@ def confirmation_unavailable_text(conf: Confirmation | None) -> str:
         )
     if conf.state == "gone":
         return f":mag: Backup *#{conf.backup_id}* no longer exists, so nothing was done."
+    if conf.state == "failed":
+        return (
+            f":x: <@{conf.used_by}> confirmed {what}, but the backup API failed, so this confirmation is spent. "
+            f"Check `/backup list` — it may have happened — then run `/backup {conf.action} {conf.backup_id}` "
+            "again if it is still needed."
+        )
     return f":grey_question: This confirmation is {escape(conf.state)}. Nothing was done."
 
 

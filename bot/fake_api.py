@@ -61,7 +61,7 @@ class Answer:
 
 @dataclass
 class _Faults:
-    fail: list[int] = field(default_factory=list)
+    fail: list[tuple[int, str | None]] = field(default_factory=list)
     hang: int = 0
 
 
@@ -139,9 +139,10 @@ class BackupSimulator:
         with self._lock:
             self._backups.pop(backup_id, None)
 
-    def fail_next(self, count: int, status: int = 503) -> None:
+    def fail_next(self, count: int, status: int = 503, method: str | None = None) -> None:
+        """The next `count` requests (of `method`, if given) answer `status`."""
         with self._lock:
-            self._faults.fail.extend([status] * count)
+            self._faults.fail.extend([(status, method)] * count)
 
     def hang_next(self, count: int = 1) -> None:
         with self._lock:
@@ -156,13 +157,15 @@ class BackupSimulator:
     def take_fault(self, method: str, path: str) -> tuple[int | None, bool]:
         """The status a pending fault injects, and whether the request should hang."""
         with self._lock:
-            if self._faults.hang or self._faults.fail:
-                self.requests.append((method, path))
             if self._faults.hang:
                 self._faults.hang -= 1
+                self.requests.append((method, path))
                 return None, True
-            if self._faults.fail:
-                return self._faults.fail.pop(0), False
+            for index, (status, only) in enumerate(self._faults.fail):
+                if only is None or only == method:
+                    del self._faults.fail[index]
+                    self.requests.append((method, path))
+                    return status, False
             return None, False
 
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:

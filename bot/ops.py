@@ -331,7 +331,7 @@ class Operations:
         await self._still_there(actor, Action.DELETE, conf)
         await self._consume(conf, actor)
         try:
-            await self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit)
+            await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
         except NotFound:
             raise BackupNotFound(conf.backup_id, gone=True) from None
         await self._audit(actor, Action.DELETE, "done", **audit)
@@ -343,8 +343,8 @@ class Operations:
         await self._authorize_on(actor, conf)
         await self._still_there(actor, Action.RESTORE, conf)
         await self._consume(conf, actor)
-        message = await self._api(
-            actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit
+        message = await self._spend(
+            conf, self._api(actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit)
         )
         detail = f"from backup {conf.backup_id} of server {conf.server_id}"
         await self._audit(actor, Action.RESTORE, "done", detail=detail, **audit)
@@ -376,6 +376,20 @@ class Operations:
                 backup_id=conf.backup_id,
                 detail="the backup no longer exists",
             )
+            raise
+
+    async def _spend(self, conf: Confirmation, call):
+        """Send the write a claimed confirmation allows; if it fails, say so to whoever presses again.
+
+        The write is never re-sent: it may have happened despite the error.
+        """
+        try:
+            return await call
+        except NotFound:
+            await self._db(self.store.mark_confirmation, conf.id, "gone")
+            raise
+        except BackupApiError:
+            await self._db(self.store.mark_confirmation, conf.id, "failed")
             raise
 
     async def _consume(self, conf: Confirmation, actor: Actor, state: str = "used") -> None:

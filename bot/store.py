@@ -372,6 +372,11 @@ class Store:
         row["created_at"] = datetime.fromisoformat(row["created_at"])
         return Confirmation(**row)
 
+    def mark_confirmation(self, token: str, state: str) -> None:
+        """Record how a used confirmation ended (`failed`, `gone`), for whoever presses it again."""
+        with self._lock:
+            self.db.execute("UPDATE confirmations SET state = ? WHERE id = ?", [state, token])
+
     def consume_confirmation(self, token: str, *, state: str, used_by: str) -> bool:
         """Move a pending confirmation to `state`; True only for the one caller that did it."""
         with self._lock:

@@ -209,3 +209,13 @@ def test_a_failed_announcement_is_told_to_the_person(stack):
 def test_a_damaged_button_value_is_refused_plainly(roles):
     reply, _ = press_and_reply(roles, {"action_id": DELETE_REQUEST, "value": "../etc"})
     assert "not a backup ID" in text_of(reply)
+
+
+def test_a_delete_the_api_fails_is_reported_and_not_retried(roles):
+    confirmation, _ = roles.ask("delete 5023", user=OWNER)
+    roles.sim.fail_next(1, 502, method="DELETE")
+    failed, _ = press_and_reply(roles, button(confirmation, CONFIRM_DELETE))
+    assert "unavailable right now" in text_of(failed) and "check `/backup list` before trying again" in text_of(failed)
+    again, _ = press_and_reply(roles, button(confirmation, CONFIRM_DELETE))
+    assert "the backup API failed, so this confirmation is spent" in text_of(again)
+    assert roles.sim.count("DELETE") == 1

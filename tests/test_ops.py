@@ -227,3 +227,16 @@ async def test_authorize_confirmation_for_the_modal(ops):
     with pytest.raises(PermissionDenied):
         await ops.authorize_confirmation(Actor(OPERATOR), conf.id, Action.RESTORE)
     assert (await ops.authorize_confirmation(Actor(ADMIN), conf.id, Action.RESTORE)).id == conf.id
+
+
+async def test_a_write_that_fails_is_not_sent_again_and_a_second_press_says_so(ops, store, sim):
+    conf = await ops.request_delete(Actor(OWNER), 5001)
+    sim.fail_next(1, 503, method="DELETE")
+    with pytest.raises(Unavailable):
+        await ops.confirm_delete(Actor(OWNER), conf.id)
+    assert sim.count("DELETE") == 1
+    with pytest.raises(ConfirmationUnavailable) as again:
+        await ops.confirm_delete(Actor(OWNER), conf.id)
+    assert again.value.confirmation.state == "failed"
+    assert sim.count("DELETE") == 1, "never sent twice"
+    assert [o for _, a, o in audit(store) if a == "delete"] == ["failed"]
