@@ -199,7 +199,12 @@ class Console:
             await asyncio.sleep(0.2)
             if not self._busy.locked() and self.slack.recorder.last_seq() > self.state.seen:
                 async with self._busy:
+                    if self.interactive:
+                        self.out.write("\r\033[K")  # news arrives over the idle prompt; draw it again after
                     await self._render_new()
+                    if self.interactive:
+                        self.out.write("> ")
+                        self.out.flush()
 
     async def handle(self, line: str) -> bool:
         """Act on one typed line; False to leave."""
