@@ -195,9 +195,9 @@ async def main(latency: float, bursts: list[int]) -> int:
         bot_url, bare_url = f"http://127.0.0.1:{bot_port}", f"http://127.0.0.1:{bare_port}"
         await burst(bot_url, slack, 2, "warm", expect_answers=True)
         await burst(bare_url, slack, 2, "warmbare", expect_answers=False)
-        for n in bursts:
-            results.append(("bot", await burst(bot_url, slack, n, f"bot{n}", expect_answers=True)))
-            results.append(("bare", await burst(bare_url, slack, n, f"bare{n}", expect_answers=False)))
+        for index, n in enumerate(bursts):
+            results.append(("bare", await burst(bare_url, slack, n, f"bare{index}", expect_answers=False)))
+            results.append(("bot", await burst(bot_url, slack, n, f"bot{index}", expect_answers=True)))
         rss = peak_rss_mib(bot.pid)
         bare_rss = peak_rss_mib(bare.pid)
     finally:
@@ -215,7 +215,6 @@ async def main(latency: float, bursts: list[int]) -> int:
         f"{'last answer':>12} {'× latency':>10} {'missing':>8} {'doubled':>8}"
     )
     failures = []
-    baseline = {n: r for app, r in results if app == "bare" for n in [r["count"]]}
     for app, r in results:
         answer = f"{r['last_answer']:.3f} s" if app == "bot" else "-"
         ratio = f"{r['last_answer'] / latency:.2f}" if app == "bot" else "-"
@@ -235,11 +234,12 @@ async def main(latency: float, bursts: list[int]) -> int:
             failures.append(f"burst 50: ack p99 {r['p99'] * 1000:.0f} ms (> 100 ms)")
         if r["count"] == 50 and r["last_answer"] > TARGET_RATIO * latency:
             failures.append(f"burst 50: last answer at {r['last_answer'] / latency:.2f}× latency (> 1.5×)")
-    for n, r in baseline.items():
-        bot_r = next(b for app, b in results if app == "bot" and b["count"] == n)
+    bares = [r for app, r in results if app == "bare"]
+    bots = [r for app, r in results if app == "bot"]
+    for bare_r, bot_r in zip(bares, bots, strict=True):
         print(
-            f"overhead vs bare Bolt at burst {n}: ack p50 {bot_r['p50'] / r['p50']:.2f}×, "
-            f"p99 {bot_r['p99'] / r['p99']:.2f}×"
+            f"bot/bare ack ratio at burst {bot_r['count']}: p50 {bot_r['p50'] / bare_r['p50']:.2f}×, "
+            f"p99 {bot_r['p99'] / bare_r['p99']:.2f}×"
         )
     print(f"peak RSS: bot {rss:.1f} MiB, bare Bolt {bare_rss:.1f} MiB (target < {TARGET_RSS_MIB} MiB)")
     print(
