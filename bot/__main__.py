@@ -161,40 +161,28 @@ def cmd_grants(args, settings: Settings) -> int:
 
 
 def cmd_admin(args, settings: Settings) -> int:
-    store = Store(settings.db_path)
-    try:
-        if args.op == "list":
-            from_env = sorted(settings.admins)
+    if args.op == "list":
+        store = Store(settings.db_path)
+        try:
             stored = sorted(store.admins())
-            print("from BACKUPBOT_ADMINS: " + (", ".join(from_env) or "none"))
-            print("in the store: " + (", ".join(stored) or "none"))
-            return 0
-        if not args.user:
-            raise CliError(f"admin {args.op} needs a USER (a Slack member ID like U123)")
-        actor = _cli_actor()
-        if args.op == "add":
-            store.add_admin(args.user, actor.user_id)
-            store.audit(
-                user_id=actor.user_id,
-                action="admin",
-                outcome="done",
-                source="cli",
-                detail=f"{args.user} added",
-            )
-            print(f"{args.user} is now an admin")
-        else:
-            removed = store.remove_admin(args.user)
-            store.audit(
-                user_id=actor.user_id,
-                action="admin",
-                outcome="done",
-                source="cli",
-                detail=f"{args.user} {'removed' if removed else 'was not an admin'}",
-            )
-            print(f"{args.user} {'is no longer an admin' if removed else 'was not an admin in the store'}")
+        finally:
+            store.close()
+        print("from BACKUPBOT_ADMINS: " + (", ".join(sorted(settings.admins)) or "none"))
+        print("in the store: " + (", ".join(stored) or "none"))
         return 0
-    finally:
-        store.close()
+    if not args.user:
+        raise CliError(f"admin {args.op} needs a USER (a Slack member ID like U123)")
+    adding = args.op == "add"
+
+    async def work(ops: Operations, _store):
+        return await ops.set_admin(_cli_actor(), args.user, admin=adding)
+
+    changed = _with_ops(settings, work)
+    if adding:
+        print(f"{args.user} is now an admin" if changed else f"{args.user} was already an admin")
+    else:
+        print(f"{args.user} is no longer an admin" if changed else f"{args.user} was not an admin in the store")
+    return 0
 
 
 def cmd_audit(args, settings: Settings) -> int:

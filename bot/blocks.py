@@ -209,6 +209,7 @@ ACTION_VERBS = {
     Action.REVOKE: "revoke roles",
     Action.AUDIT: "read the audit log",
     Action.SERVERS: "list servers",
+    Action.ADMIN: "change who is an admin",
 }
 
 

@@ -410,6 +410,20 @@ class Operations:
         await self._audit(actor, Action.REVOKE, "done", server_id=server_id, detail=detail)
         return removed
 
+    async def set_admin(self, actor: Actor, user_id: str, *, admin: bool) -> bool:
+        """Add or remove an admin kept in the store; True if that changed anything."""
+        await self._authorize(actor, Action.ADMIN, None)
+        if admin:
+            changed = not await self._db(self.store.is_admin, user_id)
+            await self._db(self.store.add_admin, user_id, actor.user_id)
+        else:
+            changed = await self._db(self.store.remove_admin, user_id)
+        verb = "added" if admin else "removed"
+        await self._audit(
+            actor, Action.ADMIN, "done", detail=f"{user_id} {verb}" if changed else f"{user_id} unchanged"
+        )
+        return changed
+
 
 def _needed(action: Action) -> str:
     role = REQUIRED_ROLE.get(action)

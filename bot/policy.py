@@ -37,6 +37,7 @@ class Action(Enum):
     GRANT = "grant"
     REVOKE = "revoke"
     AUDIT = "audit"
+    ADMIN = "admin"
 
 
 REQUIRED_ROLE: dict[Action, Role] = {
@@ -46,7 +47,7 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.RESTORE: Role.OWNER,
 }
 FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS})
-ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT})
+ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN})
 
 
 def is_allowed(action: Action, *, is_admin: bool, role: Role | None) -> bool:

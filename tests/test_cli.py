@@ -34,10 +34,12 @@ def test_grant_grants_revoke_and_audit(tmp_path):
 
 
 def test_admins_in_the_store(tmp_path):
-    assert run("admin", "add", "U0CAROL", tmp_path=tmp_path).returncode == 0
+    assert run("admin", "add", "U0CAROL", tmp_path=tmp_path).stdout.strip() == "U0CAROL is now an admin"
     listed = run("admin", "list", tmp_path=tmp_path, env={"BACKUPBOT_ADMINS": "U0ENV"}).stdout
     assert "U0ENV" in listed and "U0CAROL" in listed
     assert run("admin", "add", tmp_path=tmp_path).returncode == 2
+    assert "is no longer an admin" in run("admin", "remove", "U0CAROL", tmp_path=tmp_path).stdout
+    assert json.loads(run("audit", "--json", tmp_path=tmp_path).stdout)[0]["detail"] == "U0CAROL removed"
 
 
 @pytest.mark.parametrize(

@@ -240,3 +240,19 @@ async def test_a_write_that_fails_is_not_sent_again_and_a_second_press_says_so(o
     assert again.value.confirmation.state == "failed"
     assert sim.count("DELETE") == 1, "never sent twice"
     assert [o for _, a, o in audit(store) if a == "delete"] == ["failed"]
+
+
+async def test_admins_are_managed_by_admins_only(ops, store):
+    with pytest.raises(PermissionDenied):
+        await ops.set_admin(Actor(OWNER), OWNER, admin=True)
+    cli = Actor("cli:root", source="cli", superuser=True)
+    assert await ops.set_admin(cli, "U0NEWADMIN", admin=True) is True
+    assert await ops.set_admin(cli, "U0NEWADMIN", admin=True) is False
+    assert await ops.is_admin(Actor("U0NEWADMIN"))
+    assert await ops.set_admin(Actor("U0NEWADMIN"), "U0NEWADMIN", admin=False) is True
+    assert [(a, o) for _, a, o in audit(store)][-4:] == [
+        ("admin", "denied"),
+        ("admin", "done"),
+        ("admin", "done"),
+        ("admin", "done"),
+    ]

@@ -15,6 +15,7 @@ EXPECTED = {
     Action.GRANT: (False, False, False, False, True),
     Action.REVOKE: (False, False, False, False, True),
     Action.AUDIT: (False, False, False, False, True),
+    Action.ADMIN: (False, False, False, False, True),
 }
 STANDINGS = [(False, None), (False, Role.VIEWER), (False, Role.OPERATOR), (False, Role.OWNER), (True, None)]
 
