@@ -16,12 +16,14 @@ comes (or after `wait N`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
 import secrets
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -186,12 +188,34 @@ class Console:
         if self.interactive:
             self.out.write(prompt)
             self.out.flush()
-        line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        line = await self._readline()
         if not line:
             return None
         if not self.interactive:
             self._say(f"{prompt}{line.rstrip()}")
         return line.rstrip("\n")
+
+    def _readline(self) -> asyncio.Future:
+        """Read a line on a daemon thread: a pending read must not keep Ctrl-C from ending the program."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def deliver(setter, value) -> None:
+            if not future.done():
+                setter(value)
+
+        def read() -> None:
+            try:
+                line = self.stdin.readline()
+            except (OSError, ValueError) as exc:
+                outcome = (future.set_exception, exc)
+            else:
+                outcome = (future.set_result, line)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(deliver, *outcome)
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
+        return future
 
     async def _watch(self) -> None:
         """Print what arrives while the person is not doing anything (the follower's news)."""
