@@ -163,6 +163,16 @@ async def answer(
     await send(reply)
 
 
+class _SameTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns it is unused beside our client: the same token, so no news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_SameTokenWarning())
+
+
 def create_app(
     settings: Settings,
     ops: Operations,

@@ -7,12 +7,15 @@ passing a transport (the simulator) or a Slack client where they need to.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import aiohttp
 import httpx
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Deps, create_app
@@ -21,6 +24,14 @@ from bot.config import Settings
 from bot.follower import Follower
 from bot.ops import Operations
 from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+REFUSALS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+
+
+class SlackRefused(Exception):
+    """Slack turned the bot's credentials down at start; the message is safe to print."""
 
 
 def _now() -> datetime:
@@ -39,6 +50,18 @@ class Runtime:
 
     async def start(self) -> None:
         self.follower.start()
+
+    async def check_slack_token(self) -> None:
+        """Ask Slack who the bot is: a refused token stops the start; an unreachable Slack does not."""
+        try:
+            await self.app.client.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in REFUSALS:
+                raise SlackRefused(f"Slack refused SLACK_BOT_TOKEN ({error})") from None
+            log.warning("auth.test at start failed (%s); going on", error)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not reach the Slack API at start (%s); going on", type(exc).__name__)
 
     async def aclose(self) -> None:
         await self.follower.stop()

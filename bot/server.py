@@ -16,14 +16,10 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime, SlackRefused, build_runtime
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
-
-
-class SlackRefused(Exception):
-    """Slack turned the bot's credentials down at start; the message is safe to print."""
 
 
 class BotAsgi:
@@ -52,6 +48,12 @@ class BotAsgi:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.check_slack_token()
+                except SlackRefused as exc:
+                    log.error("%s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await self.runtime.start()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})

@@ -198,3 +198,32 @@ def test_socket_mode_with_a_refused_token_stops_with_one_line(tmp_path):
         "check SLACK_APP_TOKEN and SLACK_BOT_TOKEN"
     )
     assert "Traceback" not in result.stderr and "xapp-wrong" not in result.stderr
+
+
+def test_serve_with_a_refused_bot_token_stops_at_start(tmp_path):
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    slack.fail("auth.test", "invalid_auth")
+    env = {
+        **CLEAN_ENV,
+        "SLACK_BOT_TOKEN": "xoxb-wrong",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "VPS_API_TOKEN": "t",
+        "BACKUPBOT_DB": str(tmp_path / "s.db"),
+    }
+    try:
+        result = subprocess.run(
+            [*bot_command(), "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        bg.run(slack.stop())
+        bg.close()
+    assert result.returncode != 0
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stderr
+    assert "xoxb-wrong" not in result.stderr and "Traceback" not in result.stderr
