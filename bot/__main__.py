@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 
 from bot import __version__
@@ -278,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(exc, "status", 2)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as the Python docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
