@@ -68,6 +68,9 @@ def test_list_create_delete_restore_and_bad_input():
     assert "Type web-server-01 to confirm: 12345" in modal
     assert "♻️ @U0CONSOLE started restoring *web-server-01* (12345) from backup *#5022*." in modal
     assert "Restore of *web-server-01* (12345) from backup *#5022* has started." in modal
+    created = after(out, "> /backup create 12347 Before the <demo> reset")
+    assert "💾 @U0CONSOLE started a manual backup *#5033* of *staging-01* (12347): “Before the <demo> reset”" in created
+    assert "⏳ Backup *#5033* of *staging-01* (12347) has started." in created
     bad = after(out, "> /backup list web")
     assert "`web` is not a server ID" in bad and "Usage: `/backup list [SERVER] [manual|automatic]`" in bad
     assert "`frobnicate` is not a /backup command" in after(out, "> /backup frobnicate")
