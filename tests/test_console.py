@@ -40,6 +40,7 @@ def test_list_create_delete_restore_and_bad_input():
             "7",  # Restore web-server-01… → the modal
             "web-server-02",  # the wrong name is refused in the modal
             "12345",  # the ID is accepted
+            "/backup create 12347 Before the <demo> reset",
             "/backup list web",
             "/backup frobnicate",
             "99",
