@@ -151,15 +151,13 @@ async def answer(
     except Exception as exc:
         ref = secrets.token_hex(3)
         log.exception("unexpected error (ref %s)", ref)
-        message = blocks.error_message(exc)
-        message["blocks"].append(blocks._context(f"Reference for the admins: `{ref}`"))
-        await report(message)
+        await report(blocks.with_note(blocks.error_message(exc), f"Reference for the admins: `{ref}`"))
         return
     reply = outcome.reply
     for announcement in outcome.announcements:
         problem = await deps.notifier.announce(channel_id, announcement)
         if problem:
-            reply = {**reply, "blocks": [*reply["blocks"], blocks._context(problem)]}
+            reply = blocks.with_note(reply, problem)
     await send(reply)
 
 

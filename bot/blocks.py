@@ -95,6 +95,11 @@ def simple(text: str) -> Message:
     return _message(text, [_section(text)])
 
 
+def with_note(message: Message, note: str) -> Message:
+    """The message with a small note under it (a reference, a problem with the announcement)."""
+    return {**message, "blocks": [*message["blocks"], _context(note)][:MAX_BLOCKS]}
+
+
 # --- words for things ---------------------------------------------------------
 
 
