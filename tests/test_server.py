@@ -173,25 +173,31 @@ def test_socket_mode_help_is_answered_in_the_ack_payload(socket_stack):
     assert "/backup list" in json.dumps(ack["payload"])
 
 
-def test_socket_mode_with_a_refused_token_stops_with_one_line(tmp_path):
+def run_against_a_refusing_slack(tmp_path, method: str, args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run the bot with a loopback Slack that answers `method` with invalid_auth."""
     bg = Background()
     slack = bg.run(LoopbackSlack().start())
-    slack.fail("apps.connections.open", "invalid_auth")
-    env = {
+    slack.fail(method, "invalid_auth")
+    full_env = {
         **CLEAN_ENV,
-        "SLACK_BOT_TOKEN": "xoxb-x",
-        "SLACK_APP_TOKEN": "xapp-wrong",
         "SLACK_API_URL": slack.api_url,
         "VPS_API_TOKEN": "t",
         "BACKUPBOT_DB": str(tmp_path / "s.db"),
+        **env,
     }
     try:
-        result = subprocess.run(
-            [*bot_command(), "socket"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        return subprocess.run(
+            [*bot_command(), *args], env=full_env, cwd=tmp_path, capture_output=True, text=True, timeout=60
         )
     finally:
         bg.run(slack.stop())
         bg.close()
+
+
+def test_socket_mode_with_a_refused_token_stops_with_one_line(tmp_path):
+    result = run_against_a_refusing_slack(
+        tmp_path, "apps.connections.open", ["socket"], {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_APP_TOKEN": "xapp-wrong"}
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "vps-backup-bot: Slack refused to open a Socket Mode connection (invalid_auth): "
@@ -201,29 +207,12 @@ def test_socket_mode_with_a_refused_token_stops_with_one_line(tmp_path):
 
 
 def test_serve_with_a_refused_bot_token_stops_at_start(tmp_path):
-    bg = Background()
-    slack = bg.run(LoopbackSlack().start())
-    slack.fail("auth.test", "invalid_auth")
-    env = {
-        **CLEAN_ENV,
-        "SLACK_BOT_TOKEN": "xoxb-wrong",
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "VPS_API_TOKEN": "t",
-        "BACKUPBOT_DB": str(tmp_path / "s.db"),
-    }
-    try:
-        result = subprocess.run(
-            [*bot_command(), "serve", "--host", "127.0.0.1", "--port", str(free_port())],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        bg.run(slack.stop())
-        bg.close()
+    result = run_against_a_refusing_slack(
+        tmp_path,
+        "auth.test",
+        ["serve", "--host", "127.0.0.1", "--port", str(free_port())],
+        {"SLACK_BOT_TOKEN": "xoxb-wrong", "SLACK_SIGNING_SECRET": SECRET},
+    )
     assert result.returncode != 0
     assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stderr
     assert "xoxb-wrong" not in result.stderr and "Traceback" not in result.stderr
