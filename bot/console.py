@@ -21,6 +21,7 @@ import html
 import json
 import re
 import secrets
+import signal
 import sys
 import tempfile
 import threading
@@ -159,6 +160,9 @@ class Console:
     async def main(self) -> int:
         await self.start()
         watcher = asyncio.create_task(self._watch())
+        loop, me = asyncio.get_running_loop(), asyncio.current_task()
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal still cleans up the demo's files
+            loop.add_signal_handler(signum, me.cancel)
         try:
             self._banner()
             while True:
@@ -459,6 +463,6 @@ def run_console(settings: Settings, **options) -> int:
     console = Console(settings, **options)
     try:
         return asyncio.run(console.main())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         console.out.write("\n")
         return 130
