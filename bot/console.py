@@ -319,7 +319,7 @@ class Console:
         self._say(
             self._box(
                 confirm["title"]["text"],
-                [_plain(confirm["text"]["text"])],
+                [html.unescape(confirm["text"]["text"])],
                 f"[y] {confirm['confirm']['text']}   [n] {confirm['deny']['text']}",
             )
         )
@@ -451,10 +451,6 @@ def _mrkdwn(text: str, color: bool) -> str:
     text = re.sub(r":([a-z0-9_+-]+):", lambda m: EMOJI.get(m.group(1), m.group(0)), text)
     if color:
         text = re.sub(r"\*([^*\n]+)\*", "\033[1m\\1\033[0m", text)
-    return html.unescape(text)
-
-
-def _plain(text: str) -> str:
     return html.unescape(text)
 
 

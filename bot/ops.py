@@ -153,8 +153,12 @@ class Operations:
     async def is_admin(self, actor: Actor) -> bool:
         return actor.superuser or actor.user_id in self.admins or await self._db(self.store.is_admin, actor.user_id)
 
-    async def _authorize(self, actor: Actor, action: Action, server_id: int | None, **audit: Any) -> Role | None:
-        admin = await self.is_admin(actor)
+    async def _authorize(
+        self, actor: Actor, action: Action, server_id: int | None, *, admin: bool | None = None, **audit: Any
+    ) -> Role | None:
+        """The actor's role on the server, if allowed; else audit the denial and raise. `admin` if already known."""
+        if admin is None:
+            admin = await self.is_admin(actor)
         role = await self._db(self.store.role_of, actor.user_id, server_id) if server_id is not None else None
         if not is_allowed(action, is_admin=admin, role=role):
             needed = "admin" if server_id is None else _needed(action)
@@ -182,7 +186,7 @@ class Operations:
     async def list_backups(self, actor: Actor, server_id: int | None = None, backup_type: str | None = None) -> Listing:
         admin = await self.is_admin(actor)
         if server_id is not None:
-            role = await self._authorize(actor, Action.LIST, server_id)
+            role = await self._authorize(actor, Action.LIST, server_id, admin=admin)
             backups = await self._api(
                 actor, Action.LIST, self.api.list_backups(server_id, backup_type), server_id=server_id
             )

@@ -92,10 +92,6 @@ class Recorder:
                     raise TimeoutError("Slack loopback: the expected call never came")
                 self._cond.wait(remaining)
 
-    def clear(self) -> None:
-        with self._cond:
-            self._records.clear()
-
 
 class LoopbackSlack:
     def __init__(self, host: str = "127.0.0.1"):
