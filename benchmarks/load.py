@@ -31,7 +31,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.slack_loopback import LoopbackSlack, sign, slash_command_body  # noqa: E402
+from bot.sim.slack_loopback import LoopbackSlack, sign, slash_command_body  # noqa: E402
 
 SECRET = "benchmark-signing-secret"
 ADMIN = "U0BENCH"
@@ -129,8 +129,8 @@ async def burst(url: str, slack: LoopbackSlack, count: int, tag: str, expect_ans
 
 def render_seconds() -> float:
     from bot.backup_api import Backup, Server
-    from bot.blocks import listing_message
     from bot.ops import Listing
+    from bot.slack.views.messages import listing_message
 
     now = datetime.now(UTC)
     backups = [

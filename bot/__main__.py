@@ -205,7 +205,7 @@ def cmd_audit(args, settings: Settings) -> int:
 
 
 def cmd_fake_api(args, _settings: Settings) -> int:
-    from bot.fake_api import BackupSimulator, run_simulator_forever
+    from bot.sim.fake_api import BackupSimulator, run_simulator_forever
 
     sim = BackupSimulator(token=args.token, latency=args.latency, completion_seconds=args.complete_after)
 

@@ -3,7 +3,7 @@
 Each line typed is what one would type in Slack. It becomes the form body
 Slack would post, signed as Slack signs it, and is dispatched to the same Bolt
 app `serve` runs; the app's Web API calls and response_url posts go to a
-loopback Slack (bot/slack_loopback.py), and whatever arrives there is
+loopback Slack (bot/sim/slack_loopback.py), and whatever arrives there is
 rendered here: messages, announcements, modals. Buttons are numbered and
 pressed by typing their number; confirmation dialogs must be answered; a
 modal's inputs are asked for at a prompt.
@@ -33,9 +33,9 @@ from urllib.parse import urlencode
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.config import Settings
-from bot.fake_api import BackupSimulator, SimulatorTransport
 from bot.runtime import Runtime, build_runtime
-from bot.slack_loopback import (
+from bot.sim.fake_api import BackupSimulator, SimulatorTransport
+from bot.sim.slack_loopback import (
     LoopbackSlack,
     Record,
     block_actions_payload,

@@ -18,11 +18,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import Deps, create_app
 from bot.backup_api import BackupApi
 from bot.config import Settings
 from bot.follower import Follower
 from bot.ops import Operations
+from bot.slack.app import create_app
+from bot.slack.replies import Deps, ResponseUrls, SlackNotifier
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ def build_runtime(
     store = Store(settings.db_path, clock=clock)
     api = BackupApi(settings.vps_api_url, settings.vps_api_token or "", transport=api_transport, **(api_options or {}))
     ops = Operations(api, store, admins=settings.admins, clock=clock)
-    app, deps = create_app(
-        settings, ops, client=slack_client, process_before_response=process_before_response, clock=clock
-    )
+    client = slack_client or AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    responses = ResponseUrls()
+    notifier = SlackNotifier(client, settings.notify_channel, responses, clock)
+    deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock)
+    app = create_app(settings, deps, client, process_before_response=process_before_response)
     follower = Follower(api, store, deps.notifier, poll_seconds=settings.poll_seconds, clock=clock)
     return Runtime(settings, store, api, ops, app, deps, follower)

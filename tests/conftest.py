@@ -25,10 +25,10 @@ import pytest
 import uvicorn
 
 from bot.config import Settings
-from bot.fake_api import BackupSimulator, SimulatorTransport
 from bot.runtime import Runtime, build_runtime
 from bot.server import BotAsgi
-from bot.slack_loopback import (
+from bot.sim.fake_api import BackupSimulator, SimulatorTransport
+from bot.sim.slack_loopback import (
     LoopbackSlack,
     block_actions_payload,
     sign,
@@ -175,7 +175,7 @@ class LiveStack:
         return self.post(body), url.rsplit("/", 1)[1]
 
     def submit(self, view: dict, typed: str, *, user: str = ADMIN) -> httpx.Response:
-        from bot.blocks import RESTORE_INPUT_ACTION, RESTORE_INPUT_BLOCK
+        from bot.slack.ids import RESTORE_INPUT_ACTION, RESTORE_INPUT_BLOCK
 
         payload = view_submission_payload(
             user_id=user, view=view, values={RESTORE_INPUT_BLOCK: {RESTORE_INPUT_ACTION: typed}}
@@ -241,6 +241,6 @@ def button(message: dict, action_id: str, value: str | None = None) -> dict:
 
 
 def text_of(message: dict) -> str:
-    from bot.blocks import flatten_text
+    from bot.slack.views.base import flatten_text
 
     return flatten_text(message.get("blocks", [])) or message.get("text", "")

@@ -3,18 +3,18 @@
 import pytest
 from conftest import ADMIN, NOTIFY, LiveStack, button, text_of
 
-from bot.blocks import (
+from bot.sim.fake_api import BackupSimulator
+from bot.slack.ids import (
     CANCEL,
     CONFIRM_DELETE,
     DELETE_REQUEST,
     LIST_NEXT,
     LIST_PREV,
-    MAX_BLOCKS,
     OPEN_RESTORE,
     RESTORE_INPUT_BLOCK,
     RESTORE_REQUEST,
 )
-from bot.fake_api import BackupSimulator
+from bot.slack.views.base import MAX_BLOCKS
 
 OWNER, VIEWER = "U0OWNER", "U0VIEWER"
 

@@ -14,7 +14,7 @@ from bot.backup_api import (
     Unavailable,
     UnexpectedResponse,
 )
-from bot.fake_api import BackupSimulator, SimulatorTransport, start_simulator_server
+from bot.sim.fake_api import BackupSimulator, SimulatorTransport, start_simulator_server
 
 TOKEN = "secret-vps-token"
 

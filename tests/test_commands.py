@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import ADMIN, CHANNEL, NOTIFY, button, buttons, text_of
 
-from bot.blocks import CONFIRM_DELETE, DELETE_REQUEST, OPEN_RESTORE, RESTORE_REQUEST
+from bot.slack.ids import CONFIRM_DELETE, DELETE_REQUEST, OPEN_RESTORE, RESTORE_REQUEST
 
 OWNER, OPERATOR, VIEWER, NOBODY = "U0OWNER", "U0OPERATOR", "U0VIEWER", "U0NOBODY"
 

@@ -7,7 +7,7 @@ from conftest import CLEAN_ENV, bot_command
 
 from bot.config import Settings
 from bot.console import run_console
-from bot.fake_api import BackupSimulator
+from bot.sim.fake_api import BackupSimulator
 
 
 def session(lines: list[str], *, demo=True, user="U0CONSOLE", simulator=None, tmp_path=None) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from bot.fake_api import MANUAL_LIMIT, BackupSimulator, SimulatorTransport, start_simulator_server
+from bot.sim.fake_api import MANUAL_LIMIT, BackupSimulator, SimulatorTransport, start_simulator_server
 
 AUTH = {"authorization": "Bearer any"}
 

@@ -8,8 +8,8 @@ import pytest
 from conftest import NOTIFY, LiveStack, text_of
 
 from bot.backup_api import BackupApi
-from bot.fake_api import BackupSimulator, SimulatorTransport
 from bot.follower import Follower
+from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 
 
 class Clock:
@@ -190,7 +190,7 @@ def test_restart_in_the_middle_still_announces_exactly_once(tmp_path):
     """The bot stops while a backup runs; it finishes meanwhile; two bots start on the same store."""
     from test_server import Background
 
-    from bot.slack_loopback import LoopbackSlack
+    from bot.sim.slack_loopback import LoopbackSlack
 
     bg = Background()
     slack = bg.run(LoopbackSlack().start())

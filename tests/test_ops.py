@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.backup_api import BackupApi, Unavailable
-from bot.fake_api import BackupSimulator, SimulatorTransport
 from bot.ops import (
     Actor,
     BackupNotFound,
@@ -18,6 +17,7 @@ from bot.ops import (
     PermissionDenied,
 )
 from bot.policy import Action, Role
+from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 
 ADMIN, OWNER, OPERATOR, VIEWER, STRANGER = "UADMIN", "UOWNER", "UOPER", "UVIEW", "USTRANGE"
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from conftest import ADMIN, CHANNEL, CLEAN_ENV, SECRET, bot_command, free_port, text_of, wait_healthy
 
-from bot.fake_api import BackupSimulator, start_simulator_server
 from bot.server import socket_main
-from bot.slack_loopback import LoopbackSlack, block_actions_payload, sign, slash_command_body
+from bot.sim.fake_api import BackupSimulator, start_simulator_server
+from bot.sim.slack_loopback import LoopbackSlack, block_actions_payload, sign, slash_command_body
 
 
 def test_healthz(stack):
@@ -110,8 +110,8 @@ def test_the_real_serve_process(tmp_path):
 
 @pytest.fixture
 def socket_stack(tmp_path):
-    from bot.fake_api import SimulatorTransport
     from bot.runtime import build_runtime
+    from bot.sim.fake_api import SimulatorTransport
 
     bg = Background()
     slack = bg.run(LoopbackSlack().start())

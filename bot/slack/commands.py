@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import blocks
-from bot.app import Deps, Outcome, answer
 from bot.ops import Actor, FollowTarget
 from bot.parsing import Command, UsageError, parse_command
+from bot.slack.replies import Deps, Outcome, answer
+from bot.slack.views import messages
+from bot.slack.views.errors import usage_error_message
 
 
 def ephemeral(message: dict) -> dict:
@@ -23,26 +24,26 @@ async def run_command(deps: Deps, cmd: Command, actor: Actor, channel_id: str, r
     ops, now = deps.ops, deps.clock()
     if cmd.name == "list":
         listing = await ops.list_backups(actor, cmd.server_id, cmd.backup_type)
-        return Outcome(blocks.listing_message(listing, now))
+        return Outcome(messages.listing_message(listing, now))
     if cmd.name == "servers":
-        return Outcome(blocks.servers_message(await ops.servers(actor)))
+        return Outcome(messages.servers_message(await ops.servers(actor)))
     if cmd.name == "create":
         follow = FollowTarget(channel_id=channel_id, response_url=response_url)
         backup = await ops.create_backup(actor, cmd.server_id, cmd.description, follow=follow)
-        return Outcome(blocks.created_message(backup, now), [blocks.announce_created(actor.user_id, backup)])
+        return Outcome(messages.created_message(backup, now), [messages.announce_created(actor.user_id, backup)])
     if cmd.name == "delete":
-        return Outcome(blocks.delete_confirmation_message(await ops.request_delete(actor, cmd.backup_id)))
+        return Outcome(messages.delete_confirmation_message(await ops.request_delete(actor, cmd.backup_id)))
     if cmd.name == "restore":
         conf = await ops.request_restore(actor, cmd.backup_id, cmd.server_id)
-        return Outcome(blocks.restore_confirmation_message(conf))
+        return Outcome(messages.restore_confirmation_message(conf))
     if cmd.name == "grant":
         await ops.grant(actor, cmd.user_id, cmd.server_id, cmd.role)
-        return Outcome(blocks.granted_message(cmd.user_id, cmd.server_id, cmd.role.label))
+        return Outcome(messages.granted_message(cmd.user_id, cmd.server_id, cmd.role.label))
     if cmd.name == "revoke":
         removed = await ops.revoke(actor, cmd.user_id, cmd.server_id)
-        return Outcome(blocks.revoked_message(cmd.user_id, cmd.server_id, removed))
+        return Outcome(messages.revoked_message(cmd.user_id, cmd.server_id, removed))
     if cmd.name == "audit":
-        return Outcome(blocks.audit_message(await ops.audit_log(actor, cmd.limit)))
+        return Outcome(messages.audit_message(await ops.audit_log(actor, cmd.limit)))
     raise UsageError(f"`{cmd.name}` is not a /backup command", "help")
 
 
@@ -52,10 +53,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             cmd = parse_command(command.get("text") or "")
         except UsageError as exc:
-            await ack(**ephemeral(blocks.usage_error_message(exc)))
+            await ack(**ephemeral(usage_error_message(exc)))
             return
         if cmd.name == "help":
-            await ack(**ephemeral(blocks.help_message()))
+            await ack(**ephemeral(messages.help_message()))
             return
         await ack()
         actor = Actor(command["user_id"])

@@ -1,10 +1,5 @@
-"""create_app: the Bolt wiring. One of the three modules that import Bolt.
-
-Listeners (in commands.py and actions.py) are thin: ack, call one use case,
-render, reply. `answer()` below is where every refusal or failure of a use
-case becomes a reply the person sees; the app's error handler catches what
-escapes a listener before it could answer.
-"""
+"""How the bot answers: `answer()` (one use case, one reply, refusals put into words), `Outcome`,
+`Deps`, the pooled response_url client and the notifier that announces to the team."""
 
 from __future__ import annotations
 
@@ -15,19 +10,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import blocks
 from bot.backup_api import Backup, BackupApiError
-from bot.config import Settings
 from bot.ops import Operations, OpsError
 from bot.parsing import UsageError
+from bot.slack.views import messages
+from bot.slack.views.base import with_note
+from bot.slack.views.errors import error_message
 from bot.store import Followed
 
 log = logging.getLogger(__name__)
+
 
 Send = Callable[[dict], Awaitable[object]]
 
@@ -99,19 +95,19 @@ class SlackNotifier:
             log.info("could not update an earlier reply (%s): it may have expired", status)
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
-        await self.update_reply(followed.response_url, blocks.finished_message(backup, self._clock()))
-        await self.announce(followed.channel_id, blocks.announce_finished(followed, backup, manual_count))
+        await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
+        await self.announce(followed.channel_id, messages.announce_finished(followed, backup, manual_count))
 
     async def follow_ended(self, followed: Followed, why: str) -> None:
-        await self.update_reply(followed.response_url, blocks.ended_message(followed.backup_id, why))
-        await self.announce(followed.channel_id, blocks.announce_ended(followed, why))
+        await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
+        await self.announce(followed.channel_id, messages.announce_ended(followed, why))
 
     async def automatic_failed(self, backup: Backup) -> None:
         """Only the notify channel hears of these: no one asked, so there is no other channel."""
         if not self.notify_channel:
             log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
             return
-        await self.announce(None, blocks.announce_automatic_failed(backup, self._clock()))
+        await self.announce(None, messages.announce_automatic_failed(backup, self._clock()))
 
 
 @dataclass
@@ -146,58 +142,16 @@ async def answer(
     try:
         outcome = await work()
     except EXPECTED_ERRORS as exc:
-        await report(blocks.error_message(exc))
+        await report(error_message(exc))
         return
     except Exception as exc:
         ref = secrets.token_hex(3)
         log.exception("unexpected error (ref %s)", ref)
-        await report(blocks.with_note(blocks.error_message(exc), f"Reference for the admins: `{ref}`"))
+        await report(with_note(error_message(exc), f"Reference for the admins: `{ref}`"))
         return
     reply = outcome.reply
     for announcement in outcome.announcements:
         problem = await deps.notifier.announce(channel_id, announcement)
         if problem:
-            reply = blocks.with_note(reply, problem)
+            reply = with_note(reply, problem)
     await send(reply)
-
-
-class _SameTokenWarning(logging.Filter):
-    """Bolt reads SLACK_BOT_TOKEN itself and warns it is unused beside our client: the same token, so no news."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
-
-
-logging.getLogger("slack_bolt.AsyncApp").addFilter(_SameTokenWarning())
-
-
-def create_app(
-    settings: Settings,
-    ops: Operations,
-    *,
-    client: AsyncWebClient | None = None,
-    process_before_response: bool = False,
-    clock: Callable[[], datetime] = _now,
-) -> tuple[AsyncApp, Deps]:
-    from bot import actions, commands
-
-    client = client or AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    app = AsyncApp(
-        client=client,
-        signing_secret=settings.slack_signing_secret,
-        process_before_response=process_before_response,
-        raise_error_for_unhandled_request=False,
-    )
-    responses = ResponseUrls()
-    notifier = SlackNotifier(client, settings.notify_channel, responses, clock)
-    deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock)
-    commands.register(app, deps)
-    actions.register(app, deps)
-
-    @app.error
-    async def on_error(error: Exception, body: dict, respond) -> None:
-        log.error("a request failed before its listener could answer: %s", type(error).__name__, exc_info=error)
-        if body.get("response_url") or body.get("response_urls"):
-            await respond(**blocks.error_message(error))
-
-    return app, deps

@@ -1,4 +1,4 @@
-"""Rendering: words, escaping and Block Kit limits, checked with slack_sdk's own block models."""
+"""Rendering (bot/slack/views): words, escaping and Block Kit limits, checked with slack_sdk's own block models."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,7 +6,6 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot import blocks
 from bot.backup_api import ApiTimeout, Backup, BadRequest, NotFound, Server, Unauthorized, Unavailable
 from bot.ops import (
     BackupNotFound,
@@ -19,6 +18,8 @@ from bot.ops import (
 )
 from bot.parsing import UsageError
 from bot.policy import Action, Role
+from bot.slack import ids
+from bot.slack.views import base, errors, messages, modals
 from bot.store import AuditEntry, Confirmation, Followed
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -60,19 +61,19 @@ def conf(action="delete", **changes):
 
 def valid(message):
     """Slack's own models validate lengths and shapes; to_dict() raises on a violation."""
-    assert len(message["blocks"]) <= blocks.MAX_BLOCKS
+    assert len(message["blocks"]) <= base.MAX_BLOCKS
     for block in Block.parse_all(message["blocks"]):
         block.to_dict()
     return message
 
 
 def test_escape_neutralises_mentions():
-    assert blocks.escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+    assert base.escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
 
 
 @pytest.mark.parametrize(("mb", "words"), [(None, "size not known yet"), (900, "900 MB"), (4523, "4.4 GB")])
 def test_size_words(mb, words):
-    assert blocks.size_words(mb) == words
+    assert base.size_words(mb) == words
 
 
 @pytest.mark.parametrize(
@@ -86,66 +87,66 @@ def test_size_words(mb, words):
     ],
 )
 def test_ago(delta, words):
-    assert blocks.ago(NOW - delta, NOW) == words
+    assert base.ago(NOW - delta, NOW) == words
 
 
 def test_backup_text_reads_well():
-    text = blocks.backup_text(backup(description="<!here> & co", server_name="a<b>"), NOW)
+    text = base.backup_text(backup(description="<!here> & co", server_name="a<b>"), NOW)
     assert text.splitlines()[0] == "*#5001* · *a&lt;b&gt;* (12345) · manual · :white_check_mark: completed · 4.4 GB"
     assert "Created 1 hour ago (<!date^" in text and "|2026-11-29 11:00 UTC>) · never expires" in text
     assert text.splitlines()[2] == "> &lt;!here&gt; &amp; co"
 
 
 def test_unknown_status_is_shown_as_it_comes():
-    text = blocks.backup_text(backup(status="failed"), NOW)
+    text = base.backup_text(backup(status="failed"), NOW)
     assert ":warning: failed" in text
 
 
 def test_listing_of_300_stays_within_limits_and_pages():
     items = [backup(n, kind="automatic", description="x" * 255 + "<!channel>") for n in range(300)]
     listing = Listing(items, None, None, is_admin=True)
-    first = valid(blocks.listing_message(listing, NOW))
+    first = valid(messages.listing_message(listing, NOW))
     assert "*300 backups*" in first["blocks"][0]["text"]["text"]
-    assert "Showing 1–20 of 300." in blocks.flatten_text(first["blocks"])
-    last = valid(blocks.listing_message(listing, NOW, offset=280))
-    assert "Showing 281–300 of 300." in blocks.flatten_text(last["blocks"])
-    assert [b["action_id"] for b in last["blocks"][-1]["elements"]] == [blocks.LIST_PREV]
+    assert "Showing 1–20 of 300." in base.flatten_text(first["blocks"])
+    last = valid(messages.listing_message(listing, NOW, offset=280))
+    assert "Showing 281–300 of 300." in base.flatten_text(last["blocks"])
+    assert [b["action_id"] for b in last["blocks"][-1]["elements"]] == [ids.LIST_PREV]
 
 
 def test_listing_buttons_follow_the_role_and_status():
     items = [backup(1), backup(2, status="in_progress")]
-    owner = blocks.listing_message(Listing(items, 12345, None, False, {12345: Role.OWNER}), NOW)
+    owner = messages.listing_message(Listing(items, 12345, None, False, {12345: Role.OWNER}), NOW)
     actions = [[e["action_id"] for e in b["elements"]] for b in owner["blocks"] if b["type"] == "actions"]
-    assert actions == [[blocks.RESTORE_REQUEST, blocks.DELETE_REQUEST], [blocks.DELETE_REQUEST]]
-    viewer = blocks.listing_message(Listing(items, 12345, None, False, {12345: Role.VIEWER}), NOW)
+    assert actions == [[ids.RESTORE_REQUEST, ids.DELETE_REQUEST], [ids.DELETE_REQUEST]]
+    viewer = messages.listing_message(Listing(items, 12345, None, False, {12345: Role.VIEWER}), NOW)
     assert not [b for b in viewer["blocks"] if b["type"] == "actions"]
 
 
 def test_empty_listings():
-    assert "No manual backups" in blocks.listing_message(Listing([], 7, "manual", True), NOW)["text"]
-    assert "no role on any server" in blocks.listing_message(Listing([], None, None, False), NOW)["text"]
+    assert "No manual backups" in messages.listing_message(Listing([], 7, "manual", True), NOW)["text"]
+    assert "no role on any server" in messages.listing_message(Listing([], None, None, False), NOW)["text"]
 
 
 def test_confirmations_name_backup_server_date_and_are_valid():
-    delete = valid(blocks.delete_confirmation_message(conf()))
-    text = blocks.flatten_text(delete["blocks"])
+    delete = valid(messages.delete_confirmation_message(conf()))
+    text = base.flatten_text(delete["blocks"])
     assert "Backup *#5001* (manual, taken <!date^" in text and "*web-&lt;01&gt;* (12345)" in text
     assert "cannot be undone" in text
     dialog = delete["blocks"][1]["elements"][0]["confirm"]
     assert len(dialog["text"]["text"]) <= 300 and dialog["confirm"]["text"] == "Delete it"
-    restore = valid(blocks.restore_confirmation_message(conf("restore")))
-    assert "will replace everything on" in blocks.flatten_text(restore["blocks"])
+    restore = valid(messages.restore_confirmation_message(conf("restore")))
+    assert "will replace everything on" in base.flatten_text(restore["blocks"])
 
 
 def test_restore_modal_is_a_valid_view():
-    view = blocks.restore_modal(conf("restore"), '{"c": "tok"}')
+    view = modals.restore_modal(conf("restore"), '{"c": "tok"}')
     View(**view).to_dict()
-    assert view["blocks"][1]["block_id"] == blocks.RESTORE_INPUT_BLOCK
+    assert view["blocks"][1]["block_id"] == ids.RESTORE_INPUT_BLOCK
 
 
 def test_a_long_server_name_keeps_buttons_within_limits():
     long = conf("restore", target_server_name="n" * 300)
-    valid(blocks.restore_confirmation_message(long))
+    valid(messages.restore_confirmation_message(long))
 
 
 @pytest.mark.parametrize(
@@ -170,8 +171,8 @@ def test_a_long_server_name_keeps_buttons_within_limits():
     ],
 )
 def test_every_error_has_plain_words(error, words):
-    assert words in blocks.error_text(error)
-    valid(blocks.error_message(error))
+    assert words in errors.error_text(error)
+    valid(errors.error_message(error))
 
 
 def test_audit_and_servers_messages():
@@ -179,20 +180,20 @@ def test_audit_and_servers_messages():
         AuditEntry(i, "2026-11-29T12:00:00+00:00", "U1", "delete", 12345, 5001, "denied", "<!channel>" * 30, "slack")
         for i in range(50)
     ]
-    message = valid(blocks.audit_message(entries))
-    assert "&lt;!channel&gt;" in blocks.flatten_text(message["blocks"])
+    message = valid(messages.audit_message(entries))
+    assert "&lt;!channel&gt;" in base.flatten_text(message["blocks"])
     assert "<!channel>" not in str(message)
-    assert valid(blocks.servers_message([ServerAccess(1, "a<b", "owner"), ServerAccess(2, None, "viewer")]))
-    assert "no role on any server" in blocks.servers_message([])["text"]
+    assert valid(messages.servers_message([ServerAccess(1, "a<b", "owner"), ServerAccess(2, None, "viewer")]))
+    assert "no role on any server" in messages.servers_message([])["text"]
 
 
 def test_announcements():
     followed = Followed(5001, 12346, "U1", "C1", None, "", NOW, "following")
-    done = blocks.announce_finished(followed, backup(1, server_name="db-01"), manual_count=10)
+    done = messages.announce_finished(followed, backup(1, server_name="db-01"), manual_count=10)
     assert "is complete (4.4 GB) — asked for by <@U1>" in done["text"]
     assert "*10 of 10* manual backups: the next `create` will be refused" in done["text"]
-    failed = blocks.announce_finished(followed, backup(1, status="error"), manual_count=3)
+    failed = messages.announce_finished(followed, backup(1, status="error"), manual_count=3)
     assert "FAILED" in failed["text"] and "of 10" not in failed["text"]
-    assert "<@U2> deleted backup *#5001*" in blocks.announce_deleted("U2", conf())["text"]
-    assert "started restoring" in blocks.announce_restore("U2", conf("restore"))["text"]
-    assert "Restore of" in blocks.restore_started_message(Done(conf("restore"), "Restore <started>"))["text"]
+    assert "<@U2> deleted backup *#5001*" in messages.announce_deleted("U2", conf())["text"]
+    assert "started restoring" in messages.announce_restore("U2", conf("restore"))["text"]
+    assert "Restore of" in messages.restore_started_message(Done(conf("restore"), "Restore <started>"))["text"]

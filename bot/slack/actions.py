@@ -12,11 +12,13 @@ import re
 
 from slack_bolt.async_app import AsyncApp
 
-from bot import blocks
-from bot.app import Deps, Outcome, answer
 from bot.ops import Actor, ConfirmationMismatch, OpsError
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
+from bot.slack import ids
+from bot.slack.replies import Deps, Outcome, answer
+from bot.slack.views import messages, modals
+from bot.slack.views.errors import error_message, mismatch_text
 
 
 def _channel(body: dict) -> str | None:
@@ -41,46 +43,48 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         await answer(deps, work, send, send_error=send_error, channel_id=_channel(body))
 
-    @app.action(blocks.DELETE_REQUEST)
+    @app.action(ids.DELETE_REQUEST)
     async def delete_requested(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
             conf = await ops.request_delete(actor, _backup_id(action))
-            return Outcome(blocks.delete_confirmation_message(conf))
+            return Outcome(messages.delete_confirmation_message(conf))
 
         await press(body, work, replace=False)
 
-    @app.action(blocks.RESTORE_REQUEST)
+    @app.action(ids.RESTORE_REQUEST)
     async def restore_requested(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
             conf = await ops.request_restore(actor, _backup_id(action))
-            return Outcome(blocks.restore_confirmation_message(conf))
+            return Outcome(messages.restore_confirmation_message(conf))
 
         await press(body, work, replace=False)
 
-    @app.action(blocks.CONFIRM_DELETE)
+    @app.action(ids.CONFIRM_DELETE)
     async def delete_confirmed(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
             done = await ops.confirm_delete(actor, action["value"])
-            return Outcome(blocks.deleted_message(done), [blocks.announce_deleted(actor.user_id, done.confirmation)])
+            return Outcome(
+                messages.deleted_message(done), [messages.announce_deleted(actor.user_id, done.confirmation)]
+            )
 
         await press(body, work, replace=True)
 
-    @app.action(blocks.CANCEL)
+    @app.action(ids.CANCEL)
     async def cancelled(ack, body, action) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
-            return Outcome(blocks.cancelled_message(await ops.cancel(actor, action["value"])))
+            return Outcome(messages.cancelled_message(await ops.cancel(actor, action["value"])))
 
         await press(body, work, replace=True)
 
@@ -96,11 +100,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
             except (ValueError, KeyError, TypeError):
                 raise UsageError("this page button is damaged; run /backup list again", "list") from None
             listing = await ops.list_backups(actor, state.get("s"), state.get("t"))
-            return Outcome(blocks.listing_message(listing, deps.clock(), offset=offset))
+            return Outcome(messages.listing_message(listing, deps.clock(), offset=offset))
 
         await press(body, work, replace=True)
 
-    @app.action(blocks.OPEN_RESTORE)
+    @app.action(ids.OPEN_RESTORE)
     async def restore_modal_opened(ack, body, action, client) -> None:
         """Open the modal at once (its trigger_id lives 3 s); only a store check comes first."""
         await ack()
@@ -109,21 +113,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             conf = await ops.authorize_confirmation(actor, token, Action.RESTORE)
         except OpsError as exc:
-            await deps.responses.send(body["response_url"], blocks.error_message(exc), replace_original=False)
+            await deps.responses.send(body["response_url"], error_message(exc), replace_original=False)
             return
         metadata = json.dumps({"c": token, "ch": _channel(body), "ru": body.get("response_url")})
-        await client.views_open(trigger_id=body["trigger_id"], view=blocks.restore_modal(conf, metadata))
+        await client.views_open(trigger_id=body["trigger_id"], view=modals.restore_modal(conf, metadata))
 
-    @app.view(blocks.RESTORE_MODAL)
+    @app.view(ids.RESTORE_MODAL)
     async def restore_submitted(ack, body, view, client) -> None:
         actor = Actor(body["user"]["id"])
         meta = json.loads(view.get("private_metadata") or "{}")
         token, channel_id, response_url = meta.get("c", ""), meta.get("ch"), meta.get("ru")
         typed = (
-            view["state"]["values"]
-            .get(blocks.RESTORE_INPUT_BLOCK, {})
-            .get(blocks.RESTORE_INPUT_ACTION, {})
-            .get("value")
+            view["state"]["values"].get(ids.RESTORE_INPUT_BLOCK, {}).get(ids.RESTORE_INPUT_ACTION, {}).get("value")
             or ""
         )
         try:
@@ -131,7 +132,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except ConfirmationMismatch as exc:
             await ack(
                 response_action="errors",
-                errors={blocks.RESTORE_INPUT_BLOCK: blocks.mismatch_text(exc.confirmation)},
+                errors={ids.RESTORE_INPUT_BLOCK: mismatch_text(exc.confirmation)},
             )
             return
         except OpsError:
@@ -141,8 +142,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def work() -> Outcome:
             done = await ops.confirm_restore(actor, token, typed)
             return Outcome(
-                blocks.restore_started_message(done),
-                [blocks.announce_restore(actor.user_id, done.confirmation)],
+                messages.restore_started_message(done),
+                [messages.announce_restore(actor.user_id, done.confirmation)],
             )
 
         async def send(message: dict, *, replace: bool = True) -> None:

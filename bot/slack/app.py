@@ -1,0 +1,51 @@
+"""create_app: the Bolt wiring, and nothing else.
+
+Listeners (commands.py, actions.py) are thin: ack, call one use case, render,
+reply through `replies.answer`. The app's error handler catches what escapes a
+listener before it could answer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.slack import actions, commands
+from bot.slack.replies import Deps
+from bot.slack.views.errors import error_message
+
+log = logging.getLogger(__name__)
+
+
+class _SameTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns it is unused beside our client: the same token, so no news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_SameTokenWarning())
+
+
+def create_app(
+    settings: Settings, deps: Deps, client: AsyncWebClient, *, process_before_response: bool = False
+) -> AsyncApp:
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        process_before_response=process_before_response,
+        raise_error_for_unhandled_request=False,
+    )
+    commands.register(app, deps)
+    actions.register(app, deps)
+
+    @app.error
+    async def on_error(error: Exception, body: dict, respond) -> None:
+        log.error("a request failed before its listener could answer: %s", type(error).__name__, exc_info=error)
+        if body.get("response_url") or body.get("response_urls"):
+            await respond(**error_message(error))
+
+    return app

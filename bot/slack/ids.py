@@ -1,0 +1,12 @@
+"""The action, block and callback ids that rendered views and listeners both match."""
+
+DELETE_REQUEST = "backup_delete"
+RESTORE_REQUEST = "backup_restore"
+CONFIRM_DELETE = "confirm_delete"
+OPEN_RESTORE = "confirm_restore"
+CANCEL = "cancel_confirmation"
+LIST_PREV = "list_page_prev"
+LIST_NEXT = "list_page_next"
+RESTORE_MODAL = "restore_modal"
+RESTORE_INPUT_BLOCK = "typed_server"
+RESTORE_INPUT_ACTION = "typed"

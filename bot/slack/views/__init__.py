@@ -1,0 +1,1 @@
+"""Block Kit views by surface: messages (replies, announcements), modals, and the words for errors. Pure: no I/O, no Bolt."""

@@ -1,0 +1,157 @@
+"""Block Kit building blocks and words for things: escaping, sections, buttons, sizes, ages, dates.
+
+Text from people or from the API (descriptions, server names) is escaped for
+mrkdwn, so `<!channel>` in a description is shown, never sent as a ping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from bot.backup_api import Backup
+from bot.store import Confirmation
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+PAGE_SIZE = 20
+MANUAL_LIMIT = 10
+
+Message = dict
+
+
+def escape(text: object) -> str:
+    """Escape text for mrkdwn: Slack's three control characters, nothing else."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def section(text: str, **extra) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION)}, **extra}
+
+
+def context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_SECTION)}]}
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None, confirm: dict | None = None) -> dict:
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": truncate(text, 75), "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    if confirm:
+        button["confirm"] = confirm
+    return button
+
+
+def message(text: str, blocks: list[dict]) -> Message:
+    assert len(blocks) <= MAX_BLOCKS, f"{len(blocks)} blocks: Slack refuses more than {MAX_BLOCKS}"
+    return {"text": truncate(text, 3000), "blocks": blocks}
+
+
+def simple(text: str) -> Message:
+    return message(text, [section(text)])
+
+
+def with_note(message: Message, note: str) -> Message:
+    """The message with a small note under it (a reference, a problem with the announcement)."""
+    return {**message, "blocks": [*message["blocks"], context(note)][:MAX_BLOCKS]}
+
+
+# --- words for things ---------------------------------------------------------
+
+
+def size_words(size_mb: int | None) -> str:
+    if size_mb is None:
+        return "size not known yet"
+    if size_mb < 1024:
+        return f"{size_mb} MB"
+    return f"{size_mb / 1024:.1f} GB"
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    seconds = (now - moment).total_seconds()
+    future = seconds < 0
+    words = _span(abs(seconds))
+    if words == "just now":
+        return words
+    return f"in {words}" if future else f"{words} ago"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "just now"
+
+
+def slack_date(moment: datetime) -> str:
+    """A date Slack shows in the reader's own time zone, with a UTC fallback."""
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def server_words(server_id: int, name: str | None) -> str:
+    return f"*{escape(name)}* ({server_id})" if name and name != str(server_id) else f"server *{server_id}*"
+
+
+def plain_server(server_id: int, name: str | None) -> str:
+    """A server's name and ID for inside a bold span, where mrkdwn cannot nest another."""
+    return f"{escape(name)} ({server_id})" if name and name != str(server_id) else f"server {server_id}"
+
+
+STATUS_ICON = {"completed": ":white_check_mark:", "in_progress": ":hourglass_flowing_sand:"}
+
+
+def status_words(status: str) -> str:
+    icon = STATUS_ICON.get(status, ":warning:")
+    return f"{icon} {escape(status.replace('_', ' '))}"
+
+
+def expiry_words(backup: Backup, now: datetime) -> str:
+    if backup.expires_at is None:
+        return "never expires" if backup.backup_type == "manual" else "no expiry given"
+    return f"expires {ago(backup.expires_at, now)}"
+
+
+def backup_text(backup: Backup, now: datetime) -> str:
+    lines = [
+        f"*#{backup.id}* · {server_words(backup.server.id, backup.server.name)} · {escape(backup.backup_type)}"
+        f" · {status_words(backup.status)} · {size_words(backup.size_mb)}",
+        f"Created {ago(backup.created_at, now)} ({slack_date(backup.created_at)}) · {expiry_words(backup, now)}",
+    ]
+    if backup.description:
+        lines.append(f"> {escape(truncate(backup.description, 500))}")
+    return "\n".join(lines)
+
+
+def confirmation_facts(conf: Confirmation) -> str:
+    created = datetime.fromisoformat(conf.backup_created_at)
+    return (
+        f"Backup *#{conf.backup_id}* ({escape(conf.backup_type)}, taken {slack_date(created)}) "
+        f"of {server_words(conf.server_id, conf.server_name)}"
+    )
+
+
+def flatten_text(blocks: Iterable[dict]) -> str:
+    """The mrkdwn of every section and context, for tests and logs."""
+    parts = []
+    for block in blocks:
+        if "text" in block and isinstance(block["text"], dict):
+            parts.append(block["text"]["text"])
+        for element in block.get("elements", []):
+            if isinstance(element.get("text"), str):
+                parts.append(element["text"])
+            elif isinstance(element.get("text"), dict):
+                parts.append(element["text"]["text"])
+    return "\n".join(parts)

@@ -1,0 +1,119 @@
+"""Refusals and failures put into words for Slack: the one place errors become Slack text."""
+
+from __future__ import annotations
+
+from bot.backup_api import ApiTimeout, BackupApiError, BadRequest, NotFound, Unauthorized, Unavailable
+from bot.ops import (
+    BackupNotFound,
+    ConfirmationMismatch,
+    ConfirmationUnavailable,
+    NotRestorable,
+    OpsError,
+    PermissionDenied,
+)
+from bot.parsing import UsageError
+from bot.policy import Action
+from bot.slack.views.base import Message, escape, simple, status_words
+from bot.store import Confirmation
+
+
+def usage_error_message(error: UsageError) -> Message:
+    text = f":warning: {escape(error.problem)}."
+    if error.subcommand == "help":
+        text += " Try `/backup help` for the list of commands."
+    if error.usage:
+        text += f"\nUsage: `{error.usage}`"
+    if error.example:
+        text += f"\nExample: `{error.example}`"
+    return simple(text)
+
+
+ACTION_VERBS = {
+    Action.LIST: "list backups",
+    Action.CREATE: "create a backup",
+    Action.DELETE: "delete a backup",
+    Action.RESTORE: "restore",
+    Action.GRANT: "grant roles",
+    Action.REVOKE: "revoke roles",
+    Action.AUDIT: "read the audit log",
+    Action.SERVERS: "list servers",
+    Action.ADMIN: "change who is an admin",
+}
+
+
+def error_text(error: Exception) -> str:
+    """Words for a refusal or failure: the one place errors become Slack text."""
+    if isinstance(error, UsageError):
+        return usage_error_message(error)["text"]
+    if isinstance(error, PermissionDenied):
+        where = f" on server *{error.server_id}*" if error.server_id is not None else ""
+        if error.needed == "admin":
+            return f":no_entry: Only an admin may {ACTION_VERBS[error.action]}."
+        return (
+            f":no_entry: You can't {ACTION_VERBS[error.action]}{where}: that needs the *{error.needed}* role. "
+            "An admin can give it with `/backup grant`."
+        )
+    if isinstance(error, BackupNotFound):
+        if error.gone:
+            return f":mag: Backup *#{error.backup_id}* no longer exists, so nothing was done."
+        return f":mag: There is no backup *#{error.backup_id}*. `/backup list` shows the ones there are."
+    if isinstance(error, NotRestorable):
+        return f":warning: Backup *#{error.backup.id}* is {status_words(error.backup.status)}: only a completed backup can be restored."
+    if isinstance(error, ConfirmationUnavailable):
+        return confirmation_unavailable_text(error.confirmation)
+    if isinstance(error, ConfirmationMismatch):
+        return mismatch_text(error.confirmation)
+    if isinstance(error, Unauthorized):
+        return (
+            ":lock: The backup API refused the bot's credentials (401), so nothing was done. "
+            "An admin needs to check the bot's VPS_API_TOKEN."
+        )
+    if isinstance(error, BadRequest):
+        return f":x: The backup API refused this: “{escape(error.provider_message)}”. Nothing was changed."
+    if isinstance(error, NotFound):
+        return f":mag: The backup API says it can't find that: “{escape(error)}” (404)."
+    if isinstance(error, ApiTimeout):
+        return (
+            ":hourglass: The backup API didn't answer in time. If you were changing something, it may still "
+            "have happened: check `/backup list` before trying again."
+        )
+    if isinstance(error, Unavailable):
+        return (
+            f":construction: The backup API is unavailable right now ({escape(error)}). If you were changing "
+            "something, check `/backup list` before trying again; otherwise try again in a few minutes."
+        )
+    if isinstance(error, BackupApiError | OpsError):
+        return f":warning: {escape(error)}"
+    return ":boom: Something went wrong inside the bot and it was logged. Nothing more was done; please try again."
+
+
+def error_message(error: Exception) -> Message:
+    return simple(error_text(error))
+
+
+def confirmation_unavailable_text(conf: Confirmation | None) -> str:
+    if conf is None:
+        return ":grey_question: I don't know this confirmation any more. Nothing was done; run the command again."
+    what = f"the {conf.action} of backup *#{conf.backup_id}*"
+    if conf.state == "used":
+        return f":ballot_box_with_check: {what.capitalize()} was already confirmed by <@{conf.used_by}>. Nothing more was done."
+    if conf.state == "cancelled":
+        return f":leftwards_arrow_with_hook: {what.capitalize()} was cancelled by <@{conf.used_by}>. Nothing was done."
+    if conf.state == "expired":
+        return (
+            f":alarm_clock: This confirmation for {what} has expired, so nothing was done. "
+            f"Run `/backup {conf.action} {conf.backup_id}` again if you still want it."
+        )
+    if conf.state == "gone":
+        return f":mag: Backup *#{conf.backup_id}* no longer exists, so nothing was done."
+    if conf.state == "failed":
+        return (
+            f":x: <@{conf.used_by}> confirmed {what}, but the backup API failed, so this confirmation is spent. "
+            f"Check `/backup list` — it may have happened — then run `/backup {conf.action} {conf.backup_id}` "
+            "again if it is still needed."
+        )
+    return f":grey_question: This confirmation is {escape(conf.state)}. Nothing was done."
+
+
+def mismatch_text(conf: Confirmation) -> str:
+    return f"That is not this server. Type {conf.target_server_name} or {conf.target_server_id} exactly."

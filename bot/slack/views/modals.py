@@ -1,0 +1,35 @@
+"""Modals: the restore form that asks for the server's name."""
+
+from __future__ import annotations
+
+from bot.slack.ids import RESTORE_INPUT_ACTION, RESTORE_INPUT_BLOCK, RESTORE_MODAL
+from bot.slack.views.base import confirmation_facts, section, server_words, truncate
+from bot.store import Confirmation
+
+
+def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
+    target = server_words(conf.target_server_id, conf.target_server_name)
+    return {
+        "type": "modal",
+        "callback_id": RESTORE_MODAL,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": "Restore server"},
+        "submit": {"type": "plain_text", "text": "Restore"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(f"{confirmation_facts(conf)} will *replace everything* on {target}. This cannot be undone."),
+            {
+                "type": "input",
+                "block_id": RESTORE_INPUT_BLOCK,
+                "label": {
+                    "type": "plain_text",
+                    "text": f"Type {truncate(conf.target_server_name, 1900)} to confirm",
+                },
+                "hint": {
+                    "type": "plain_text",
+                    "text": f"The server's name, or its ID {conf.target_server_id}.",
+                },
+                "element": {"type": "plain_text_input", "action_id": RESTORE_INPUT_ACTION},
+            },
+        ],
+    }
