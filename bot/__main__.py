@@ -15,11 +15,14 @@ import os
 import sys
 
 from bot import __version__
+from bot.backup_api import BackupApi
 from bot.config import ConfigError, Settings, load_settings
 from bot.ops import Actor, Operations, OpsError
-from bot.parsing import UsageError, parse_id, parse_user
+from bot.parsing import UsageError, is_number, parse_id, parse_user
 from bot.policy import Role
-from bot.store import Store
+from bot.store import Store, StoreError
+
+CLI_WRITE_SECONDS = 10.0
 
 
 class CliError(Exception):
@@ -52,13 +55,23 @@ def _user(text: str) -> str:
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not is_number(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 86400")
+    return value
+
+
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not is_number(text) or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
     return int(text)
 
@@ -87,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8040, help="port (default 8040)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--token", help="accept only this bearer token (default: any non-empty one)")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    p.add_argument("--complete-after", type=float, default=20.0, help="seconds until a new backup completes")
+    p.add_argument("--latency", type=_seconds, default=0.0, help="seconds added to every answer")
+    p.add_argument("--complete-after", type=_seconds, default=20.0, help="seconds until a new backup completes")
 
     p = sub.add_parser("grant", help="give USER a role on SERVER")
     p.add_argument("user", type=_user, metavar="USER", help="Slack member ID (U…) or <@U…|name>")
@@ -121,9 +134,20 @@ def _cli_actor() -> Actor:
 
 
 def _with_ops(settings: Settings, work):
+    """Run `work(ops, store)` as the CLI: the audit entries it writes are in the store before this returns."""
     store = Store(settings.db_path)
+
+    async def run():
+        api = BackupApi(settings.vps_api_url, settings.vps_api_token or "")
+        ops = Operations(api, store, admins=settings.admins)
+        try:
+            return await work(ops, store)
+        finally:
+            await ops.durable.drain(CLI_WRITE_SECONDS)
+            await api.aclose()
+
     try:
-        return asyncio.run(work(Operations(None, store, admins=settings.admins), store))
+        return asyncio.run(run())
     finally:
         store.close()
 
@@ -213,7 +237,10 @@ def cmd_fake_api(args, _settings: Settings) -> int:
         auth = "only the token given with --token" if args.token else "any non-empty bearer token"
         print(f"backup API simulator on {url} (accepts {auth}); Ctrl-C stops it", flush=True)
 
-    run_simulator_forever(sim, args.host, args.port, ready)
+    try:
+        run_simulator_forever(sim, args.host, args.port, ready)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     return 0
 
 
@@ -274,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         return COMMANDS[args.command](args, settings)
-    except (ConfigError, CliError, OpsError) as exc:
+    except (ConfigError, CliError, OpsError, StoreError) as exc:
         print(f"vps-backup-bot: {exc}", file=sys.stderr)
         return getattr(exc, "status", 2)
     except KeyboardInterrupt:

@@ -6,13 +6,17 @@ Exceptions, all carrying a message safe to show a person (never the token)::
      ├── Unauthorized       401: the token is missing or wrong
      ├── NotFound           404: no such server or backup
      ├── BadRequest         400: refused; `provider_message` is the API's own words
-     ├── Unavailable        5xx, refused connection, or no answer in time
+     ├── Unavailable        5xx, 429, refused connection, or no answer in time
+     │    ├── RateLimited   429: `retry_after` seconds, when the API said
      │    └── ApiTimeout    no answer within the timeout
-     └── UnexpectedResponse any other status, or a body that is not the documented shape
+     ├── UnexpectedResponse any other status, or a body that is not the documented shape
+     └── AcceptedButUnreadable  a write answered 2xx (so it happened) with a body that cannot be read
 
-Reads (listing, and so finding one backup) are retried with backoff on 5xx and
-connection errors. Writes (create, delete, restore) are sent once: a write that
-failed may still have happened, so only a person decides to send it again.
+Reads (listing, and so finding one backup) are retried with backoff on 5xx,
+429 (honouring Retry-After within the budget) and connection errors. Writes
+(create, delete, restore) are sent once: a write that failed may still have
+happened, so only a person decides to send it again. A write answered 2xx is
+a success whatever its body says: `AcceptedButUnreadable` is not a failure.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,6 +33,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MAX_RETRY_AFTER_SECONDS = 5.0
 RUNNING_STATUSES = frozenset({"in_progress", "pending", "queued", "creating", "running"})
 BACKUP_TYPES = ("manual", "automatic")
 
@@ -64,6 +69,16 @@ class Unavailable(BackupApiError):
 
 class ApiTimeout(Unavailable):
     pass
+
+
+class RateLimited(Unavailable):
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message, status_code=429)
+        self.retry_after = retry_after
+
+
+class AcceptedButUnreadable(BackupApiError):
+    """The API accepted a write (2xx) but its answer could not be read: the write happened."""
 
 
 class UnexpectedResponse(BackupApiError):
@@ -111,12 +126,14 @@ class Backup:
                 description=str(data.get("description") or ""),
                 message=data.get("message"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UnexpectedResponse(f"the backup API sent a backup in an unexpected shape ({exc})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UnexpectedResponse(f"the backup API sent a backup in an unexpected shape ({exc!r})") from exc
 
 
 def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    """An ISO 8601 time; one without a zone is read as UTC."""
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def provider_text(response: httpx.Response) -> str:
@@ -199,7 +216,12 @@ class BackupApi:
         if description:
             payload["description"] = description
         response = await self._write("POST", "backups/", payload, what=f"server {server_id}")
-        return Backup.from_json(_json(response))
+        try:
+            return Backup.from_json(_json(response))
+        except UnexpectedResponse as exc:
+            raise AcceptedButUnreadable(
+                f"the backup API accepted the backup ({response.status_code}) but its answer could not be read"
+            ) from exc
 
     async def delete_backup(self, backup_id: int) -> None:
         await self._write("DELETE", f"backups/{backup_id}/", None, what=f"backup {backup_id}")
@@ -232,6 +254,10 @@ class BackupApi:
                 if attempt >= self._read_attempts:
                     raise
                 delay = self._backoff * 2 ** (attempt - 1)
+                if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                    if exc.retry_after > MAX_RETRY_AFTER_SECONDS:
+                        raise
+                    delay = max(delay, exc.retry_after)
                 log.warning("backup API read failed (%s); retrying in %.2fs", exc, delay)
                 await self._sleep(delay)
 
@@ -245,10 +271,10 @@ class BackupApi:
             return await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             if _is_connection_failure(exc):
-                raise Unavailable("the backup API could not be reached (connection failed)") from None
-            raise ApiTimeout("the backup API did not answer in time") from None
+                raise Unavailable("the backup API could not be reached (connection failed)") from exc
+            raise ApiTimeout("the backup API did not answer in time") from exc
         except httpx.TransportError as exc:
-            raise Unavailable(f"the backup API could not be reached ({type(exc).__name__})") from None
+            raise Unavailable(f"the backup API could not be reached ({type(exc).__name__})") from exc
 
 
 def _is_connection_failure(exc: httpx.TimeoutException) -> bool:
@@ -269,8 +295,8 @@ def default_transport() -> httpx.AsyncBaseTransport:
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
-        raise UnexpectedResponse(f"the backup API answered {response.status_code} without JSON") from None
+    except ValueError as exc:
+        raise UnexpectedResponse(f"the backup API answered {response.status_code} without JSON") from exc
 
 
 def _raise_for_status(response: httpx.Response, *, what: str) -> None:
@@ -284,6 +310,17 @@ def _raise_for_status(response: httpx.Response, *, what: str) -> None:
         raise NotFound(text or f"{what} was not found", status_code=404)
     if status == 400:
         raise BadRequest(text or "the request was refused without a reason")
+    if status == 429:
+        raise RateLimited("the backup API is rate-limiting the bot (429)", _retry_after(response))
     if status >= 500:
         raise Unavailable(f"the backup API is failing ({status})", status_code=status)
     raise UnexpectedResponse(f"the backup API answered {status}" + (f": {text}" if text else ""), status_code=status)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds, if the answer gave it as a number (an HTTP date is treated as absent)."""
+    try:
+        value = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 and value == value else None

@@ -19,6 +19,7 @@ DEFAULT_VPS_API_URL = "https://admin.vps.org/api/v1"
 DEFAULT_DB = "backupbot.db"
 DEFAULT_POLL_SECONDS = 30.0
 DEFAULT_PORT = 3000
+DEFAULT_SHUTDOWN_SECONDS = 20.0
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "vps_api_token"})
 
@@ -40,6 +41,7 @@ class Settings:
     notify_channel: str | None = field(default=None, metadata={"env": "BACKUPBOT_NOTIFY_CHANNEL"})
     poll_seconds: float = field(default=DEFAULT_POLL_SECONDS, metadata={"env": "BACKUPBOT_POLL_SECONDS"})
     port: int = field(default=DEFAULT_PORT, metadata={"env": "PORT"})
+    shutdown_seconds: float = field(default=DEFAULT_SHUTDOWN_SECONDS, metadata={"env": "BACKUPBOT_SHUTDOWN_SECONDS"})
 
     def require(self, *names: str) -> Settings:
         """Raise ConfigError naming the first of these fields that is unset."""
@@ -91,16 +93,16 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
 def _parse(name: str, env: str, raw: str) -> object:
     if name == "admins":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if name == "poll_seconds":
+    if name in ("poll_seconds", "shutdown_seconds"):
         try:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{env} must be a number of seconds, not {raw!r}") from None
-        if value <= 0:
-            raise ConfigError(f"{env} must be more than 0, not {raw!r}")
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(f"{env} must be a number of seconds more than 0, not {raw!r}")
         return value
     if name == "port":
-        if not raw.isdigit() or not 0 < int(raw) < 65536:
+        if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:
             raise ConfigError(f"{env} must be a port number, not {raw!r}")
         return int(raw)
     if name in ("slack_api_url",) and not raw.endswith("/"):

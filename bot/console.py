@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlencode
 
-from slack_bolt.request.async_request import AsyncBoltRequest
-
 from bot.config import Settings
+from bot.parsing import is_number
 from bot.runtime import Runtime, build_runtime
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 from bot.sim.slack_loopback import (
@@ -43,6 +42,7 @@ from bot.sim.slack_loopback import (
     slash_command_body,
     view_submission_payload,
 )
+from bot.slack.requests import SlackRequest
 
 CONSOLE_CHANNEL = "C0CONSOLE"
 DEMO_NOTIFY_CHANNEL = "C0BACKUPS"
@@ -249,7 +249,7 @@ class Console:
             await self.command(line[len("/backup") :].strip())
         elif line.startswith("/"):
             self._say(f"Only /backup is installed here, not {line.split()[0]}.")
-        elif line.strip("[]").isdigit():
+        elif is_number(line.strip("[]")):
             await self.press(int(line.strip("[]")))
         else:
             self._say("Type a /backup command, a button number, 'wait' or 'quit' ('help' for more).")
@@ -277,7 +277,7 @@ class Console:
             "content-type": "application/x-www-form-urlencoded",
             **{k.lower(): v for k, v in sign(self.secret, raw).items()},
         }
-        response = await self.runtime.app.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
+        response = await self.runtime.app.async_dispatch(SlackRequest(body=body, headers=headers))
         return response.status, response.body or ""
 
     async def command(self, text: str) -> None:

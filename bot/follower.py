@@ -7,6 +7,10 @@ backups in progress (never one per backup), and the rounds back off while
 the API is failing. A report is claimed in the store before it is sent, so
 two racing rounds report a backup exactly once.
 
+It is the bot's one background loop: between rounds it also hands due
+announcements to `outbox` (the notifier's outbox drain) every `tick`
+seconds, so a rate-limited announcement goes out when Slack said it may.
+
 The follower knows nothing of Slack: it reports through a `Notifier`.
 """
 
@@ -55,6 +59,8 @@ class Follower:
         max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
         clock: Callable[[], datetime] = _now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        outbox: Callable[[], Awaitable[int]] | None = None,
+        tick: float = 1.0,
     ):
         self.api = api
         self.store = store
@@ -64,6 +70,8 @@ class Follower:
         self.max_backoff_seconds = max(max_backoff_seconds, poll_seconds)
         self._clock = clock
         self._sleep = sleep
+        self._outbox = outbox
+        self._tick = tick
         self._task: asyncio.Task | None = None
 
     async def poll_once(self) -> bool:
@@ -112,7 +120,10 @@ class Follower:
             await self._report(self.notifier.follow_ended(item, why))
 
     async def _report(self, call) -> None:
-        """A report that fails to send is logged; it was claimed, so it is never sent twice."""
+        """A report that fails to send is logged; it was claimed, so it is never sent twice.
+
+        Its announcement is in the outbox by then, so only the reply update can be lost.
+        """
         try:
             await call
         except Exception:
@@ -131,7 +142,24 @@ class Follower:
                 healthy = False
             rounds += 1
             delay = self.poll_seconds if healthy else min(delay * 2, self.max_backoff_seconds)
-            await self._sleep(delay)
+            await self._idle(delay)
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait for the next round, delivering due announcements every tick meanwhile."""
+        if self._outbox is None:
+            await self._sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            try:
+                await self._outbox()
+            except Exception:
+                log.exception("delivering announcements failed")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await self._sleep(min(self._tick, remaining))
 
     async def watch_automatic(self) -> bool:
         """Report automatic backups that ended in anything but `completed`, once each.

@@ -10,6 +10,10 @@ Deletes and restores are two steps: `request_*` finds the backup (by listing:
 the API has no endpoint for one), checks permission and records a pending
 confirmation; `confirm_*` checks permission again for whoever confirms, and
 consumes the confirmation atomically, so a double press acts at most once.
+
+Audit entries, and what follows a write the API accepted (following the new
+backup), go through `DurableWrites`: a busy store delays them but never
+loses them, and never turns a write that happened into a reported failure.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from bot.backup_api import Backup, BackupApi, BackupApiError, NotFound
+from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError, NotFound
+from bot.durable import DurableWrites
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
-from bot.store import AuditEntry, Confirmation, Store
+from bot.store import AuditEntry, Confirmation, ConfirmationState, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,8 @@ class OpsError(Exception):
 
 
 class PermissionDenied(OpsError):
-    def __init__(self, action: Action, server_id: int | None, needed: str):
-        self.action, self.server_id, self.needed = action, server_id, needed
+    def __init__(self, action: Action, server_id: int | None, needed: str, role: Role | None = None):
+        self.action, self.server_id, self.needed, self.role = action, server_id, needed, role
         where = f" on server {server_id}" if server_id is not None else ""
         super().__init__(f"{action.value}{where} needs the {needed} role")
 
@@ -75,7 +80,7 @@ class ConfirmationUnavailable(OpsError):
 
     def __init__(self, confirmation: Confirmation | None):
         self.confirmation = confirmation
-        state = confirmation.state if confirmation else "missing"
+        state = confirmation.state.value if confirmation else "missing"
         super().__init__(f"this confirmation is {state}")
 
 
@@ -107,6 +112,15 @@ class ServerAccess:
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """A create the API accepted (2xx) whose answer could not be read: it happened, but the bot can't show it."""
+
+    server_id: int
+    description: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Done:
     """The outcome of a confirmed delete or restore."""
 
@@ -121,32 +135,41 @@ def _now() -> datetime:
 class Operations:
     def __init__(
         self,
-        api: BackupApi | None,
+        api: BackupApi,
         store: Store,
         *,
         admins: frozenset[str] = frozenset(),
         confirmation_ttl: timedelta = CONFIRMATION_TTL,
         clock: Callable[[], datetime] = _now,
+        durable: DurableWrites | None = None,
     ):
         self.api = api
         self.store = store
         self.admins = admins
         self.confirmation_ttl = confirmation_ttl
         self._clock = clock
+        self.durable = durable or DurableWrites()
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a store call off the event loop: SQLite never blocks an ack."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    def _audit_fields(self, actor: Actor, action: Action, outcome: str, fields: dict[str, Any]) -> dict[str, Any]:
+        at = self._clock().astimezone(UTC).isoformat(timespec="seconds")
+        return {"user_id": actor.user_id, "action": action.value, "outcome": outcome, "source": actor.source, "at": at}
+
     async def _audit(self, actor: Actor, action: Action, outcome: str, **fields: Any) -> None:
-        await self._db(
-            self.store.audit,
-            user_id=actor.user_id,
-            action=action.value,
-            outcome=outcome,
-            source=actor.source,
-            **fields,
+        """Write the audit entry; a busy store delays it (retried in the background), never drops it."""
+        await self.durable.write(
+            "audit entry", self.store.audit, **self._audit_fields(actor, action, outcome, fields), **fields
         )
+
+    async def _learn(self, backups: Any) -> None:
+        """Remember server names: a cache, so a busy store just skips it."""
+        try:
+            await self._db(self.store.learn_servers, [(b.server.id, b.server.name) for b in backups])
+        except StoreUnavailable as exc:
+            log.info("server names not remembered this time: %s", exc)
 
     # --- standing ---------------------------------------------------------
 
@@ -170,15 +193,28 @@ class Operations:
                 detail=f"has {role.label if role else 'no role'}; needs {needed}",
                 **audit,
             )
-            raise PermissionDenied(action, server_id, needed)
+            raise PermissionDenied(action, server_id, needed, role)
         return role
 
     async def _api(self, actor: Actor, action: Action, call, **audit: Any):
-        """Await an API call; a failure is audited, then re-raised for the edge to put into words."""
+        """Await an API call; a failure is audited, then re-raised for the edge to put into words.
+
+        Cut short by shutdown, the attempt is audited as what it was (interrupted, maybe
+        done), never as an API failure.
+        """
         try:
             return await call
+        except AcceptedButUnreadable:
+            raise
         except BackupApiError as exc:
             await self._audit(actor, action, "failed", detail=f"{type(exc).__name__}: {exc}", **audit)
+            raise
+        except asyncio.CancelledError:
+            detail = "interrupted: the bot stopped before the backup API answered; it may have acted"
+            fields = {**audit, "detail": detail}
+            self.durable.write_or_log(
+                "audit entry", self.store.audit, **self._audit_fields(actor, action, "failed", fields), **fields
+            )
             raise
 
     # --- reading ----------------------------------------------------------
@@ -201,14 +237,14 @@ class Operations:
             per_server = await self._api(actor, Action.LIST, asyncio.gather(*calls))
             backups = [b for chunk in per_server for b in chunk]
         backups.sort(key=lambda b: (b.created_at, b.id), reverse=True)
-        await self._db(self.store.learn_servers, ((b.server.id, b.server.name) for b in backups))
+        await self._learn(backups)
         await self._audit(actor, Action.LIST, "done", server_id=server_id, detail=f"{len(backups)} backups")
         return Listing(backups, server_id, backup_type, admin, roles)
 
     async def servers(self, actor: Actor) -> list[ServerAccess]:
         if await self.is_admin(actor):
             backups = await self._api(actor, Action.SERVERS, self.api.list_backups())
-            await self._db(self.store.learn_servers, ((b.server.id, b.server.name) for b in backups))
+            await self._learn(backups)
             names = await self._db(self.store.server_names)
             access = [ServerAccess(sid, name, "admin") for sid, name in sorted(names.items())]
         else:
@@ -228,17 +264,25 @@ class Operations:
 
     async def create_backup(
         self, actor: Actor, server_id: int, description: str = "", *, follow: FollowTarget | None = None
-    ) -> Backup:
+    ) -> Backup | Accepted:
         await self._authorize(actor, Action.CREATE, server_id)
-        backup = await self._api(
-            actor,
-            Action.CREATE,
-            self.api.create_backup(server_id, description or None),
-            server_id=server_id,
-        )
-        await self._db(self.store.learn_servers, [(backup.server.id, backup.server.name)])
+        try:
+            backup = await self._api(
+                actor,
+                Action.CREATE,
+                self.api.create_backup(server_id, description or None),
+                server_id=server_id,
+            )
+        except AcceptedButUnreadable as exc:
+            log.warning("create on server %s: %s", server_id, exc)
+            await self._audit(
+                actor, Action.CREATE, "done", server_id=server_id, detail=f"{description} [answer unreadable]".strip()
+            )
+            return Accepted(server_id, description, str(exc))
+        await self._learn([backup])
         if follow is not None and backup.is_running:
-            await self._db(
+            await self.durable.write(
+                "followed backup",
                 self.store.follow,
                 backup_id=backup.id,
                 server_id=backup.server.id,
@@ -246,6 +290,7 @@ class Operations:
                 channel_id=follow.channel_id,
                 response_url=follow.response_url,
                 description=backup.description,
+                started_at=self._clock().astimezone(UTC).isoformat(timespec="seconds"),
             )
         await self._audit(actor, Action.CREATE, "done", server_id=server_id, backup_id=backup.id, detail=description)
         return backup
@@ -258,15 +303,24 @@ class Operations:
         except NotFound:
             raise BackupNotFound(backup_id, gone=gone) from None
 
+    async def _authorize_on_backup(self, actor: Actor, action: Action, backup: Backup) -> None:
+        """Someone with no role on the backup's server hears what they would of a backup that does not exist."""
+        try:
+            await self._authorize(actor, action, backup.server.id, backup_id=backup.id)
+        except PermissionDenied as exc:
+            if exc.role is None:
+                raise BackupNotFound(backup.id) from None
+            raise
+
     async def request_delete(self, actor: Actor, backup_id: int) -> Confirmation:
         backup = await self._find(actor, Action.DELETE, backup_id)
-        await self._authorize(actor, Action.DELETE, backup.server.id, backup_id=backup_id)
+        await self._authorize_on_backup(actor, Action.DELETE, backup)
         return await self._confirmation(Action.DELETE, backup, backup.server.id, backup.server.name, actor)
 
     async def request_restore(self, actor: Actor, backup_id: int, target_server_id: int | None = None) -> Confirmation:
         backup = await self._find(actor, Action.RESTORE, backup_id)
         target = backup.server.id if target_server_id is None else target_server_id
-        await self._authorize(actor, Action.RESTORE, backup.server.id, backup_id=backup_id)
+        await self._authorize_on_backup(actor, Action.RESTORE, backup)
         if target != backup.server.id:
             await self._authorize(actor, Action.RESTORE, target, backup_id=backup_id)
         if not backup.is_restorable:
@@ -286,7 +340,7 @@ class Operations:
     async def _confirmation(
         self, action: Action, backup: Backup, target_id: int, target_name: str, actor: Actor
     ) -> Confirmation:
-        await self._db(self.store.learn_servers, [(backup.server.id, backup.server.name)])
+        await self._learn([backup])
         return await self._db(
             self.store.create_confirmation,
             action=action.value,
@@ -300,26 +354,37 @@ class Operations:
             requested_by=actor.user_id,
         )
 
-    async def pending_confirmation(self, token: str, action: Action) -> Confirmation:
-        """The confirmation behind a button, if it can still be acted on."""
+    async def pending_confirmation(self, actor: Actor, token: str, action: Action) -> Confirmation:
+        """The confirmation behind a button, if it can still be acted on; a refusal is audited."""
         conf = await self._db(self.store.confirmation, token)
-        if conf is None or conf.action != action.value or conf.state != "pending":
-            raise ConfirmationUnavailable(conf)
-        if conf.created_at + self.confirmation_ttl < self._clock():
-            await self._db(self.store.consume_confirmation, token, state="expired", used_by="")
-            raise ConfirmationUnavailable(await self._db(self.store.confirmation, token))
-        return conf
+        if conf is not None and conf.state is ConfirmationState.PENDING and conf.action == action.value:
+            if conf.created_at + self.confirmation_ttl >= self._clock():
+                return conf
+            await self._db(self.store.expire_confirmation, token)
+            conf = await self._db(self.store.confirmation, token)
+        await self._refused(actor, action, conf)
 
-    async def check_restore_text(self, token: str, typed: str) -> Confirmation:
+    async def _refused(self, actor: Actor, action: Action, conf: Confirmation | None) -> NoReturn:
+        """Audit a press on a confirmation that can no longer be acted on, and say why."""
+        if conf is None:
+            detail, audit = "unknown or damaged confirmation", {}
+        else:
+            by = f" by {conf.used_by}" if conf.used_by else ""
+            detail = f"confirmation already {conf.state.value}{by}"
+            audit = {"server_id": conf.target_server_id, "backup_id": conf.backup_id}
+        await self._audit(actor, action, "denied", detail=detail, **audit)
+        raise ConfirmationUnavailable(conf)
+
+    async def check_restore_text(self, actor: Actor, token: str, typed: str) -> Confirmation:
         """Does the typed text name the restore's target server? (No API call: fast enough for a modal ack.)"""
-        conf = await self.pending_confirmation(token, Action.RESTORE)
+        conf = await self.pending_confirmation(actor, token, Action.RESTORE)
         if typed.strip() not in (conf.target_server_name, str(conf.target_server_id)):
             raise ConfirmationMismatch(conf, typed.strip())
         return conf
 
     async def authorize_confirmation(self, actor: Actor, token: str, action: Action) -> Confirmation:
         """The pending confirmation, if `actor` may act on it now (on both servers, for a restore elsewhere)."""
-        conf = await self.pending_confirmation(token, action)
+        conf = await self.pending_confirmation(actor, token, action)
         await self._authorize_on(actor, conf)
         return conf
 
@@ -333,7 +398,7 @@ class Operations:
         conf = await self.authorize_confirmation(actor, token, Action.DELETE)
         audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
         await self._still_there(actor, Action.DELETE, conf)
-        await self._consume(conf, actor)
+        await self._claim(conf, actor, Action.DELETE)
         try:
             await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
         except NotFound:
@@ -342,11 +407,11 @@ class Operations:
         return Done(conf)
 
     async def confirm_restore(self, actor: Actor, token: str, typed: str) -> Done:
-        conf = await self.check_restore_text(token, typed)
+        conf = await self.check_restore_text(actor, token, typed)
         audit = {"server_id": conf.target_server_id, "backup_id": conf.backup_id}
         await self._authorize_on(actor, conf)
         await self._still_there(actor, Action.RESTORE, conf)
-        await self._consume(conf, actor)
+        await self._claim(conf, actor, Action.RESTORE)
         message = await self._spend(
             conf, self._api(actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit)
         )
@@ -356,31 +421,36 @@ class Operations:
 
     async def cancel(self, actor: Actor, token: str) -> Confirmation:
         conf = await self._db(self.store.confirmation, token)
-        if conf is None or conf.state != "pending":
-            raise ConfirmationUnavailable(conf)
-        action = Action(conf.action)
+        action = Action(conf.action) if conf is not None else Action.DELETE
+        if conf is None or conf.state is not ConfirmationState.PENDING:
+            await self._refused(actor, action, conf)
         if actor.user_id != conf.requested_by:
             await self._authorize_on(actor, conf)
-        await self._consume(conf, actor, state="cancelled")
+        if not await self._db(self.store.cancel_confirmation, conf.id, actor.user_id):
+            await self._refused(actor, action, await self._db(self.store.confirmation, conf.id))
         await self._audit(actor, action, "cancelled", server_id=conf.target_server_id, backup_id=conf.backup_id)
         return conf
 
     async def _still_there(self, actor: Actor, action: Action, conf: Confirmation) -> None:
-        """Re-find the backup at the moment of confirmation; if it is gone, the confirmation is spent."""
+        """Re-find the backup at the moment of confirmation: gone (or, for a restore, no longer
+        completed), the confirmation is spent and nothing is sent."""
         try:
-            await self._find(actor, action, conf.backup_id, gone=True)
+            backup = await self._find(actor, action, conf.backup_id, gone=True)
         except BackupNotFound:
-            if not await self._db(self.store.consume_confirmation, conf.id, state="gone", used_by=actor.user_id):
-                raise ConfirmationUnavailable(await self._db(self.store.confirmation, conf.id)) from None
-            await self._audit(
-                actor,
-                action,
-                "failed",
-                server_id=conf.server_id,
-                backup_id=conf.backup_id,
-                detail="the backup no longer exists",
-            )
+            await self._void(actor, action, conf, self.store.backup_gone_at_press, "the backup no longer exists")
             raise
+        if action is Action.RESTORE and not backup.is_restorable:
+            await self._void(
+                actor, action, conf, self.store.backup_unrestorable_at_press, f"the backup is now {backup.status}"
+            )
+            raise NotRestorable(backup)
+
+    async def _void(self, actor: Actor, action: Action, conf: Confirmation, transition, why: str) -> None:
+        if not await self._db(transition, conf.id, actor.user_id):
+            await self._refused(actor, action, await self._db(self.store.confirmation, conf.id))
+        await self._audit(
+            actor, action, "failed", server_id=conf.target_server_id, backup_id=conf.backup_id, detail=why
+        )
 
     async def _spend(self, conf: Confirmation, call):
         """Send the write a claimed confirmation allows; if it fails, say so to whoever presses again.
@@ -390,15 +460,15 @@ class Operations:
         try:
             return await call
         except NotFound:
-            await self._db(self.store.mark_confirmation, conf.id, "gone")
+            await self.durable.write("confirmation state", self.store.write_found_nothing, token=conf.id)
             raise
         except BackupApiError:
-            await self._db(self.store.mark_confirmation, conf.id, "failed")
+            await self.durable.write("confirmation state", self.store.write_failed, token=conf.id)
             raise
 
-    async def _consume(self, conf: Confirmation, actor: Actor, state: str = "used") -> None:
-        if not await self._db(self.store.consume_confirmation, conf.id, state=state, used_by=actor.user_id):
-            raise ConfirmationUnavailable(await self._db(self.store.confirmation, conf.id))
+    async def _claim(self, conf: Confirmation, actor: Actor, action: Action) -> None:
+        if not await self._db(self.store.use_confirmation, conf.id, actor.user_id):
+            await self._refused(actor, action, await self._db(self.store.confirmation, conf.id))
 
     # --- permissions --------------------------------------------------------
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from bot.policy import Role
 
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+MENTION_IN_TEXT = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^>]*))?>")
+ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+MAX_ID_DIGITS = 18
 BARE_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 MAX_DESCRIPTION = 255
 MAX_AUDIT = 50
@@ -87,12 +90,23 @@ def parse_user(token: str, subcommand: str | None = None) -> str:
     raise UsageError(f"`{shown}` is not a Slack user: mention them (@name) or give their member ID (U…)", subcommand)
 
 
+def is_number(token: str) -> bool:
+    """ASCII digits only: a superscript two or a full-width digit passes str.isdigit, but no ID is typed that way."""
+    return ASCII_DIGITS.fullmatch(token) is not None
+
+
 def parse_id(token: str, what: str, subcommand: str | None = None) -> int:
-    if token.isdigit() and int(token) > 0 and len(token) < 19:
+    shown = html.unescape(token)
+    if is_number(token) and len(token.lstrip("0")) > MAX_ID_DIGITS:
+        raise UsageError(f"`{shown}` is too long to be a {what} ID", subcommand)
+    if is_number(token) and int(token) > 0:
         return int(token)
-    raise UsageError(
-        f"`{html.unescape(token)}` is not a {what} ID: {what} IDs are whole numbers, like 12345", subcommand
-    )
+    raise UsageError(f"`{shown}` is not a {what} ID: {what} IDs are whole numbers, like 12345", subcommand)
+
+
+def plain_description(text: str) -> str:
+    """A description as typed: Slack's escaping undone, and a mention read as `@name` (or its ID)."""
+    return html.unescape(MENTION_IN_TEXT.sub(lambda m: m.group(1) + (m.group(3) or m.group(2)), text))
 
 
 def parse_command(text: str) -> Command:
@@ -136,7 +150,7 @@ def _create(args: list[str], text: str) -> Command:
     _expect(args, 1, 10_000, "create")
     server_id = parse_id(args[0], "server", "create")
     rest = text.split(None, 2)
-    description = html.unescape(rest[2].strip()) if len(rest) > 2 else ""
+    description = plain_description(rest[2].strip()) if len(rest) > 2 else ""
     if len(description) > MAX_DESCRIPTION:
         raise UsageError(
             f"the description is {len(description)} characters; the API takes at most {MAX_DESCRIPTION}",
@@ -182,7 +196,7 @@ def _audit(args: list[str], _text: str) -> Command:
     _expect(args, 0, 1, "audit")
     if not args:
         return Command("audit")
-    if not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_AUDIT:
+    if not is_number(args[0]) or not 1 <= int(args[0]) <= MAX_AUDIT:
         raise UsageError(f"`{html.unescape(args[0])}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
     return Command("audit", limit=int(args[0]))
 

@@ -7,6 +7,8 @@ passing a transport (the simulator) or a Slack client where they need to.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +25,13 @@ from bot.config import Settings
 from bot.follower import Follower
 from bot.ops import Operations
 from bot.slack.app import create_app
-from bot.slack.replies import Deps, ResponseUrls, SlackNotifier
+from bot.slack.replies import Deps, ResponseUrls, SlackNotifier, slack_retry_handlers
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+FINAL_OUTBOX_SECONDS = 5.0
+FINAL_WRITES_SECONDS = 5.0
 REFUSALS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 
@@ -64,8 +68,16 @@ class Runtime:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not reach the Slack API at start (%s); going on", type(exc).__name__)
 
+    async def drain(self) -> bool:
+        """Let acknowledged work finish within BACKUPBOT_SHUTDOWN_SECONDS; True if all of it did."""
+        return await self.deps.inflight.drain(self.settings.shutdown_seconds)
+
     async def aclose(self) -> None:
+        """Stop the background loop, hand over what is due, write what is kept, close the clients."""
         await self.follower.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.deps.notifier.drain_outbox(), FINAL_OUTBOX_SECONDS)
+        await self.ops.durable.drain(FINAL_WRITES_SECONDS)
         await self.deps.responses.aclose()
         await self.api.aclose()
         self.store.close()
@@ -83,10 +95,14 @@ def build_runtime(
     store = Store(settings.db_path, clock=clock)
     api = BackupApi(settings.vps_api_url, settings.vps_api_token or "", transport=api_transport, **(api_options or {}))
     ops = Operations(api, store, admins=settings.admins, clock=clock)
-    client = slack_client or AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    responses = ResponseUrls()
-    notifier = SlackNotifier(client, settings.notify_channel, responses, clock)
+    client = slack_client or AsyncWebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
+    )
+    responses = ResponseUrls(settings.slack_api_url)
+    notifier = SlackNotifier(client, store, settings.notify_channel, responses, clock)
     deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock)
     app = create_app(settings, deps, client, process_before_response=process_before_response)
-    follower = Follower(api, store, deps.notifier, poll_seconds=settings.poll_seconds, clock=clock)
+    follower = Follower(
+        api, store, deps.notifier, poll_seconds=settings.poll_seconds, clock=clock, outbox=notifier.drain_outbox
+    )
     return Runtime(settings, store, api, ops, app, deps, follower)

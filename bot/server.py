@@ -1,7 +1,14 @@
 """`serve` (HTTP, on uvicorn) and `socket` (Socket Mode): two doors to the same app.
 
-The ASGI app answers `POST /slack/events` through Bolt, `GET /healthz` with
-200 once started, and starts the follower on the ASGI lifespan.
+The ASGI app answers `POST /slack/events` through Bolt (bodies parsed by
+their real shape, see bot/slack/requests.py), `GET /healthz` with 200 once
+started and while the store can be written (else 503 with the reason), and
+runs the background loop on the ASGI lifespan.
+
+Shutdown (SIGTERM or SIGINT), in both modes: stop taking requests (`/healthz`
+and new Slack requests answer 503; Socket Mode disconnects), let acknowledged
+work finish for up to BACKUPBOT_SHUTDOWN_SECONDS, record what had to be cut
+short, deliver due announcements, then exit 0. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -9,40 +16,81 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 
 import uvicorn
-from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.config import Settings
 from bot.runtime import Runtime, SlackRefused, build_runtime
+from bot.slack.requests import SlackRequest
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
+async def _respond(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers or [(b"content-type", b"text/plain")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 class BotAsgi:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.slack = AsyncSlackRequestHandler(runtime.app, path=EVENTS_PATH)
         self.ready = False
+        self.draining = False
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["type"] == "http" and scope["path"] == "/healthz":
-            status = 200 if self.ready else 503
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [(b"content-type", b"text/plain")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"ok" if self.ready else b"starting"})
-        elif scope["type"] == "http":
-            await self.slack(scope, receive, send)
+        elif scope["type"] != "http":
+            return
+        elif scope["path"] == "/healthz":
+            status, text = await self.health()
+            await _respond(send, status, text.encode())
+        elif scope["path"] == EVENTS_PATH and scope["method"] == "POST":
+            if self.draining or not self.ready:
+                await _respond(send, 503, b"shutting down" if self.draining else b"starting")
+                return
+            await self._slack(scope, receive, send)
+        else:
+            await _respond(send, 404, b"not found")
+
+    async def health(self) -> tuple[int, str]:
+        if self.draining:
+            return 503, "shutting down"
+        if not self.ready:
+            return 503, "starting"
+        try:
+            await asyncio.to_thread(self.runtime.store.check_writable)
+        except StoreUnavailable as exc:
+            return 503, f"store: {exc}"
+        return 200, "ok"
+
+    async def _slack(self, scope, receive, send) -> None:
+        body = (await _read_body(receive)).decode("utf-8", errors="replace")
+        headers: dict[str, list[str]] = {}
+        for key, value in scope.get("headers", []):
+            headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        request = SlackRequest(body=body, query=scope.get("query_string", b"").decode("latin-1"), headers=headers)
+        response = await self.runtime.app.async_dispatch(request)
+        out = [(k.encode(), v.encode()) for k, values in response.headers.items() for v in values]
+        await _respond(send, response.status, (response.body or "").encode(), out)
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -59,28 +107,88 @@ class BotAsgi:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
+                await self.runtime.drain()
                 await self.runtime.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn, but the first SIGTERM/SIGINT drains acknowledged work before the server stops.
+
+    uvicorn's own handler stops at once and then re-raises the signal (exit 143);
+    this one answers 503 while the work finishes, then stops and exits 0.
+    """
+
+    def __init__(self, config: uvicorn.Config, asgi: BotAsgi):
+        super().__init__(config)
+        self.asgi = asgi
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: asyncio.Task | None = None
+
+    async def serve(self, sockets=None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame) -> None:
+        if self.asgi.draining or self._loop is None:
+            self.should_exit = self.force_exit = True
+            return
+        log.info("%s received: no new requests; finishing acknowledged work", signal.Signals(sig).name)
+        self.asgi.draining = True
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._draining = asyncio.create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        await self.asgi.runtime.drain()
+        self.should_exit = True
+
+
 def run_http(settings: Settings, host: str = "0.0.0.0") -> None:
     runtime = build_runtime(settings)
+    asgi = BotAsgi(runtime)
     log.info("serving Slack requests on http://%s:%s%s", host, settings.port, EVENTS_PATH)
-    uvicorn.run(
-        BotAsgi(runtime),
+    config = uvicorn.Config(
+        asgi,
         host=host,
         port=settings.port,
         lifespan="on",
         access_log=False,
         log_level="info",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=5,
     )
+    GracefulServer(config, asgi).run()
 
 
-async def socket_main(settings: Settings, runtime: Runtime | None = None) -> None:
+class OnceSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, acting once per envelope: a redelivery after a reconnect is acked, not redone."""
+
+    def __init__(self, app, app_token: str, runtime: Runtime):
+        super().__init__(app, app_token)
+        self.runtime = runtime
+
+    async def handle(self, client, req: SocketModeRequest) -> None:
+        if self.runtime.deps.inflight.closing:
+            return  # stopping: Slack hands an unacknowledged envelope to another connection
+        try:
+            first = await asyncio.to_thread(self.runtime.store.first_time, f"envelope:{req.envelope_id}")
+        except StoreUnavailable as exc:
+            log.warning("could not check envelope %s for a redelivery (%s); handling it", req.envelope_id, exc)
+            first = True
+        if not first:
+            log.info("envelope %s delivered again: acknowledged, not acted on twice", req.envelope_id)
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        await super().handle(client, req)
+
+
+async def socket_main(settings: Settings, runtime: Runtime | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run Socket Mode until `stop` is set (SIGTERM/SIGINT set it when run from the command line)."""
     runtime = runtime or build_runtime(settings)
-    handler = AsyncSocketModeHandler(runtime.app, settings.slack_app_token)
+    stop = stop or asyncio.Event()
+    handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token, runtime)
     await runtime.start()
     try:
         try:
@@ -94,12 +202,29 @@ async def socket_main(settings: Settings, runtime: Runtime | None = None) -> Non
         handler.client.wss_uri = opened["url"]
         await handler.connect_async()
         log.info("connected to Slack in Socket Mode")
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("stopping: no new envelopes; finishing acknowledged work")
+        runtime.deps.inflight.closing = True
+        await handler.disconnect_async()
+        await runtime.drain()
     finally:
         await handler.close_async()
         await runtime.aclose()
 
 
 def run_socket(settings: Settings) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _stop_or_force, stop)
+        await socket_main(settings, stop=stop)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(socket_main(settings))
+        asyncio.run(main())
+
+
+def _stop_or_force(stop: asyncio.Event) -> None:
+    if stop.is_set():
+        raise KeyboardInterrupt
+    stop.set()

@@ -1,31 +1,59 @@
 """The bot's SQLite store, through sqlite-utils.
 
 Tables: grants, admins, audit, servers (names learned from API answers),
-followed (backups the bot follows to completion) and confirmations (pending
-deletes and restores, consumed at most once). The schema is created and
-migrated idempotently on open; WAL mode lets `serve` and the CLI share a file.
+followed (backups the bot follows to completion), confirmations (pending
+deletes and restores, consumed at most once), outbox (announcements kept
+until Slack accepts them), noticed and seen (things reported or handled
+once). The schema is created and migrated idempotently on open; WAL mode
+lets `serve` and the CLI share a file.
 
-One connection, guarded by a lock, so the async app may call the store from a
-worker thread while the CLI uses it directly.
+Two connections, each behind its own lock: one for writes, one for reads.
+A write waiting on a file another process has locked therefore never holds
+up a read, and WAL lets reads go on while another process writes.
+SQLite's errors are translated here, once, into `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from bot.policy import Role
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
+DEFAULT_BUSY_SECONDS = 2.0
+
+
+class StoreError(Exception):
+    """The store cannot be used; the message names BACKUPBOT_DB where that helps, and is safe to print."""
+
+
+class StoreUnavailable(StoreError):
+    """A read or write failed: the file is locked by another process, read-only, or damaged."""
+
+
+class ConfirmationState(StrEnum):
+    PENDING = "pending"
+    USED = "used"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    GONE = "gone"
+    UNRESTORABLE = "unrestorable"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -78,9 +106,19 @@ class Confirmation:
     backup_type: str
     requested_by: str
     created_at: datetime
-    state: str
+    state: ConfirmationState
     used_by: str | None
     used_at: str | None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One announcement in the outbox: kept until Slack accepts it."""
+
+    id: int
+    channel: str
+    message: dict
+    attempts: int
 
 
 def _now() -> datetime:
@@ -91,22 +129,67 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def open_problem(path: str, exc: Exception) -> str:
+    """One line on why the store at `path` cannot be opened."""
+    parent = Path(path).expanduser().parent
+    if not parent.is_dir():
+        return f"BACKUPBOT_DB={path}: the directory {parent} does not exist"
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        return f"BACKUPBOT_DB={path}: the file is not an SQLite database"
+    return f"BACKUPBOT_DB={path}: cannot open the store ({exc})"
+
+
 class Store:
-    def __init__(self, path: str, *, clock=_now):
+    def __init__(self, path: str, *, clock=_now, busy_seconds: float = DEFAULT_BUSY_SECONDS):
         self.path = path
         self._clock = clock
-        self._lock = threading.RLock()
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self.db = sqlite_utils.Database(conn)
-        with self._lock:
-            if path != ":memory:":
-                self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+        self._write_lock = threading.RLock()
+        self._read_lock = threading.RLock()
+        try:
+            self.db = sqlite_utils.Database(self._connect(busy_seconds))
+            with self._write_lock:
+                if path != ":memory:":
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            self._reader = self.db if path == ":memory:" else sqlite_utils.Database(self._connect(busy_seconds))
+            if self._reader is self.db:
+                self._read_lock = self._write_lock
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(open_problem(path, exc)) from exc
+
+    def _connect(self, busy_seconds: float) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_seconds)
 
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock, self._read_lock:
+            if self._reader is not self.db:
+                self._reader.conn.close()
             self.db.conn.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite_utils.Database]:
+        with self._write_lock:
+            try:
+                yield self.db
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(_words(exc)) from exc
+            except sqlite3.DatabaseError as exc:
+                raise StoreUnavailable(f"the store is damaged ({exc})") from exc
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite_utils.Database]:
+        with self._read_lock:
+            try:
+                yield self._reader
+            except sqlite3.DatabaseError as exc:
+                raise StoreUnavailable(_words(exc)) from exc
+
+    def check_writable(self) -> None:
+        """Take the write lock for a moment and give it back; raises StoreUnavailable if that cannot be done."""
+        with self._writing() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
 
     # --- schema -----------------------------------------------------------
 
@@ -175,15 +258,33 @@ class Store:
                 if_not_exists=True,
             )
             db["noticed"].create({"backup_id": int, "noticed_at": str}, pk="backup_id", if_not_exists=True)
+            db["outbox"].create(
+                {
+                    "id": int,
+                    "channel": str,
+                    "message": str,
+                    "state": str,
+                    "attempts": int,
+                    "not_before": float,
+                    "claimed_until": float,
+                    "created_at": str,
+                    "sent_at": str,
+                    "error": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["seen"].create({"key": str, "at": float}, pk="key", if_not_exists=True)
             db["audit"].create_index(["at"], if_not_exists=True)
             db["followed"].create_index(["state"], if_not_exists=True)
+            db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # --- grants and admins ------------------------------------------------
 
     def grant(self, user_id: str, server_id: int, role: Role, granted_by: str) -> None:
-        with self._lock:
-            self.db["grants"].upsert(
+        with self._writing() as db:
+            db["grants"].upsert(
                 {
                     "user_id": user_id,
                     "server_id": server_id,
@@ -195,42 +296,42 @@ class Store:
             )
 
     def revoke(self, user_id: str, server_id: int) -> bool:
-        with self._lock:
-            cursor = self.db.execute("DELETE FROM grants WHERE user_id = ? AND server_id = ?", [user_id, server_id])
+        with self._writing() as db:
+            cursor = db.execute("DELETE FROM grants WHERE user_id = ? AND server_id = ?", [user_id, server_id])
             return cursor.rowcount > 0
 
     def role_of(self, user_id: str, server_id: int) -> Role | None:
-        with self._lock:
-            row = self.db.execute(
+        with self._reading() as db:
+            row = db.execute(
                 "SELECT role FROM grants WHERE user_id = ? AND server_id = ?", [user_id, server_id]
             ).fetchone()
         return Role.parse(row[0]) if row else None
 
     def grants(self, user_id: str | None = None) -> list[Grant]:
         where, args = ("user_id = ?", [user_id]) if user_id else (None, None)
-        with self._lock:
-            rows = list(self.db["grants"].rows_where(where, args, order_by="user_id, server_id"))
+        with self._reading() as db:
+            rows = list(db["grants"].rows_where(where, args, order_by="user_id, server_id"))
         return [
             Grant(r["user_id"], r["server_id"], Role.parse(r["role"]), r["granted_by"], r["granted_at"]) for r in rows
         ]
 
     def add_admin(self, user_id: str, added_by: str) -> None:
-        with self._lock:
-            self.db["admins"].upsert(
+        with self._writing() as db:
+            db["admins"].upsert(
                 {"user_id": user_id, "added_by": added_by, "added_at": _iso(self._clock())}, pk="user_id"
             )
 
     def remove_admin(self, user_id: str) -> bool:
-        with self._lock:
-            return self.db.execute("DELETE FROM admins WHERE user_id = ?", [user_id]).rowcount > 0
+        with self._writing() as db:
+            return db.execute("DELETE FROM admins WHERE user_id = ?", [user_id]).rowcount > 0
 
     def admins(self) -> set[str]:
-        with self._lock:
-            return {row[0] for row in self.db.execute("SELECT user_id FROM admins")}
+        with self._reading() as db:
+            return {row[0] for row in db.execute("SELECT user_id FROM admins")}
 
     def is_admin(self, user_id: str) -> bool:
-        with self._lock:
-            return self.db.execute("SELECT 1 FROM admins WHERE user_id = ?", [user_id]).fetchone() is not None
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM admins WHERE user_id = ?", [user_id]).fetchone() is not None
 
     # --- audit ------------------------------------------------------------
 
@@ -244,15 +345,16 @@ class Store:
         server_id: int | None = None,
         backup_id: int | None = None,
         detail: str = "",
+        at: str | None = None,
     ) -> int:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
-        with self._lock:
-            table = self.db["audit"].insert(
+        with self._writing() as db:
+            table = db["audit"].insert(
                 {
-                    "at": _iso(self._clock()),
+                    "at": at or _iso(self._clock()),
                     "user_id": user_id,
                     "action": action,
                     "server_id": server_id,
@@ -266,8 +368,8 @@ class Store:
 
     def audit_entries(self, limit: int = 20) -> list[AuditEntry]:
         """The newest `limit` entries, newest first."""
-        with self._lock:
-            rows = self.db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT id, at, user_id, action, server_id, backup_id, outcome, detail, source "
                 "FROM audit ORDER BY id DESC LIMIT ?",
                 [limit],
@@ -281,14 +383,14 @@ class Store:
         if not unique:
             return
         now = _iso(self._clock())
-        with self._lock:
-            self.db["servers"].upsert_all(
+        with self._writing() as db:
+            db["servers"].upsert_all(
                 [{"id": sid, "name": name, "seen_at": now} for sid, name in unique.items()], pk="id"
             )
 
     def server_names(self) -> dict[int, str]:
-        with self._lock:
-            return {row[0]: row[1] for row in self.db.execute("SELECT id, name FROM servers")}
+        with self._reading() as db:
+            return {row[0]: row[1] for row in db.execute("SELECT id, name FROM servers")}
 
     # --- followed backups -------------------------------------------------
 
@@ -301,9 +403,10 @@ class Store:
         channel_id: str | None,
         response_url: str | None,
         description: str = "",
+        started_at: str | None = None,
     ) -> None:
-        with self._lock:
-            self.db["followed"].insert(
+        with self._writing() as db:
+            db["followed"].insert(
                 {
                     "backup_id": backup_id,
                     "server_id": server_id,
@@ -311,7 +414,7 @@ class Store:
                     "channel_id": channel_id,
                     "response_url": response_url,
                     "description": description,
-                    "started_at": _iso(self._clock()),
+                    "started_at": started_at or _iso(self._clock()),
                     "state": "following",
                 },
                 pk="backup_id",
@@ -319,8 +422,8 @@ class Store:
             )
 
     def following(self) -> list[Followed]:
-        with self._lock:
-            rows = list(self.db["followed"].rows_where("state = ?", ["following"], order_by="backup_id"))
+        with self._reading() as db:
+            rows = list(db["followed"].rows_where("state = ?", ["following"], order_by="backup_id"))
         return [
             Followed(
                 r["backup_id"],
@@ -337,8 +440,8 @@ class Store:
 
     def finish_follow(self, backup_id: int, final_status: str) -> bool:
         """Mark a followed backup finished; True only for the one caller that did it."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._writing() as db:
+            cursor = db.execute(
                 "UPDATE followed SET state = 'finished', final_status = ?, finished_at = ? "
                 "WHERE backup_id = ? AND state = 'following'",
                 [final_status, _iso(self._clock()), backup_id],
@@ -347,41 +450,163 @@ class Store:
 
     def notice(self, backup_id: int) -> bool:
         """Remember a backup the bot has reported on its own; True only the first time."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._writing() as db:
+            cursor = db.execute(
                 "INSERT OR IGNORE INTO noticed (backup_id, noticed_at) VALUES (?, ?)",
                 [backup_id, _iso(self._clock())],
             )
+            return cursor.rowcount == 1
+
+    def first_time(self, key: str) -> bool:
+        """Remember `key` (a Socket Mode envelope, an event); True only the first time it is seen."""
+        with self._writing() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO seen (key, at) VALUES (?, ?)", [key, time.time()])
+            db.execute("DELETE FROM seen WHERE at < ?", [time.time() - 86400])
             return cursor.rowcount == 1
 
     # --- confirmations ----------------------------------------------------
 
     def create_confirmation(self, **fields: Any) -> Confirmation:
         token = secrets.token_urlsafe(12)
-        row = {**fields, "id": token, "created_at": _iso(self._clock()), "state": "pending"}
-        with self._lock:
-            self.db["confirmations"].insert(row)
+        row = {**fields, "id": token, "created_at": _iso(self._clock()), "state": ConfirmationState.PENDING.value}
+        with self._writing() as db:
+            db["confirmations"].insert(row)
         return self.confirmation(token)
 
     def confirmation(self, token: str) -> Confirmation | None:
-        with self._lock:
-            rows = list(self.db["confirmations"].rows_where("id = ?", [token]))
+        with self._reading() as db:
+            rows = list(db["confirmations"].rows_where("id = ?", [token]))
         if not rows:
             return None
         row = rows[0]
         row["created_at"] = datetime.fromisoformat(row["created_at"])
+        row["state"] = ConfirmationState(row["state"])
         return Confirmation(**row)
 
-    def mark_confirmation(self, token: str, state: str) -> None:
-        """Record how a used confirmation ended (`failed`, `gone`), for whoever presses it again."""
-        with self._lock:
-            self.db.execute("UPDATE confirmations SET state = ? WHERE id = ?", [state, token])
-
-    def consume_confirmation(self, token: str, *, state: str, used_by: str) -> bool:
-        """Move a pending confirmation to `state`; True only for the one caller that did it."""
-        with self._lock:
-            cursor = self.db.execute(
-                "UPDATE confirmations SET state = ?, used_by = ?, used_at = ? WHERE id = ? AND state = 'pending'",
-                [state, used_by, _iso(self._clock()), token],
-            )
+    def _move(self, token: str, old: ConfirmationState, new: ConfirmationState, used_by: str | None = None) -> bool:
+        """Move a confirmation from `old` to `new`; True only for the one caller that did it."""
+        with self._writing() as db:
+            if used_by is None:
+                cursor = db.execute(
+                    "UPDATE confirmations SET state = ? WHERE id = ? AND state = ?", [new.value, token, old.value]
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE confirmations SET state = ?, used_by = ?, used_at = ? WHERE id = ? AND state = ?",
+                    [new.value, used_by, _iso(self._clock()), token, old.value],
+                )
             return cursor.rowcount == 1
+
+    def use_confirmation(self, token: str, used_by: str) -> bool:
+        """pending → used: the one press that may send the write."""
+        return self._move(token, ConfirmationState.PENDING, ConfirmationState.USED, used_by)
+
+    def cancel_confirmation(self, token: str, used_by: str) -> bool:
+        """pending → cancelled."""
+        return self._move(token, ConfirmationState.PENDING, ConfirmationState.CANCELLED, used_by)
+
+    def expire_confirmation(self, token: str) -> bool:
+        """pending → expired, once it outlived its time."""
+        return self._move(token, ConfirmationState.PENDING, ConfirmationState.EXPIRED)
+
+    def backup_gone_at_press(self, token: str, used_by: str) -> bool:
+        """pending → gone: the backup no longer existed when the confirmation was pressed."""
+        return self._move(token, ConfirmationState.PENDING, ConfirmationState.GONE, used_by)
+
+    def backup_unrestorable_at_press(self, token: str, used_by: str) -> bool:
+        """pending → unrestorable: the backup was no longer completed when the restore was confirmed."""
+        return self._move(token, ConfirmationState.PENDING, ConfirmationState.UNRESTORABLE, used_by)
+
+    def write_found_nothing(self, token: str) -> bool:
+        """used → gone: the API answered 404 to the write."""
+        return self._move(token, ConfirmationState.USED, ConfirmationState.GONE)
+
+    def write_failed(self, token: str) -> bool:
+        """used → failed: the write failed and may or may not have happened; it is never re-sent."""
+        return self._move(token, ConfirmationState.USED, ConfirmationState.FAILED)
+
+    # --- the outbox -------------------------------------------------------
+
+    def enqueue_announcement(self, channel: str, message: dict, *, claim_seconds: float = 0.0) -> int:
+        """Keep an announcement until Slack accepts it; with `claim_seconds`, the caller sends it first."""
+        now = time.time()
+        with self._writing() as db:
+            return (
+                db["outbox"]
+                .insert(
+                    {
+                        "channel": channel,
+                        "message": json.dumps(message),
+                        "state": "pending",
+                        "attempts": 0,
+                        "not_before": now,
+                        "claimed_until": now + claim_seconds if claim_seconds else None,
+                        "created_at": _iso(self._clock()),
+                    }
+                )
+                .last_pk
+            )
+
+    def claim_due_announcements(self, *, limit: int = 20, claim_seconds: float = 60.0) -> list[Announcement]:
+        """Announcements due now, each claimed by this caller alone for `claim_seconds`."""
+        now = time.time()
+        claimed = []
+        with self._writing() as db:
+            rows = db.execute(
+                "SELECT id FROM outbox WHERE state = 'pending' AND not_before <= ? "
+                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+                [now, now, limit],
+            ).fetchall()
+            for (item_id,) in rows:
+                cursor = db.execute(
+                    "UPDATE outbox SET claimed_until = ? WHERE id = ? AND state = 'pending' "
+                    "AND (claimed_until IS NULL OR claimed_until < ?) RETURNING channel, message, attempts",
+                    [now + claim_seconds, item_id, now],
+                )
+                row = cursor.fetchone()
+                if row:
+                    claimed.append(Announcement(item_id, row[0], json.loads(row[1]), row[2]))
+        return claimed
+
+    def announcement_sent(self, item_id: int) -> None:
+        with self._writing() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, claimed_until = NULL "
+                "WHERE id = ?",
+                [_iso(self._clock()), item_id],
+            )
+
+    def announcement_retry(self, item_id: int, *, after_seconds: float, error: str) -> None:
+        with self._writing() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, not_before = ?, claimed_until = NULL, error = ? "
+                "WHERE id = ? AND state = 'pending'",
+                [time.time() + after_seconds, error, item_id],
+            )
+
+    def announcement_failed(self, item_id: int, error: str) -> None:
+        """Slack refused it for good (the channel is gone, the bot is not allowed): stop trying."""
+        with self._writing() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, claimed_until = NULL, error = ? "
+                "WHERE id = ?",
+                [error, item_id],
+            )
+
+    def pending_announcements(self) -> int:
+        with self._reading() as db:
+            return db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+
+    def next_announcement_due(self) -> float | None:
+        """When the earliest pending announcement is due (epoch seconds), if any."""
+        with self._reading() as db:
+            return db.execute("SELECT min(not_before) FROM outbox WHERE state = 'pending'").fetchone()[0]
+
+
+def _words(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return "the store is locked by another process"
+    if "readonly" in text or "read-only" in text:
+        return "the store cannot be written (read-only)"
+    return f"the store failed ({text})"

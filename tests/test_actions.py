@@ -55,7 +55,8 @@ def test_double_press_acts_once_and_says_so(roles):
     assert second["replace_original"] is False
     assert "was already confirmed by <@U0OWNER>. Nothing more was done." in text_of(second)
     assert roles.sim.count("DELETE") == 1
-    assert [e.outcome for e in roles.runtime.store.audit_entries(10) if e.action == "delete"] == ["done"]
+    deletes = [(e.outcome, e.detail) for e in roles.runtime.store.audit_entries(10) if e.action == "delete"]
+    assert deletes == [("denied", "confirmation already used by U0OWNER"), ("done", "")], "the refused press is audited"
 
 
 def test_button_pressed_by_someone_without_rights(roles):
@@ -88,7 +89,8 @@ def test_cancel(roles):
     late, _ = press_and_reply(roles, button(confirmation, CONFIRM_DELETE))
     assert "was cancelled by <@U0OWNER>" in text_of(late)
     assert roles.sim.count("DELETE") == 0
-    assert roles.runtime.store.audit_entries(1)[0].outcome == "cancelled"
+    latest = [(e.outcome, e.detail) for e in roles.runtime.store.audit_entries(2)]
+    assert latest == [("denied", "confirmation already cancelled by U0OWNER"), ("cancelled", "")]
 
 
 def open_restore_modal(stack, user=OWNER, backup="5023"):

@@ -102,10 +102,11 @@ async def test_failed_create_is_audited_as_failed(ops, store, sim):
 async def test_delete_needs_owner_and_finds_the_server_first(ops, store, sim):
     with pytest.raises(PermissionDenied):
         await ops.request_delete(Actor(OPERATOR), 5001)
-    with pytest.raises(PermissionDenied):
-        await ops.request_delete(Actor(OWNER), 5008), "5008 is on db-server-01, where OWNER has no role"
-    with pytest.raises(BackupNotFound):
+    with pytest.raises(BackupNotFound) as hidden:
+        await ops.request_delete(Actor(OWNER), 5008)  # on db-server-01, where OWNER has no role
+    with pytest.raises(BackupNotFound) as missing:
         await ops.request_delete(Actor(OWNER), 424242)
+    assert (hidden.value.gone, missing.value.gone) == (False, False), "no role: told as for a missing backup"
     assert sim.count("DELETE") == 0
     assert [o for _, a, o in audit(store) if a == "delete"] == ["denied", "denied", "failed"]
 
@@ -122,7 +123,7 @@ async def test_confirm_delete_checks_whoever_presses_and_acts_once(ops, store, s
         await ops.confirm_delete(Actor(OWNER), conf.id)
     assert again.value.confirmation.state == "used" and again.value.confirmation.used_by == OWNER
     assert sim.count("DELETE") == 1
-    assert [o for _, a, o in audit(store) if a == "delete"] == ["denied", "done"]
+    assert [o for _, a, o in audit(store) if a == "delete"] == ["denied", "done", "denied"]
 
 
 async def test_two_presses_at_once_delete_once(ops, sim):
@@ -176,7 +177,7 @@ async def test_restore_asks_for_the_server_name(ops, store, sim):
     assert sim.restores == [(12345, 5001)]
     with pytest.raises(ConfirmationUnavailable):
         await ops.confirm_restore(Actor(OWNER), conf.id, "web-server-01")
-    assert audit(store)[-1] == (OWNER, "restore", "done")
+    assert audit(store)[-2:] == [(OWNER, "restore", "done"), (OWNER, "restore", "denied")]
 
 
 async def test_restore_elsewhere_needs_owner_of_both(ops, store, sim):
@@ -239,7 +240,7 @@ async def test_a_write_that_fails_is_not_sent_again_and_a_second_press_says_so(o
         await ops.confirm_delete(Actor(OWNER), conf.id)
     assert again.value.confirmation.state == "failed"
     assert sim.count("DELETE") == 1, "never sent twice"
-    assert [o for _, a, o in audit(store) if a == "delete"] == ["failed"]
+    assert [o for _, a, o in audit(store) if a == "delete"] == ["failed", "denied"]
 
 
 async def test_admins_are_managed_by_admins_only(ops, store):

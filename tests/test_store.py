@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from bot.policy import Role
-from bot.store import Store
+from bot.store import SCHEMA_VERSION, ConfirmationState, Store, StoreError, StoreUnavailable
 
 
 def test_schema_is_created_idempotently_in_wal_mode(tmp_path):
@@ -90,10 +90,13 @@ def test_confirmation_is_consumed_once(store):
         backup_type="manual",
         requested_by="U1",
     )
-    assert conf.state == "pending" and len(conf.id) >= 16
-    assert store.consume_confirmation(conf.id, state="used", used_by="U2") is True
-    assert store.consume_confirmation(conf.id, state="used", used_by="U3") is False
+    assert conf.state is ConfirmationState.PENDING and len(conf.id) >= 16
+    assert store.use_confirmation(conf.id, "U2") is True
+    assert store.use_confirmation(conf.id, "U3") is False
+    assert store.cancel_confirmation(conf.id, "U3") is False, "only a pending one can be cancelled"
     assert store.confirmation(conf.id).used_by == "U2"
+    assert store.write_failed(conf.id) is True and store.write_failed(conf.id) is False
+    assert store.confirmation(conf.id).state is ConfirmationState.FAILED
     assert store.confirmation("nope") is None
 
 
@@ -102,17 +105,81 @@ def test_server_names_learned(store):
     assert store.server_names() == {1: "uno", 2: "two"}
 
 
-def test_migration_leaves_existing_data(tmp_path):
+def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
     path = str(tmp_path / "m.db")
-    s = Store(path)
-    s.grant("U1", 1, Role.OWNER, "x")
-    s.close()
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    raw.executescript(
+        "CREATE TABLE grants (user_id TEXT, server_id INTEGER, role TEXT, granted_by TEXT, granted_at TEXT,"
+        " PRIMARY KEY (user_id, server_id));"
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY, at TEXT, user_id TEXT, action TEXT, server_id INTEGER,"
+        " backup_id INTEGER, outcome TEXT, detail TEXT, source TEXT);"
+        "INSERT INTO grants VALUES ('U1', 1, 'owner', 'x', '2026-01-01T00:00:00+00:00');"
+        "INSERT INTO audit (at, user_id, action, outcome, detail, source)"
+        " VALUES ('2026-01-01T00:00:00+00:00', 'U1', 'list', 'done', '', 'slack');"
+        "PRAGMA user_version=2;"
+    )
     raw.close()
-    assert Store(path).role_of("U1", 1) is Role.OWNER
+    migrated = Store(path)
+    try:
+        assert migrated.role_of("U1", 1) is Role.OWNER
+        assert [e.action for e in migrated.audit_entries()] == ["list"]
+        assert {"outbox", "seen", "confirmations"} <= set(migrated.db.table_names())
+        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    finally:
+        migrated.close()
 
 
 def test_notice_is_true_only_the_first_time(store):
     assert store.notice(5001) is True
     assert store.notice(5001) is False
+
+
+def test_first_time_is_true_once_per_key(store):
+    assert store.first_time("envelope:1") is True
+    assert store.first_time("envelope:1") is False
+    assert store.first_time("envelope:2") is True
+
+
+def test_outbox_items_are_claimed_once_and_kept_until_sent(store):
+    first = store.enqueue_announcement("C1", {"text": "one"})
+    store.enqueue_announcement("C1", {"text": "two"}, claim_seconds=60)
+    claimed = store.claim_due_announcements()
+    assert [a.id for a in claimed] == [first], "the second is claimed by whoever is sending it now"
+    assert store.claim_due_announcements() == [], "a claimed item is nobody else's"
+    store.announcement_retry(first, after_seconds=0, error="ratelimited")
+    (again,) = store.claim_due_announcements()
+    assert (again.id, again.attempts, again.message) == (first, 1, {"text": "one"})
+    store.announcement_sent(first)
+    assert store.pending_announcements() == 1
+    store.announcement_retry(first, after_seconds=0, error="late")
+    assert store.claim_due_announcements() == [], "a sent announcement is never sent again"
+
+
+def test_a_missing_directory_or_a_file_that_is_not_a_database_is_one_line(tmp_path):
+    with pytest.raises(StoreError) as missing:
+        Store(str(tmp_path / "nowhere" / "bot.db"))
+    assert str(missing.value) == f"BACKUPBOT_DB={tmp_path}/nowhere/bot.db: the directory {tmp_path}/nowhere does not exist"
+    junk = tmp_path / "junk.db"
+    junk.write_text("this is not a database, it is a shopping list\n" * 100)
+    with pytest.raises(StoreError) as damaged:
+        Store(str(junk))
+    assert str(damaged.value) == f"BACKUPBOT_DB={junk}: the file is not an SQLite database"
+
+
+def test_a_store_locked_by_another_process_fails_writes_quickly_and_keeps_reads_going(tmp_path):
+    path = str(tmp_path / "locked.db")
+    store = Store(path, busy_seconds=0.2)
+    store.grant("U1", 1, Role.OWNER, "x")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked by another process"):
+            store.audit(user_id="U1", action="list", outcome="done", source="slack")
+        with pytest.raises(StoreUnavailable):
+            store.check_writable()
+        assert store.role_of("U1", 1) is Role.OWNER, "reads go on while another process holds the write lock"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    store.check_writable()
+    store.close()

@@ -20,7 +20,7 @@ from bot.parsing import UsageError
 from bot.policy import Action, Role
 from bot.slack import ids
 from bot.slack.views import base, errors, messages, modals
-from bot.store import AuditEntry, Confirmation, Followed
+from bot.store import AuditEntry, Confirmation, ConfirmationState, Followed
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -56,6 +56,7 @@ def conf(action="delete", **changes):
         used_at=None,
     )
     values.update(changes)
+    values["state"] = ConfirmationState(values["state"])
     return Confirmation(**values)
 
 

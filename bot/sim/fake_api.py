@@ -7,11 +7,11 @@ filters, 400 on bad parameters, 401 on a missing or wrong token, 404s, at most
 kept. It is thread-safe, and reachable two ways:
 
 * `SimulatorTransport`: an httpx transport, for tests and `console --demo`;
-* `serve_simulator()`: an aiohttp HTTP server, for `vps-backup-bot fake-api`.
+* `start_simulator_server()`: an aiohttp HTTP server, for `vps-backup-bot fake-api`.
 
 Knobs for tests and benchmarks: `latency` (seconds added to every request),
 `fail_next(n, status)` and `hang_next(n)`; the HTTP server also takes them at
-`POST /_simulator/faults?fail=N&status=S&hang=N&latency=S`.
+`POST /_simulator/faults` (query parameters or a JSON object; see `apply_faults`).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class BackupSimulator:
         """Answer one request (no latency, no faults: see `respond`)."""
         with self._lock:
             self.requests.append((method, path))
-            if not self._authorized(headers.get("authorization", "")):
+            if not self.authorized(headers.get("authorization", "")):
                 return Answer(401, {"detail": "Authentication credentials were not provided or are invalid."})
             self._advance()
             if not path.startswith(API_PREFIX):
@@ -190,7 +190,7 @@ class BackupSimulator:
                 return Answer(405, {"detail": f'Method "{method}" not allowed.'})
             return Answer(404, {"detail": "Not found."})
 
-    def _authorized(self, header: str) -> bool:
+    def authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return False
@@ -209,7 +209,7 @@ class BackupSimulator:
     def _list(self, query: dict[str, list[str]]) -> Answer:
         server_filter = query.get("server_id", [None])[-1]
         type_filter = query.get("backup_type", [None])[-1]
-        if server_filter is not None and not server_filter.isdigit():
+        if server_filter is not None and not _is_number(server_filter):
             return Answer(400, {"server_id": ["A valid integer is required."]})
         if type_filter is not None and type_filter not in ("manual", "automatic"):
             return Answer(400, {"backup_type": [f'"{type_filter}" is not a valid choice.']})
@@ -263,13 +263,13 @@ class BackupSimulator:
         return Answer(201, {**self._render(backup), "message": CREATED_MESSAGE})
 
     def _delete(self, raw_id: str) -> Answer:
-        if not raw_id.isdigit() or int(raw_id) not in self._backups:
+        if not _is_number(raw_id) or int(raw_id) not in self._backups:
             return Answer(404, {"detail": "Not found."})
         del self._backups[int(raw_id)]
         return Answer(204)
 
     def _restore(self, raw_server: str, body: bytes) -> Answer:
-        if not raw_server.isdigit() or int(raw_server) not in self._servers:
+        if not _is_number(raw_server) or int(raw_server) not in self._servers:
             return Answer(404, {"detail": "Server not found."})
         try:
             data = json.loads(body or b"null")
@@ -321,6 +321,10 @@ class BackupSimulator:
                 description=f"Before schema migration {n + 1}",
             )
         self.add_backup(12347, age=timedelta(hours=3), size_mb=900, description="Demo data <reset> & reload")
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _iso(moment: datetime) -> str:
@@ -378,17 +382,25 @@ def create_web_app(sim: BackupSimulator):
         return web.Response(text="ok")
 
     async def faults(request: web.Request) -> web.Response:
-        """POST /_simulator/faults?fail=N&status=503&hang=N&latency=S: the knobs, over HTTP, for staging."""
-        query = request.query
+        """POST /_simulator/faults: the knobs over HTTP, for staging. Query parameters or a JSON object:
+        fail=N, status=S (default 503), method=M, hang=N, latency=SECONDS. With --token, it needs the token too."""
+        if sim.token is not None and not sim.authorized(request.headers.get("Authorization", "")):
+            return web.json_response(
+                {"detail": "Authentication credentials were not provided or are invalid."}, status=401
+            )
+        knobs: dict[str, object] = dict(request.query)
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.json_response({"detail": "the body is not JSON"}, status=400)
+            if not isinstance(body, dict):
+                return web.json_response({"detail": "the body must be a JSON object"}, status=400)
+            knobs.update(body)
         try:
-            if "fail" in query:
-                sim.fail_next(int(query["fail"]), int(query.get("status", "503")))
-            if "hang" in query:
-                sim.hang_next(int(query["hang"]))
-            if "latency" in query:
-                sim.latency = float(query["latency"])
-        except ValueError:
-            return web.json_response({"detail": "fail, status and hang are integers; latency is seconds"}, status=400)
+            apply_faults(sim, knobs)
+        except ValueError as exc:
+            return web.json_response({"detail": str(exc)}, status=400)
         return web.json_response({"latency": sim.latency})
 
     app = web.Application()
@@ -396,6 +408,39 @@ def create_web_app(sim: BackupSimulator):
     app.router.add_post("/_simulator/faults", faults)
     app.router.add_route("*", "/{tail:.*}", handler)
     return app
+
+
+def apply_faults(sim: BackupSimulator, knobs: dict) -> None:
+    """Set the fault knobs named in `knobs`; ValueError names the first one that is not valid."""
+    unknown = set(knobs) - {"fail", "status", "method", "hang", "latency"}
+    if unknown:
+        raise ValueError(f"unknown knob {sorted(unknown)[0]!r}: use fail, status, method, hang, latency")
+
+    def count(name: str) -> int:
+        value = knobs[name]
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _is_number(value))):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+        return int(value)
+
+    if "latency" in knobs:
+        try:
+            latency = float(knobs["latency"])
+        except (TypeError, ValueError):
+            raise ValueError(f"latency must be a number of seconds, not {knobs['latency']!r}") from None
+        if not 0 <= latency <= HANG_SECONDS:
+            raise ValueError(f"latency must be from 0 to {HANG_SECONDS:g} seconds, not {knobs['latency']!r}")
+    status = count("status") if "status" in knobs else 503
+    if not 100 <= status <= 599:
+        raise ValueError(f"status must be an HTTP status, not {status}")
+    method = knobs.get("method")
+    if method is not None and method not in ("GET", "POST", "DELETE"):
+        raise ValueError(f"method must be GET, POST or DELETE, not {method!r}")
+    if "fail" in knobs:
+        sim.fail_next(count("fail"), status, method)
+    if "hang" in knobs:
+        sim.hang_next(count("hang"))
+    if "latency" in knobs:
+        sim.latency = latency
 
 
 async def start_simulator_server(sim: BackupSimulator, host: str = "127.0.0.1", port: int = 0):

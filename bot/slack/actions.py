@@ -8,17 +8,22 @@ a new ephemeral message, so a second press never hides what the first did.
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
-from bot.ops import Actor, ConfirmationMismatch, OpsError
+from bot.backup_api import BACKUP_TYPES
+from bot.ops import Actor, ConfirmationMismatch
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
-from bot.slack.replies import Deps, Outcome, answer
+from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.views import messages, modals
-from bot.slack.views.errors import error_message, mismatch_text
+from bot.slack.views.errors import mismatch_text
+
+log = logging.getLogger(__name__)
 
 
 def _channel(body: dict) -> str | None:
@@ -71,7 +76,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
-            done = await ops.confirm_delete(actor, action["value"])
+            done = await ops.confirm_delete(actor, str(action.get("value", "")))
             return Outcome(
                 messages.deleted_message(done), [messages.announce_deleted(actor.user_id, done.confirmation)]
             )
@@ -84,7 +89,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
-            return Outcome(messages.cancelled_message(await ops.cancel(actor, action["value"])))
+            return Outcome(messages.cancelled_message(await ops.cancel(actor, str(action.get("value", "")))))
 
         await press(body, work, replace=True)
 
@@ -94,12 +99,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         actor = Actor(body["user"]["id"])
 
         async def work() -> Outcome:
-            try:
-                state = json.loads(action["value"])
-                offset = int(state["o"])
-            except (ValueError, KeyError, TypeError):
-                raise UsageError("this page button is damaged; run /backup list again", "list") from None
-            listing = await ops.list_backups(actor, state.get("s"), state.get("t"))
+            server_id, backup_type, offset = _page_state(action.get("value"))
+            listing = await ops.list_backups(actor, server_id, backup_type)
             return Outcome(messages.listing_message(listing, deps.clock(), offset=offset))
 
         await press(body, work, replace=True)
@@ -109,37 +110,45 @@ def register(app: AsyncApp, deps: Deps) -> None:
         """Open the modal at once (its trigger_id lives 3 s); only a store check comes first."""
         await ack()
         actor = Actor(body["user"]["id"])
-        token = action["value"]
-        try:
+        token = str(action.get("value", ""))
+
+        async def work() -> Outcome | None:
             conf = await ops.authorize_confirmation(actor, token, Action.RESTORE)
-        except OpsError as exc:
-            await deps.responses.send(body["response_url"], error_message(exc), replace_original=False)
-            return
-        metadata = json.dumps({"c": token, "ch": _channel(body), "ru": body.get("response_url")})
-        await client.views_open(trigger_id=body["trigger_id"], view=modals.restore_modal(conf, metadata))
+            metadata = json.dumps({"c": token, "ch": _channel(body), "ru": body.get("response_url")})
+            try:
+                await client.views_open(
+                    trigger_id=body.get("trigger_id", ""), view=modals.restore_modal(conf, metadata)
+                )
+            except SlackApiError as exc:
+                error = exc.response.get("error", "unknown_error")
+                log.warning("views.open refused: %s", error)
+                return Outcome(messages.modal_not_opened_message(error))
+            return None
+
+        await press(body, work, replace=False)
 
     @app.view(ids.RESTORE_MODAL)
     async def restore_submitted(ack, body, view, client) -> None:
         actor = Actor(body["user"]["id"])
-        meta = json.loads(view.get("private_metadata") or "{}")
-        token, channel_id, response_url = meta.get("c", ""), meta.get("ch"), meta.get("ru")
-        typed = (
-            view["state"]["values"].get(ids.RESTORE_INPUT_BLOCK, {}).get(ids.RESTORE_INPUT_ACTION, {}).get("value")
-            or ""
-        )
-        try:
-            await ops.check_restore_text(token, typed)
-        except ConfirmationMismatch as exc:
-            await ack(
-                response_action="errors",
-                errors={ids.RESTORE_INPUT_BLOCK: mismatch_text(exc.confirmation)},
-            )
+        meta = _metadata(view)
+        if meta is None:
+            await ack(response_action="errors", errors={ids.RESTORE_INPUT_BLOCK: DAMAGED_FORM})
             return
-        except OpsError:
-            pass  # closed below; confirm_restore raises it again and the reply says why
+        token, channel_id, response_url = str(meta.get("c", "")), meta.get("ch"), meta.get("ru")
+        typed = _typed(view)
+        refusal: Exception | None = None
+        try:
+            await ops.check_restore_text(actor, token, typed)
+        except ConfirmationMismatch as exc:
+            await ack(response_action="errors", errors={ids.RESTORE_INPUT_BLOCK: mismatch_text(exc.confirmation)})
+            return
+        except EXPECTED_ERRORS as exc:
+            refusal = exc  # the form closes; the reply says why
         await ack()
 
         async def work() -> Outcome:
+            if refusal is not None:
+                raise refusal
             done = await ops.confirm_restore(actor, token, typed)
             return Outcome(
                 messages.restore_started_message(done),
@@ -147,12 +156,49 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
 
         async def send(message: dict, *, replace: bool = True) -> None:
-            if response_url:
+            if isinstance(response_url, str) and response_url:
                 await deps.responses.send(response_url, message, replace_original=replace)
-            elif channel_id:
+            elif isinstance(channel_id, str) and channel_id:
                 await client.chat_postEphemeral(channel=channel_id, user=actor.user_id, **message)
+            else:
+                log.warning("a restore form carried nowhere to reply to")
 
         async def send_error(message: dict) -> None:
             await send(message, replace=False)
 
-        await answer(deps, work, send, send_error=send_error, channel_id=channel_id)
+        await answer(
+            deps, work, send, send_error=send_error, channel_id=channel_id if isinstance(channel_id, str) else None
+        )
+
+
+DAMAGED_FORM = "This form is damaged, so nothing was done. Close it and run /backup restore again."
+
+
+def _metadata(view: dict) -> dict | None:
+    """The restore form's private_metadata, or None if it is not the JSON object the bot wrote."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "")
+    except (ValueError, TypeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _typed(view: dict) -> str:
+    """What the person typed in the restore form; nothing if the submission carries no such field."""
+    values = ((view.get("state") or {}).get("values")) or {}
+    field = (values.get(ids.RESTORE_INPUT_BLOCK) or {}).get(ids.RESTORE_INPUT_ACTION) or {}
+    typed = field.get("value") if isinstance(field, dict) else None
+    return typed if isinstance(typed, str) else ""
+
+
+def _page_state(value: object) -> tuple[int | None, str | None, int]:
+    """A page button's value: server, type and offset, as the bot wrote them."""
+    try:
+        state = json.loads(str(value))
+        server_id, backup_type, offset = state.get("s"), state.get("t"), state["o"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UsageError("this page button is damaged; run /backup list again", "list") from None
+    valid_server = server_id is None or (type(server_id) is int and server_id > 0)
+    if not valid_server or backup_type not in (None, *BACKUP_TYPES) or type(offset) is not int or offset < 0:
+        raise UsageError("this page button is damaged; run /backup list again", "list")
+    return server_id, backup_type, offset

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.ops import Actor, FollowTarget
+from bot.ops import Accepted, Actor, FollowTarget
 from bot.parsing import Command, UsageError, parse_command
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.views import messages
@@ -30,6 +30,8 @@ async def run_command(deps: Deps, cmd: Command, actor: Actor, channel_id: str, r
     if cmd.name == "create":
         follow = FollowTarget(channel_id=channel_id, response_url=response_url)
         backup = await ops.create_backup(actor, cmd.server_id, cmd.description, follow=follow)
+        if isinstance(backup, Accepted):
+            return Outcome(messages.accepted_message(backup), [messages.announce_accepted(actor.user_id, backup)])
         return Outcome(messages.created_message(backup, now), [messages.announce_created(actor.user_id, backup)])
     if cmd.name == "delete":
         return Outcome(messages.delete_confirmation_message(await ops.request_delete(actor, cmd.backup_id)))

@@ -1,31 +1,59 @@
 """How the bot answers: `answer()` (one use case, one reply, refusals put into words), `Outcome`,
-`Deps`, the pooled response_url client and the notifier that announces to the team."""
+`Deps`, the pooled response_url client, and the notifier that announces to the team.
+
+Announcements are durable: each is written to the store's outbox before it is
+sent and marked sent only once Slack accepts it. A rate limit or an
+unreachable Slack leaves it in the outbox, and the background loop delivers
+it when due (honouring Retry-After), also after a restart.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.backup_api import Backup, BackupApiError
+from bot.inflight import InFlight
 from bot.ops import Operations, OpsError
 from bot.parsing import UsageError
 from bot.slack.views import messages
 from bot.slack.views.base import with_note
-from bot.slack.views.errors import error_message
-from bot.store import Followed
+from bot.slack.views.errors import error_message, interrupted_message
+from bot.store import Announcement, Followed, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-
 Send = Callable[[dict], Awaitable[object]]
+SLACK_HOOKS_HOST = "hooks.slack.com"
+SEND_CLAIM_SECONDS = 60.0
+UNREACHABLE_RETRY_SECONDS = 5.0
+DEFAULT_RETRY_SECONDS = 1.0
+# Slack errors that no retry will mend: the announcement is dropped, and the person told what to do.
+PERMANENT = {
+    "channel_not_found": "the channel does not exist, or I can't see it: check BACKUPBOT_NOTIFY_CHANNEL",
+    "not_in_channel": "I am not in that channel: invite me there",
+    "is_archived": "the channel is archived: unarchive it or choose another",
+    "restricted_action": "posting there is restricted: ask a workspace admin",
+    "invalid_auth": "Slack refused the bot's token: an admin should check SLACK_BOT_TOKEN",
+    "token_revoked": "the bot's token was revoked: an admin should reinstall the app",
+    "missing_scope": "the bot lacks a scope: an admin should reinstall the app from manifest.yml",
+    "invalid_blocks": "Slack refused the message's layout (a bug: please report it)",
+    "msg_too_long": "the message was too long for Slack (a bug: please report it)",
+}
 
 
 def _now() -> datetime:
@@ -33,16 +61,32 @@ def _now() -> datetime:
 
 
 class ResponseUrls:
-    """Posts to response_urls over one pooled aiohttp session.
+    """Posts to response_urls over one pooled aiohttp session, only on Slack's own hosts.
 
     Bolt's `respond()` opens a new HTTP session for every post; under a burst of
     commands that costs more CPU than the rest of the reply, so the bot keeps one.
+    A response_url comes in the (signed) request; the bot still posts only to
+    `hooks.slack.com`, or to the host of SLACK_API_URL when it points at a stand-in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, slack_api_url: str | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._allowed = {SLACK_HOOKS_HOST}
+        if slack_api_url:
+            api = urlsplit(slack_api_url)
+            if api.hostname != "slack.com":
+                self._allowed.add(api.netloc)
+
+    def allowed(self, response_url: str) -> bool:
+        parts = urlsplit(response_url)
+        if parts.hostname == SLACK_HOOKS_HOST:
+            return parts.scheme == "https" and parts.port in (None, 443)
+        return parts.scheme in ("http", "https") and parts.netloc in self._allowed
 
     async def send(self, response_url: str, message: dict, *, replace_original: bool | None = None) -> int:
+        if not self.allowed(response_url):
+            log.warning("refused to post a reply to %s: not a Slack host", urlsplit(response_url).netloc or "?")
+            return 403
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         extra = {} if replace_original is None else {"replace_original": replace_original}
@@ -56,32 +100,79 @@ class ResponseUrls:
 
 
 class SlackNotifier:
-    """Announcements to the team, and in-place updates of earlier replies."""
+    """Announcements to the team (through the outbox), and in-place updates of earlier replies."""
 
     def __init__(
         self,
         client: AsyncWebClient,
+        store: Store,
         notify_channel: str | None,
         responses: ResponseUrls,
         clock: Callable[[], datetime] = _now,
     ):
         self.client = client
+        self.store = store
         self.notify_channel = notify_channel
         self.responses = responses
         self._clock = clock
 
     async def announce(self, where: str | None, message: dict) -> str | None:
-        """Post to the notify channel, else where it happened; returns a problem to tell the person, if any."""
+        """Announce in the notify channel, else where it happened; returns a problem to tell the person, if any."""
         channel = self.notify_channel or where
         if not channel:
             return None
         try:
-            await self.client.chat_postMessage(channel=channel, unfurl_links=False, **message)
+            item_id = await asyncio.to_thread(
+                self.store.enqueue_announcement, channel, message, claim_seconds=SEND_CLAIM_SECONDS
+            )
+        except StoreUnavailable as exc:
+            log.warning("outbox unavailable (%s): announcing in %s without keeping a copy", exc, channel)
+            item_id = None
+        return await self._deliver(Announcement(item_id, channel, message, 0))
+
+    async def _deliver(self, item: Announcement) -> str | None:
+        """Post one announcement and record how it went; returns a problem for the person, if any."""
+        try:
+            await self.client.chat_postMessage(channel=item.channel, unfurl_links=False, **item.message)
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown_error")
-            log.warning("could not announce in %s: %s", channel, error)
-            return f"I could not announce this in <#{channel}> ({error}): invite me there, or tell the team."
+            if error in PERMANENT:
+                log.warning("Slack refused an announcement in %s: %s", item.channel, error)
+                await self._record(self.store.announcement_failed, item, error=error)
+                return f"I could not announce this in <#{item.channel}> ({error}): {PERMANENT[error]}."
+            retry = _retry_after(exc) or DEFAULT_RETRY_SECONDS * 2 ** min(item.attempts, 8)
+            log.warning("announcement in %s deferred %.0fs: Slack answered %s", item.channel, retry, error)
+            await self._record(self.store.announcement_retry, item, after_seconds=retry, error=error)
+            if error == "ratelimited":
+                return f"Slack is rate-limiting me, so the announcement in <#{item.channel}> will follow shortly."
+            return f"Slack did not take the announcement in <#{item.channel}> ({error}); I will try again shortly."
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("announcement in %s deferred: Slack unreachable (%s)", item.channel, type(exc).__name__)
+            await self._record(
+                self.store.announcement_retry, item, after_seconds=UNREACHABLE_RETRY_SECONDS, error="unreachable"
+            )
+            return f"Slack could not be reached, so the announcement in <#{item.channel}> will follow when it can."
+        await self._record(self.store.announcement_sent, item)
         return None
+
+    async def _record(self, transition, item: Announcement, **fields) -> None:
+        if item.id is None:
+            return
+        try:
+            await asyncio.to_thread(transition, item.id, **fields)
+        except StoreUnavailable as exc:
+            log.warning("could not record announcement %s's state (%s); its claim will lapse", item.id, exc)
+
+    async def drain_outbox(self) -> int:
+        """Deliver the announcements that are due; returns how many were tried."""
+        try:
+            due = await asyncio.to_thread(self.store.claim_due_announcements, claim_seconds=SEND_CLAIM_SECONDS)
+        except StoreUnavailable as exc:
+            log.info("outbox not readable this round: %s", exc)
+            return 0
+        for item in due:
+            await self._deliver(item)
+        return len(due)
 
     async def update_reply(self, response_url: str | None, message: dict) -> None:
         if not response_url:
@@ -95,12 +186,12 @@ class SlackNotifier:
             log.info("could not update an earlier reply (%s): it may have expired", status)
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
-        await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
         await self.announce(followed.channel_id, messages.announce_finished(followed, backup, manual_count))
+        await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
 
     async def follow_ended(self, followed: Followed, why: str) -> None:
-        await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
         await self.announce(followed.channel_id, messages.announce_ended(followed, why))
+        await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
 
     async def automatic_failed(self, backup: Backup) -> None:
         """Only the notify channel hears of these: no one asked, so there is no other channel."""
@@ -108,6 +199,17 @@ class SlackNotifier:
             log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
             return
         await self.announce(None, messages.announce_automatic_failed(backup, self._clock()))
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -123,35 +225,83 @@ class Deps:
     ops: Operations
     notifier: SlackNotifier
     responses: ResponseUrls
+    inflight: InFlight = field(default_factory=InFlight)
     clock: Callable[[], datetime] = _now
 
 
-EXPECTED_ERRORS = (OpsError, BackupApiError, UsageError)
+EXPECTED_ERRORS = (OpsError, BackupApiError, UsageError, StoreUnavailable)
+INTERRUPTED_REPLY_SECONDS = 3.0
 
 
 async def answer(
     deps: Deps,
-    work: Callable[[], Awaitable[Outcome]],
+    work: Callable[[], Awaitable[Outcome | None]],
     send: Send,
     *,
     send_error: Send | None = None,
     channel_id: str | None = None,
 ) -> None:
-    """Run one use case and reply; a refusal or failure is always put into words for the person."""
+    """Run one use case and reply; a refusal or failure is always put into words for the person.
+
+    The work counts as in flight until the reply is sent, so a shutdown waits for it.
+    Work that has already shown the person something (a modal) returns None.
+    """
     report = send if send_error is None else send_error
+    async with deps.inflight.track():
+        try:
+            outcome = await work()
+        except EXPECTED_ERRORS as exc:
+            if isinstance(exc, BackupApiError | StoreUnavailable):
+                log.warning("%s: %s", type(exc).__name__, exc)
+            await _deliver(report, error_message(exc))
+            return
+        except asyncio.CancelledError:
+            await asyncio.wait_for(_deliver(report, interrupted_message()), INTERRUPTED_REPLY_SECONDS)
+            raise
+        except Exception as exc:
+            ref = secrets.token_hex(3)
+            log.exception("unexpected error (ref %s)", ref)
+            await _deliver(report, with_note(error_message(exc), f"Reference for the admins: `{ref}`"))
+            return
+        if outcome is None:
+            return
+        reply = outcome.reply
+        for announcement in outcome.announcements:
+            problem = await deps.notifier.announce(channel_id, announcement)
+            if problem:
+                reply = with_note(reply, problem)
+        await _deliver(send, reply)
+
+
+async def _deliver(send: Send, message: dict) -> None:
+    """Send a reply; if Slack can't be reached, say so in the log (there is nowhere else to say it)."""
     try:
-        outcome = await work()
-    except EXPECTED_ERRORS as exc:
-        await report(error_message(exc))
-        return
-    except Exception as exc:
-        ref = secrets.token_hex(3)
-        log.exception("unexpected error (ref %s)", ref)
-        await report(with_note(error_message(exc), f"Reference for the admins: `{ref}`"))
-        return
-    reply = outcome.reply
-    for announcement in outcome.announcements:
-        problem = await deps.notifier.announce(channel_id, announcement)
-        if problem:
-            reply = with_note(reply, problem)
-    await send(reply)
+        await send(message)
+    except (aiohttp.ClientError, TimeoutError, SlackApiError) as exc:
+        log.warning("could not deliver a reply to the person: %s", type(exc).__name__)
+
+
+class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's rate-limit retry, used only when Slack asks for a short wait.
+
+    A longer Retry-After is not slept through while a person waits for their
+    reply: the announcement stays in the outbox, due when Slack said.
+    """
+
+    def __init__(self, max_wait_seconds: float = 2.0):
+        super().__init__(max_retry_count=1)
+        self.max_wait_seconds = max_wait_seconds
+
+    async def _can_retry_async(self, *, state, request, response=None, error=None) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        values = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"])
+        try:
+            return float(values[0]) <= self.max_wait_seconds
+        except (TypeError, ValueError, IndexError):
+            return False
+
+
+def slack_retry_handlers() -> list:
+    """What the Web API client retries by itself: a short rate limit, and a dropped connection, once each."""
+    return [ShortRateLimitRetry(), AsyncConnectionErrorRetryHandler(max_retry_count=1)]

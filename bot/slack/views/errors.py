@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bot.backup_api import ApiTimeout, BackupApiError, BadRequest, NotFound, Unauthorized, Unavailable
+from bot.backup_api import (
+    ApiTimeout,
+    BackupApiError,
+    BadRequest,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from bot.ops import (
     BackupNotFound,
     ConfirmationMismatch,
@@ -14,7 +22,7 @@ from bot.ops import (
 from bot.parsing import UsageError
 from bot.policy import Action
 from bot.slack.views.base import Message, escape, simple, status_words
-from bot.store import Confirmation
+from bot.store import Confirmation, ConfirmationState, StoreUnavailable
 
 
 def usage_error_message(error: UsageError) -> Message:
@@ -72,6 +80,16 @@ def error_text(error: Exception) -> str:
         return f":x: The backup API refused this: “{escape(error.provider_message)}”. Nothing was changed."
     if isinstance(error, NotFound):
         return f":mag: The backup API says it can't find that: “{escape(error)}” (404)."
+    if isinstance(error, StoreUnavailable):
+        return (
+            f":floppy_disk: The bot's store is unavailable right now ({escape(error)}), so nothing was done. "
+            "Try again in a minute; if it lasts, tell an admin."
+        )
+    if isinstance(error, RateLimited):
+        return (
+            ":snail: The backup API is rate-limiting the bot right now (429). Nothing was changed; "
+            "try again in a minute."
+        )
     if isinstance(error, ApiTimeout):
         return (
             ":hourglass: The backup API didn't answer in time. If you were changing something, it may still "
@@ -95,25 +113,38 @@ def confirmation_unavailable_text(conf: Confirmation | None) -> str:
     if conf is None:
         return ":grey_question: I don't know this confirmation any more. Nothing was done; run the command again."
     what = f"the {conf.action} of backup *#{conf.backup_id}*"
-    if conf.state == "used":
+    if conf.state is ConfirmationState.USED:
         return f":ballot_box_with_check: {what.capitalize()} was already confirmed by <@{conf.used_by}>. Nothing more was done."
-    if conf.state == "cancelled":
+    if conf.state is ConfirmationState.CANCELLED:
         return f":leftwards_arrow_with_hook: {what.capitalize()} was cancelled by <@{conf.used_by}>. Nothing was done."
-    if conf.state == "expired":
+    if conf.state is ConfirmationState.EXPIRED:
         return (
             f":alarm_clock: This confirmation for {what} has expired, so nothing was done. "
             f"Run `/backup {conf.action} {conf.backup_id}` again if you still want it."
         )
-    if conf.state == "gone":
+    if conf.state is ConfirmationState.GONE:
         return f":mag: Backup *#{conf.backup_id}* no longer exists, so nothing was done."
-    if conf.state == "failed":
+    if conf.state is ConfirmationState.UNRESTORABLE:
+        return (
+            f":warning: Backup *#{conf.backup_id}* was no longer complete when the restore was confirmed, "
+            "so nothing was sent."
+        )
+    if conf.state is ConfirmationState.FAILED:
         return (
             f":x: <@{conf.used_by}> confirmed {what}, but the backup API failed, so this confirmation is spent. "
             f"Check `/backup list` — it may have happened — then run `/backup {conf.action} {conf.backup_id}` "
             "again if it is still needed."
         )
-    return f":grey_question: This confirmation is {escape(conf.state)}. Nothing was done."
+    return f":grey_question: This confirmation is {escape(conf.state.value)}. Nothing was done."
 
 
 def mismatch_text(conf: Confirmation) -> str:
     return f"That is not this server. Type {conf.target_server_name} or {conf.target_server_id} exactly."
+
+
+def interrupted_message() -> Message:
+    """For work cut short because the bot had to stop before it finished."""
+    return simple(
+        ":warning: The bot had to stop before your request finished. If you were changing something, "
+        "it may still have happened: check `/backup list` before trying again."
+    )

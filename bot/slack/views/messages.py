@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 
 from bot.backup_api import Backup
-from bot.ops import Done, Listing, ServerAccess
+from bot.ops import Accepted, Done, Listing, ServerAccess
 from bot.parsing import EXAMPLES, USAGE
 from bot.policy import Action, backup_actions
 from bot.slack.ids import CANCEL, CONFIRM_DELETE, DELETE_REQUEST, LIST_NEXT, LIST_PREV, OPEN_RESTORE, RESTORE_REQUEST
@@ -163,6 +163,31 @@ def created_message(backup: Backup, now: datetime) -> Message:
     if backup.message:
         blocks.append(context(escape(backup.message)))
     return message(f"Backup #{backup.id} started", blocks)
+
+
+def modal_not_opened_message(error: str) -> Message:
+    if error in ("expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"):
+        return simple(":hourglass: Slack took too long to open the form, so nothing was done. Press the button again.")
+    return simple(
+        f":warning: Slack would not open the form ({escape(error)}), so nothing was done. Press the button again."
+    )
+
+
+def accepted_message(accepted: Accepted) -> Message:
+    """A create the API accepted but whose answer could not be read: it happened; don't invite a duplicate."""
+    return simple(
+        f":floppy_disk: The backup API *accepted* the backup of server *{accepted.server_id}*, but its answer "
+        "could not be read, so I can't show or follow it. Check "
+        f"`/backup list {accepted.server_id} manual` before trying again: it is probably there."
+    )
+
+
+def announce_accepted(user_id: str, accepted: Accepted) -> Message:
+    desc = f": “{escape(accepted.description)}”" if accepted.description else ""
+    return simple(
+        f":floppy_disk: <@{user_id}> started a manual backup of server *{accepted.server_id}*{desc} "
+        "(the backup API's answer could not be read, so it is not followed)."
+    )
 
 
 def finished_message(backup: Backup, now: datetime) -> Message:

@@ -1,0 +1,98 @@
+"""Replies: one place turns failures into words; announcements kept until Slack takes them."""
+
+
+from bot.inflight import InFlight
+from bot.slack.replies import Outcome, ResponseUrls, SlackNotifier, answer
+
+
+class Sent(list):
+    async def __call__(self, message):
+        self.append(message)
+
+
+class QuietNotifier:
+    async def announce(self, where, message):
+        return None
+
+
+class Deps:
+    notifier = QuietNotifier()
+    inflight = InFlight()
+
+
+async def test_a_bug_still_gets_the_person_a_plain_reply(caplog):
+    sent = Sent()
+
+    async def broken():
+        raise RuntimeError("secret internals")
+
+    await answer(Deps(), broken, sent)
+    (message,) = sent
+    assert "Something went wrong inside the bot" in message["text"]
+    assert "secret internals" not in str(message) and "Traceback" not in str(message)
+    assert "Reference for the admins" in str(message)
+    assert "secret internals" in caplog.text, "the details go to the log"
+
+
+async def test_errors_can_go_elsewhere_than_results():
+    sent, errors = Sent(), Sent()
+
+    async def refused():
+        from bot.ops import BackupNotFound
+
+        raise BackupNotFound(5)
+
+    await answer(Deps(), refused, sent, send_error=errors)
+    assert sent == [] and "no backup *#5*" in errors[0]["text"]
+
+
+async def test_announcements_go_out_before_the_reply():
+    order = []
+
+    class Notifier:
+        async def announce(self, where, message):
+            order.append(("announce", where))
+            return None
+
+    class WithNotifier:
+        notifier = Notifier()
+        inflight = InFlight()
+
+    async def reply(message):
+        order.append(("reply", message["text"]))
+
+    async def work():
+        return Outcome({"text": "done", "blocks": []}, [{"text": "news", "blocks": []}])
+
+    await answer(WithNotifier(), work, reply, channel_id="C9")
+    assert order == [("announce", "C9"), ("reply", "done")]
+
+
+async def test_notifier_prefers_the_notify_channel(store):
+    calls = []
+
+    class Client:
+        async def chat_postMessage(self, **kwargs):
+            calls.append(kwargs["channel"])
+
+    await SlackNotifier(Client(), store, "CNOTIFY", ResponseUrls()).announce("CHERE", {"text": "x", "blocks": []})
+    await SlackNotifier(Client(), store, None, ResponseUrls()).announce("CHERE", {"text": "x", "blocks": []})
+    assert calls == ["CNOTIFY", "CHERE"]
+
+
+async def test_failed_automatic_backups_go_only_to_the_notify_channel(store):
+    from datetime import UTC, datetime
+
+    from bot.backup_api import Backup, Server
+
+    calls = []
+
+    class Client:
+        async def chat_postMessage(self, **kwargs):
+            calls.append((kwargs["channel"], kwargs["text"]))
+
+    failed = Backup(7, Server(1, "web"), "automatic", "failed", None, datetime.now(UTC), None, "nightly")
+    await SlackNotifier(Client(), store, None, ResponseUrls()).automatic_failed(failed)
+    await SlackNotifier(Client(), store, "CNOTIFY", ResponseUrls()).automatic_failed(failed)
+    assert len(calls) == 1 and calls[0][0] == "CNOTIFY"
+    assert "*Automatic backup #7 of web (1) ended failed* (just now): it cannot be restored." in calls[0][1]
