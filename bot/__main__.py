@@ -223,7 +223,7 @@ def cmd_audit(args, settings: Settings) -> int:
         return 0
     for e in entries:
         target = (f" backup {e.backup_id}" if e.backup_id else "") + (f" server {e.server_id}" if e.server_id else "")
-        detail = f"  ({e.detail})" if e.detail else ""
+        detail = f"  ({e.detail_line})" if e.detail else ""
         print(f"{e.at}  {e.outcome:<9} {e.user_id:<14} {e.action:<8}{target} [{e.source}]{detail}")
     return 0
 

@@ -45,17 +45,25 @@ class DurableWrites:
         return len(self._pending)
 
     async def write(self, what: str, fn: Callable[..., Any], **fields: Any) -> bool:
-        """Write now if the store lets us; else keep it and retry. True if it is in the store."""
-        try:
-            await asyncio.to_thread(fn, **fields)
-            return True
-        except StoreUnavailable as exc:
-            item = _Pending(what, fn, fields)
-            log.warning("store unavailable (%s); %s kept to retry: %s", exc, what, item.entry())
-            self._pending.append(item)
-            if self._task is None or self._task.done():
-                self._task = asyncio.create_task(self._retry(), name="durable-writes")
-            return False
+        """Write now if the store lets us; else keep it and retry. True if it is in the store.
+
+        While earlier writes wait for the store, a new one queues behind them at once: it keeps
+        their order, and nobody waits on a lock already known to be held.
+        """
+        if not self._pending:
+            try:
+                await asyncio.to_thread(fn, **fields)
+                return True
+            except StoreUnavailable as exc:
+                reason = str(exc)
+        else:
+            reason = "earlier writes are still waiting"
+        item = _Pending(what, fn, fields)
+        log.warning("store unavailable (%s); %s kept to retry: %s", reason, what, item.entry())
+        self._pending.append(item)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._retry(), name="durable-writes")
+        return False
 
     def write_or_log(self, what: str, fn: Callable[..., Any], **fields: Any) -> None:
         """The last resort, when there is no time left to wait: write now, or log the entry at ERROR."""

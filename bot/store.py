@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -35,7 +36,7 @@ from bot.policy import Role
 SCHEMA_VERSION = 3
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
-DEFAULT_BUSY_SECONDS = 2.0
+DEFAULT_BUSY_SECONDS = 0.5
 
 
 class StoreError(Exception):
@@ -79,6 +80,22 @@ class AuditEntry:
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+    @property
+    def detail_line(self) -> str:
+        return one_line(self.detail)
+
+
+LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Text from people as one line: a line break shows as ⏎, other control characters as �.
+
+    An audit entry must render as one line, or a description could forge another entry.
+    """
+    return CONTROL.sub("\ufffd", LINE_BREAKS.sub("⏎", text))
 
 
 @dataclass(frozen=True)
@@ -172,10 +189,18 @@ class Store:
         with self._write_lock:
             try:
                 yield self.db
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(_words(exc)) from exc
             except sqlite3.DatabaseError as exc:
+                self._abandon()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable(_words(exc)) from exc
                 raise StoreUnavailable(f"the store is damaged ({exc})") from exc
+
+    def _abandon(self) -> None:
+        """Roll back a transaction a failed write left open: in WAL mode its stale snapshot would
+        otherwise keep every later write on this connection failing as 'locked'."""
+        if self.db.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite_utils.Database]:

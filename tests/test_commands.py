@@ -160,8 +160,10 @@ def test_each_role_against_each_action(roles, text, who):
 def test_a_backup_on_a_server_where_one_has_no_role_is_told_as_missing(roles):
     hidden, _ = roles.ask("delete 5008", user=OWNER)
     missing, _ = roles.ask("delete 5999", user=OWNER)
-    assert text_of(hidden) == text_of(missing).replace("5999", "5008") == (
-        ":mag: There is no backup *#5008*. `/backup list` shows the ones there are."
+    assert (
+        text_of(hidden)
+        == text_of(missing).replace("5999", "5008")
+        == (":mag: There is no backup *#5008*. `/backup list` shows the ones there are.")
     )
     restore, _ = roles.ask("restore 5008", user=OWNER)
     assert text_of(restore).startswith(":mag: There is no backup *#5008*")

@@ -1,6 +1,5 @@
 """Replies: one place turns failures into words; announcements kept until Slack takes them."""
 
-
 from bot.inflight import InFlight
 from bot.slack.replies import Outcome, ResponseUrls, SlackNotifier, answer
 

@@ -158,7 +158,9 @@ def test_outbox_items_are_claimed_once_and_kept_until_sent(store):
 def test_a_missing_directory_or_a_file_that_is_not_a_database_is_one_line(tmp_path):
     with pytest.raises(StoreError) as missing:
         Store(str(tmp_path / "nowhere" / "bot.db"))
-    assert str(missing.value) == f"BACKUPBOT_DB={tmp_path}/nowhere/bot.db: the directory {tmp_path}/nowhere does not exist"
+    assert (
+        str(missing.value) == f"BACKUPBOT_DB={tmp_path}/nowhere/bot.db: the directory {tmp_path}/nowhere does not exist"
+    )
     junk = tmp_path / "junk.db"
     junk.write_text("this is not a database, it is a shopping list\n" * 100)
     with pytest.raises(StoreError) as damaged:

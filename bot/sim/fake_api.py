@@ -51,18 +51,30 @@ class SimBackup:
     completes_at: datetime | None = None
     final_status: str = "completed"
     final_size_mb: int = 0
+    created_at_text: str | None = None  # shown instead of created_at (a time without a zone, say)
 
 
 @dataclass
 class Answer:
     status: int
     body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as it is instead of `body` as JSON (a garbled answer)
+
+    def encoded(self) -> tuple[bytes, dict[str, str]]:
+        """The body as bytes, and the headers to send with it."""
+        if self.raw is not None:
+            return self.raw, {"content-type": "text/html", **self.headers}
+        if self.body is None:
+            return b"", dict(self.headers)
+        return json.dumps(self.body).encode(), {"content-type": "application/json", **self.headers}
 
 
 @dataclass
 class _Faults:
-    fail: list[tuple[int, str | None]] = field(default_factory=list)
+    fail: list[tuple[int, str | None, float | None]] = field(default_factory=list)
     hang: int = 0
+    garble: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class BackupSimulator:
@@ -86,6 +98,7 @@ class BackupSimulator:
         self._faults = _Faults()
         self.requests: list[tuple[str, str]] = []
         self.restores: list[tuple[int, int]] = []
+        self.on_request: Callable[[str, str], None] | None = None  # called as each request arrives (tests)
         if seed:
             self._seed()
 
@@ -104,6 +117,7 @@ class BackupSimulator:
         age: timedelta = timedelta(0),
         size_mb: int | None = 2048,
         description: str = "",
+        created_at_text: str | None = None,
     ) -> int:
         with self._lock:
             created = self._clock() - age
@@ -117,6 +131,7 @@ class BackupSimulator:
                 created_at=created,
                 expires_at=expires,
                 description=description,
+                created_at_text=created_at_text,
             )
             self._backups[backup.id] = backup
             self._next_id += 1
@@ -139,10 +154,17 @@ class BackupSimulator:
         with self._lock:
             self._backups.pop(backup_id, None)
 
-    def fail_next(self, count: int, status: int = 503, method: str | None = None) -> None:
-        """The next `count` requests (of `method`, if given) answer `status`."""
+    def fail_next(
+        self, count: int, status: int = 503, method: str | None = None, retry_after: float | None = None
+    ) -> None:
+        """The next `count` requests (of `method`, if given) answer `status` (with Retry-After, if given)."""
         with self._lock:
-            self._faults.fail.extend([(status, method)] * count)
+            self._faults.fail.extend([(status, method, retry_after)] * count)
+
+    def garble_next(self, method: str, raw: bytes) -> None:
+        """The next `method` request does what it asks, but is answered with `raw` (HTML, a body cut short)."""
+        with self._lock:
+            self._faults.garble.append((method, raw))
 
     def hang_next(self, count: int = 1) -> None:
         with self._lock:
@@ -154,19 +176,28 @@ class BackupSimulator:
 
     # --- the API ----------------------------------------------------------
 
-    def take_fault(self, method: str, path: str) -> tuple[int | None, bool]:
-        """The status a pending fault injects, and whether the request should hang."""
+    def take_fault(self, method: str, path: str) -> tuple[Answer | None, bool]:
+        """The answer a pending fault injects, and whether the request should hang."""
         with self._lock:
             if self._faults.hang:
                 self._faults.hang -= 1
                 self.requests.append((method, path))
                 return None, True
-            for index, (status, only) in enumerate(self._faults.fail):
+            for index, (status, only, retry_after) in enumerate(self._faults.fail):
                 if only is None or only == method:
                     del self._faults.fail[index]
                     self.requests.append((method, path))
-                    return status, False
+                    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+                    return Answer(status, {"detail": "Service temporarily unavailable."}, headers), False
             return None, False
+
+    def take_garble(self, method: str) -> bytes | None:
+        with self._lock:
+            for index, (only, raw) in enumerate(self._faults.garble):
+                if only == method:
+                    del self._faults.garble[index]
+                    return raw
+            return None
 
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         """Answer one request (no latency, no faults: see `respond`)."""
@@ -293,7 +324,7 @@ class BackupSimulator:
             "backup_type": b.backup_type,
             "status": b.status,
             "size_mb": b.size_mb,
-            "created_at": _iso(b.created_at),
+            "created_at": b.created_at_text or _iso(b.created_at),
             "expires_at": _iso(b.expires_at) if b.expires_at else None,
             "description": b.description,
         }
@@ -333,15 +364,19 @@ def _iso(moment: datetime) -> str:
 
 async def respond(sim: BackupSimulator, method: str, path: str, query: str, headers, body: bytes) -> Answer:
     """Apply latency and injected faults, then answer: the behaviour both front doors share."""
+    if sim.on_request is not None:
+        sim.on_request(method, path)
     if sim.latency:
         await asyncio.sleep(sim.latency)
-    status, hang = sim.take_fault(method, path)
+    fault, hang = sim.take_fault(method, path)
     if hang:
         await asyncio.sleep(HANG_SECONDS)
-    if status is not None:
-        return Answer(status, {"detail": "Service temporarily unavailable."})
+    if fault is not None:
+        return fault
     lowered = {k.lower(): v for k, v in headers.items()}
-    return sim.handle(method, path, query, lowered, body)
+    answer = sim.handle(method, path, query, lowered, body)
+    garbled = sim.take_garble(method) if 200 <= answer.status < 300 else None
+    return answer if garbled is None else Answer(answer.status, raw=garbled)
 
 
 class SimulatorTransport(httpx.AsyncBaseTransport):
@@ -362,8 +397,7 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
             answer = await asyncio.wait_for(call, timeout)
         except TimeoutError:
             raise httpx.ReadTimeout("simulated API did not answer", request=request) from None
-        content = b"" if answer.body is None else json.dumps(answer.body).encode()
-        headers = {"content-type": "application/json"} if content else {}
+        content, headers = answer.encoded()
         return httpx.Response(answer.status, content=content, headers=headers, request=request)
 
 
@@ -374,9 +408,8 @@ def create_web_app(sim: BackupSimulator):
     async def handler(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         answer = await respond(sim, request.method, request.path, request.query_string, request.headers, body)
-        if answer.body is None:
-            return web.Response(status=answer.status)
-        return web.json_response(answer.body, status=answer.status)
+        content, headers = answer.encoded()
+        return web.Response(status=answer.status, body=content or None, headers=headers)
 
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")

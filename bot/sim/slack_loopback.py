@@ -99,6 +99,7 @@ class LoopbackSlack:
         self.port = 0
         self.recorder = Recorder()
         self.failures: dict[str, str] = {}
+        self.rate_limits: dict[str, list[float]] = {}
         self._runner: web.AppRunner | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future] = {}
@@ -118,6 +119,10 @@ class LoopbackSlack:
     def fail(self, method: str, error: str) -> None:
         """Answer every later call of `method` with `{"ok": false, "error": error}`."""
         self.failures[method] = error
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: float = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP 429, `ratelimited` and Retry-After, as Slack does."""
+        self.rate_limits.setdefault(method, []).extend([retry_after] * times)
 
     async def start(self) -> LoopbackSlack:
         app = web.Application()
@@ -148,6 +153,11 @@ class LoopbackSlack:
                 if isinstance(data.get(key), str):
                     data[key] = json.loads(data[key])
         self.recorder.add(Record("api", method, data))
+        if self.rate_limits.get(method):
+            retry_after = self.rate_limits[method].pop(0)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": f"{retry_after:g}"}
+            )
         if method in self.failures:
             return web.json_response({"ok": False, "error": self.failures[method]})
         return web.json_response(self._answer(method, data))
@@ -221,10 +231,15 @@ class LoopbackSlack:
                 raise TimeoutError("no Socket Mode client connected")
             await asyncio.sleep(0.01)
 
-    async def send_envelope(self, kind: str, payload: dict, timeout: float = 10.0) -> dict:
-        """Push one envelope to the connected client; returns its ack `{envelope_id, payload?}`."""
+    async def send_envelope(
+        self, kind: str, payload: dict, timeout: float = 10.0, envelope_id: str | None = None
+    ) -> dict:
+        """Push one envelope to the connected client; returns its ack `{envelope_id, payload?}`.
+
+        The same `envelope_id` twice is how Slack redelivers an envelope after a reconnect.
+        """
         await self.wait_for_socket(timeout)
-        envelope_id = uuid.uuid4().hex
+        envelope_id = envelope_id or uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
         await self._sockets[-1].send_json(

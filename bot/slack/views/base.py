@@ -131,7 +131,7 @@ def backup_text(backup: Backup, now: datetime) -> str:
         f"Created {ago(backup.created_at, now)} ({slack_date(backup.created_at)}) · {expiry_words(backup, now)}",
     ]
     if backup.description:
-        lines.append(f"> {escape(truncate(backup.description, 500))}")
+        lines.extend(f"> {line}" for line in escape(truncate(backup.description, 500)).splitlines())
     return "\n".join(lines)
 
 

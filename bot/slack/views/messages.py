@@ -62,13 +62,14 @@ def listing_message(listing: Listing, now: datetime, offset: int = 0, page_size:
     total = len(listing.backups)
     offset = max(0, min(offset, max(total - 1, 0)))
     page = listing.backups[offset : offset + page_size]
-    scope = "every server you may see" if listing.server_id is None else _scope_name(listing)
+    scope = "any server you may see" if listing.server_id is None else _scope_name(listing)
     kind = f"{listing.backup_type} " if listing.backup_type else ""
     if not total:
         hint = ""
         if listing.server_id is None and not listing.is_admin and not listing.roles:
             hint = " You have no role on any server yet: ask an admin for one (`/backup grant`)."
         return simple(f"No {kind}backups on {scope}.{hint}")
+    scope = "every server you may see" if listing.server_id is None else scope
     blocks = [section(f"*{total} {kind}backup{'s' if total != 1 else ''}* on {scope}, newest first.")]
     for backup in page:
         blocks.append(section(backup_text(backup, now)))
@@ -147,7 +148,7 @@ def audit_line(e: AuditEntry) -> str:
         target += f" #{e.backup_id}"
     if e.server_id:
         target += f" on {e.server_id}"
-    detail = f" — {escape(truncate(e.detail, 120))}" if e.detail else ""
+    detail = f" — {escape(truncate(e.detail_line, 120))}" if e.detail else ""
     return f"{OUTCOME_ICON.get(e.outcome, '')} `{e.at[:16].replace('T', ' ')}` {who} *{e.action}*{target} → {e.outcome} ({e.source}){detail}"
 
 
