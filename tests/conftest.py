@@ -47,6 +47,15 @@ def bot_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "bot"]
 
 
+def poll_until(predicate, timeout: float = 10.0, every: float = 0.02):
+    """Wait for predicate() to be truthy (state in a store, not a message Slack saw); returns its value."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "the expected state never came"
+        time.sleep(every)
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

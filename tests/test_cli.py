@@ -105,3 +105,44 @@ def test_fake_api_serves_with_a_token():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("command", [["grants"], ["audit"], ["grant", "U0A", "1"], ["console"], ["serve"], ["socket"]])
+def test_a_store_in_a_missing_directory_is_one_line_naming_the_setting(tmp_path, command):
+    env = {
+        "BACKUPBOT_DB": str(tmp_path / "gone" / "bot.db"),
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_APP_TOKEN": "xapp-1",
+        "VPS_API_TOKEN": "t",
+    }
+    result = run(*command, tmp_path=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"vps-backup-bot: BACKUPBOT_DB={tmp_path}/gone/bot.db: the directory {tmp_path}/gone does not exist"
+    )
+
+
+def test_a_store_that_is_not_a_database_is_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("groceries\n" * 500)
+    result = run("grants", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(tmp_path / "notes.txt")})
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"vps-backup-bot: BACKUPBOT_DB={tmp_path}/notes.txt: the file is not an SQLite database"
+    )
+
+
+def test_fake_api_on_a_taken_port_or_with_nonsense_latency_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run("fake-api", "--port", port, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"vps-backup-bot: cannot listen on 127.0.0.1:{port}:")
+    assert "Traceback" not in result.stderr
+    nan = run("fake-api", "--latency", "nan", tmp_path=tmp_path)
+    assert nan.returncode == 2 and "'nan' is not a number of seconds" in nan.stderr

@@ -147,3 +147,32 @@ async def test_http_server_takes_fault_knobs():
             assert (await http.post(f"{base}/_simulator/faults", params={"fail": "x"})).status_code == 400
     finally:
         await runner.cleanup()
+
+
+async def test_fault_knobs_take_a_json_body_refuse_nonsense_and_need_the_token():
+    sim = BackupSimulator(token="s3cret")
+    runner, url = await start_simulator_server(sim)
+    base = url.rsplit("/api/v1", 1)[0]
+    auth = {"Authorization": "Bearer s3cret"}
+    try:
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(f"{base}/_simulator/faults", json={"fail": 1})
+            assert refused.status_code == 401, "with --token, the knobs need it too"
+            knobs = await http.post(f"{base}/_simulator/faults", json={"fail": 1, "status": 429}, headers=auth)
+            assert knobs.status_code == 200
+            assert (await http.get(f"{url}/backups/", headers=auth)).status_code == 429
+            for nonsense in (
+                {"latency": "nan"},
+                {"latency": -1},
+                {"fail": 1.5},
+                {"status": 42, "fail": 1},
+                {"boom": 1},
+            ):
+                answer = await http.post(f"{base}/_simulator/faults", json=nonsense, headers=auth)
+                assert answer.status_code == 400, nonsense
+            not_json = await http.post(f"{base}/_simulator/faults", content=b"fail=1", headers=auth)
+            assert not_json.status_code == 400
+            assert sim.latency == 0.0
+            assert (await http.get(f"{url}/backups/", headers=auth)).status_code == 200
+    finally:
+        await runner.cleanup()

@@ -9,7 +9,7 @@ import threading
 from urllib.parse import urlencode
 
 import pytest
-from conftest import ADMIN, CHANNEL, LiveStack, button, text_of
+from conftest import ADMIN, CHANNEL, LiveStack, button, poll_until, text_of
 
 from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack, slash_command_body, view_submission_payload
@@ -172,8 +172,8 @@ def test_a_delete_done_while_the_store_is_locked_is_reported_done_and_audited_la
         assert not [e for e in roles.runtime.store.audit_entries(50) if e.action == "delete" and e.outcome == "done"]
     finally:
         lock.release()
-    done = roles.recorder.wait_for(
-        lambda _r: [e for e in roles.runtime.store.audit_entries(50) if e.action == "delete" and e.outcome == "done"]
+    done = poll_until(
+        lambda: [e for e in roles.runtime.store.audit_entries(50) if e.action == "delete" and e.outcome == "done"]
     )
     assert (done[0].user_id, done[0].backup_id) == (OWNER, 5023)
 
@@ -187,7 +187,7 @@ def test_a_create_done_while_the_store_is_locked_is_still_followed_and_audited(t
         reply, key = live.ask("create 12345 before the migration")
         assert "has started" in text_of(reply) and "Something went wrong" not in text_of(reply)
         lock.release()
-        live.recorder.wait_for(lambda _r: live.runtime.store.following())
+        poll_until(live.runtime.store.following)
         sim.finish(5033)
         done = live.reply(key, 2)
         assert "is complete" in text_of(done), "followed to the end although the store was locked at the start"
@@ -232,7 +232,7 @@ def test_a_rate_limited_announcement_is_delivered_later_exactly_once(tmp_path):
         assert "Slack is rate-limiting me, so the announcement in <#CNOTIFY01> will follow shortly." in text_of(reply)
         assert "invite me" not in text_of(reply)
         live.recorder.wait_for(lambda _r: len(announcements(live)) == 2)
-        live.recorder.wait_for(lambda _r: live.runtime.store.pending_announcements() == 0, timeout=5)
+        poll_until(lambda: live.runtime.store.pending_announcements() == 0)
         live.run(live.runtime.deps.notifier.drain_outbox())
         posts = announcements(live)
         assert len(posts) == 2 and all("started a manual backup" in t for t in posts), (
@@ -261,7 +261,7 @@ def test_an_announcement_pending_at_shutdown_is_delivered_after_a_restart(tmp_pa
         second.recorder.wait_for(
             lambda _r: sum("across a restart" in m.get("text", "") for m in slack.recorder.api("chat.postMessage")) == 2
         )
-        second.recorder.wait_for(lambda _r: second.runtime.store.pending_announcements() == 0, timeout=5)
+        poll_until(lambda: second.runtime.store.pending_announcements() == 0)
     finally:
         second.close()
         bg.run(slack.stop())

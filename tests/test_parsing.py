@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.parsing import Command, UsageError, parse_command, parse_user
 from bot.policy import Role
@@ -85,3 +87,28 @@ def test_problems_quote_the_token_as_typed():
     with pytest.raises(UsageError) as caught:
         parse_command("delete &lt;5&gt;")
     assert caught.value.problem.startswith("`<5>` is not a backup ID")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80))
+def test_any_text_is_a_command_or_a_usage_error(text):
+    try:
+        command = parse_command(text)
+    except UsageError as exc:
+        assert exc.problem and exc.subcommand
+        return
+    assert command.name in ("help", "list", "create", "delete", "restore", "servers", "grant", "revoke", "audit")
+    for value in (command.server_id, command.backup_id):
+        assert value is None or (type(value) is int and 0 < value < 10**18)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["delete", "restore", "list", "audit"]), st.text(min_size=1, max_size=12).filter(str.strip))
+def test_an_id_is_ascii_digits_or_a_usage_error(word, token):
+    token = token.split()[0]
+    try:
+        command = parse_command(f"{word} {token}")
+    except UsageError:
+        return
+    if word in ("delete", "restore"):
+        assert str(command.backup_id) == token.lstrip("0")

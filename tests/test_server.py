@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -130,11 +131,17 @@ def socket_stack(tmp_path):
     )
     sim = BackupSimulator(completion_seconds=3600)
     runtime = build_runtime(settings, api_transport=SimulatorTransport(sim), api_options={"backoff_seconds": 0})
-    task = asyncio.run_coroutine_threadsafe(socket_main(settings, runtime), bg.loop)
+    stop = bg.run(make_event())
+    task = asyncio.run_coroutine_threadsafe(socket_main(settings, runtime, stop), bg.loop)
     yield bg, slack, sim
-    task.cancel()
+    bg.loop.call_soon_threadsafe(stop.set)
+    task.result(15)
     bg.run(slack.stop())
     bg.close()
+
+
+async def make_event() -> asyncio.Event:
+    return asyncio.Event()
 
 
 def test_socket_mode_runs_the_same_listeners(socket_stack):
@@ -216,3 +223,133 @@ def test_serve_with_a_refused_bot_token_stops_at_start(tmp_path):
     assert result.returncode != 0
     assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stderr
     assert "xoxb-wrong" not in result.stderr and "Traceback" not in result.stderr
+
+
+class ServeProcess:
+    """`vps-backup-bot serve` as deployed, with the simulator (given latency) and Slack on loopback."""
+
+    def __init__(self, tmp_path, *, latency: float = 0.0, env: dict | None = None):
+        self.bg = Background()
+        self.sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600, latency=latency)
+        self.runner, api_url = self.bg.run(start_simulator_server(self.sim))
+        self.slack = self.bg.run(LoopbackSlack().start())
+        self.db = tmp_path / "serve.db"
+        self.url = f"http://127.0.0.1:{free_port()}"
+        full_env = {
+            **CLEAN_ENV,
+            "SLACK_BOT_TOKEN": "xoxb-serve",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.slack.api_url,
+            "VPS_API_URL": api_url,
+            "VPS_API_TOKEN": "vps-t0ken",
+            "BACKUPBOT_DB": str(self.db),
+            "BACKUPBOT_ADMINS": ADMIN,
+            "BACKUPBOT_NOTIFY_CHANNEL": "CNOTIFY01",
+            **(env or {}),
+        }
+        port = self.url.rsplit(":", 1)[1]
+        self.proc = subprocess.Popen(
+            [*bot_command(), "serve", "--port", port, "--host", "127.0.0.1"],
+            env=full_env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_healthy(self.url, self.proc)
+
+    def command(self, text: str, key: str) -> httpx.Response:
+        form = urlencode(
+            slash_command_body(text, user_id=ADMIN, channel_id=CHANNEL, response_url=self.slack.response_url(key))
+        ).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, form)}
+        return httpx.post(f"{self.url}/slack/events", content=form, headers=headers)
+
+    def reply(self, key: str) -> dict:
+        return self.slack.recorder.wait_for(lambda _r: self.slack.recorder.responses(key))[0]
+
+    def close(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        output = self.proc.communicate(timeout=15)[0]
+        self.bg.run(self.runner.cleanup())
+        self.bg.run(self.slack.stop())
+        self.bg.close()
+        return output
+
+
+def audit_rows(db) -> list[tuple[str, str, str]]:
+    from bot.store import Store
+
+    store = Store(str(db))
+    try:
+        return [(e.action, e.outcome, e.detail) for e in reversed(store.audit_entries(50))]
+    finally:
+        store.close()
+
+
+def test_sigterm_lets_acknowledged_work_finish_then_exits_0(tmp_path):
+    serve = ServeProcess(tmp_path, latency=1.5)
+    try:
+        assert serve.command("list 12345", "list").status_code == 200
+        assert serve.command("create 12346 before the upgrade", "create").status_code == 200
+        serve.proc.send_signal(signal.SIGTERM)
+        health = httpx.get(f"{serve.url}/healthz")
+        assert (health.status_code, health.text) == (503, "shutting down"), "no new requests while draining"
+        late = serve.command("list 12347", "late")
+        assert late.status_code == 503
+        assert serve.proc.wait(timeout=30) == 0
+        assert "*9 backups*" in text_of(serve.reply("list"))
+        assert "has started" in text_of(serve.reply("create"))
+        assert serve.slack.recorder.responses("late") == []
+        posts = [m["text"] for m in serve.slack.recorder.api("chat.postMessage")]
+        assert any("started a manual backup *#5033*" in t for t in posts), "the announcement went out"
+    finally:
+        output = serve.close()
+    rows = audit_rows(serve.db)
+    assert ("list", "done", "9 backups") in rows
+    assert ("create", "done", "before the upgrade") in rows
+    assert "Traceback" not in output
+
+
+def test_work_still_running_at_the_deadline_is_recorded_as_interrupted(tmp_path):
+    serve = ServeProcess(tmp_path, latency=6, env={"BACKUPBOT_SHUTDOWN_SECONDS": "0.5"})
+    try:
+        assert serve.command("create 12346", "create").status_code == 200
+        time.sleep(0.2)  # let the create reach the simulator
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
+        reply = text_of(serve.reply("create"))
+        assert "The bot had to stop before your request finished" in reply and "check `/backup list`" in reply
+    finally:
+        serve.close()
+    (create,) = [r for r in audit_rows(serve.db) if r[0] == "create"]
+    assert create[1] == "failed" and create[2].startswith("interrupted: the bot stopped before the backup API answered")
+    assert "could not be reached" not in create[2]
+
+
+def test_healthz_says_so_when_the_store_cannot_be_written(stack):
+    import sqlite3
+
+    other = sqlite3.connect(str(stack.db_path), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        response = stack.http.get("/healthz")
+        assert (response.status_code, response.text) == (503, "store: the store is locked by another process")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert stack.http.get("/healthz").status_code == 200
+
+
+def test_a_redelivered_envelope_is_acted_on_once(socket_stack):
+    bg, slack, sim = socket_stack
+    payload = slash_command_body(
+        "create 12345 once", user_id=ADMIN, channel_id=CHANNEL, response_url=slack.response_url("once")
+    )
+    first = bg.run(slack.send_envelope("slash_commands", payload, envelope_id="env-1"))
+    second = bg.run(slack.send_envelope("slash_commands", payload, envelope_id="env-1"))
+    assert first["envelope_id"] == second["envelope_id"] == "env-1", "both deliveries are acknowledged"
+    slack.recorder.wait_for(lambda _r: slack.recorder.responses("once"))
+    assert sim.count("POST", "/api/v1/backups") == 1
+    assert len(slack.recorder.responses("once")) == 1

@@ -158,10 +158,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def send(message: dict, *, replace: bool = True) -> None:
             if isinstance(response_url, str) and response_url:
                 await deps.responses.send(response_url, message, replace_original=replace)
-            elif isinstance(channel_id, str) and channel_id:
-                await client.chat_postEphemeral(channel=channel_id, user=actor.user_id, **message)
             else:
-                log.warning("a restore form carried nowhere to reply to")
+                await client.chat_postEphemeral(channel=channel_id, user=actor.user_id, **message)
 
         async def send_error(message: dict) -> None:
             await send(message, replace=False)
@@ -175,12 +173,16 @@ DAMAGED_FORM = "This form is damaged, so nothing was done. Close it and run /bac
 
 
 def _metadata(view: dict) -> dict | None:
-    """The restore form's private_metadata, or None if it is not the JSON object the bot wrote."""
+    """The restore form's private_metadata, or None if it is not what the bot wrote: a JSON object
+    naming where to reply (a response_url or a channel)."""
     try:
         meta = json.loads(view.get("private_metadata") or "")
     except (ValueError, TypeError):
         return None
-    return meta if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    reply_to = [meta.get("ru"), meta.get("ch")]
+    return meta if any(isinstance(where, str) and where for where in reply_to) else None
 
 
 def _typed(view: dict) -> str:
