@@ -73,6 +73,7 @@ class Follower:
         self._outbox = outbox
         self._tick = tick
         self._task: asyncio.Task | None = None
+        self.rounds = 0  # rounds completed since start
 
     async def poll_once(self) -> bool:
         """Check every followed backup once; False if the API failed for any server."""
@@ -131,16 +132,15 @@ class Follower:
 
     async def run(self) -> None:
         delay = self.poll_seconds
-        rounds = 0
         while True:
             try:
                 healthy = await self.poll_once()
-                if rounds % WATCH_EVERY_ROUNDS == 0:
+                if self.rounds % WATCH_EVERY_ROUNDS == 0:
                     healthy = await self.watch_automatic() and healthy
             except Exception:
                 log.exception("a follow-up round failed")
                 healthy = False
-            rounds += 1
+            self.rounds += 1
             delay = self.poll_seconds if healthy else min(delay * 2, self.max_backoff_seconds)
             await self._idle(delay)
 

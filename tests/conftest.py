@@ -1,8 +1,8 @@
 """Fixtures: a store on a real file, the API simulator, and the whole bot live on loopback.
 
 `stack` runs, on a background event loop: the loopback Slack server, and the
-real ASGI app under uvicorn, wired to the simulator through its httpx
-transport and to a fresh SQLite file. Tests talk to it as Slack would, with
+real ASGI app (driven in-process through httpx's ASGI transport), wired to the
+simulator through its httpx transport and to a fresh SQLite file. Tests talk to it as Slack would, with
 signed HTTP requests, and read what the bot sent from the loopback recorder.
 """
 
@@ -22,7 +22,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
@@ -81,7 +80,28 @@ CHANNEL = "COPS0001"
 NOTIFY = "CNOTIFY01"
 
 
+class SyncHttp:
+    """A blocking HTTP client for an ASGI app served in-process on the stack's loop (no socket, no server)."""
+
+    def __init__(self, stack: LiveStack, app):
+        self.stack = stack
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot", timeout=10)
+
+    def get(self, path: str) -> httpx.Response:
+        return self.stack.run(self.client.get(path))
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return self.stack.run(self.client.post(path, **kwargs))
+
+    def close(self) -> None:
+        self.stack.run(self.client.aclose())
+
+
 class LiveStack:
+    """The whole bot on a background event loop: its ASGI app (what `serve` runs under uvicorn) driven
+    in-process through httpx's ASGI transport, the simulator as its API, a loopback Slack, a real SQLite file.
+    """
+
     def __init__(
         self,
         db_path: Path,
@@ -112,23 +132,11 @@ class LiveStack:
         )
         options = {"backoff_seconds": 0.0, "timeout": 2.0, **(api_options or {})}
         self.runtime: Runtime = build_runtime(self.settings, api_transport=SimulatorTransport(sim), api_options=options)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(BotAsgi(self.runtime), lifespan="on", log_level="warning"))
-        self.serving = asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self.loop)
-        self.http = httpx.Client(base_url=self.url, timeout=10)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        for _ in range(500):
-            try:
-                if self.http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            threading.Event().wait(0.01)
-        raise RuntimeError("the bot did not start")
+        self.asgi = BotAsgi(self.runtime)
+        self.run(self.runtime.start())
+        poll_until(lambda: self.runtime.follower.rounds >= 1)  # its first round would take a fault meant for a test
+        self.asgi.ready = True
+        self.http = SyncHttp(self, self.asgi)
 
     def run(self, coro, timeout: float = 15):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -199,10 +207,12 @@ class LiveStack:
         with_store.close()
 
     def close(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
+        """Stop as `serve` does on SIGTERM: let acknowledged work finish, then close everything."""
         try:
-            self.serving.result(15)
+            self.http.close()
+            self.asgi.draining = True
+            self.run(self.runtime.drain(), timeout=30)
+            self.run(self.runtime.aclose(), timeout=30)
         finally:
             if self.own_slack:
                 self.run(self.slack.stop())
