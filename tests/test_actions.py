@@ -195,7 +195,15 @@ def test_bad_request_shows_the_providers_text(stack):
     assert stack.runtime.store.audit_entries(1)[0].outcome == "failed"
 
 
-def test_a_hung_api_call_gets_a_timeout_reply(stack):
+@pytest.fixture
+def impatient(tmp_path, sim):
+    live = LiveStack(tmp_path / "impatient.db", sim, api_options={"timeout": 0.3})
+    yield live
+    live.close()
+
+
+def test_a_hung_api_call_gets_a_timeout_reply(impatient):
+    stack = impatient
     stack.sim.hang_next(1)
     reply, _ = stack.ask("create 12345")
     assert "didn't answer in time" in text_of(reply) and "may still have happened" in text_of(reply)

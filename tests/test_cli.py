@@ -1,19 +1,59 @@
-"""The command line as a person runs it: the installed `vps-backup-bot` script, in a subprocess."""
+"""The command line: `main(argv)` in-process for most cases, and the installed script in a
+subprocess once per command family, as a person runs it."""
 
+import io
 import json
+import logging
+import os
 import subprocess
+from contextlib import redirect_stderr, redirect_stdout
 
 import httpx
 import pytest
 from conftest import CLEAN_ENV, bot_command, free_port, wait_healthy
 
+from bot.__main__ import main
 
-def run(*args, tmp_path, env=None, timeout=30):
-    command = bot_command()
+OUR_SETTINGS = ("SLACK_", "VPS_", "BACKUPBOT_")
+
+
+def run(*args, tmp_path, env=None):
+    """`vps-backup-bot ARGS` in this process: the environment, working directory and output as for the script."""
+    out, err = io.StringIO(), io.StringIO()
+    root_level = logging.getLogger().level
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith(OUR_SETTINGS)]:
+            patch.delenv(name)
+        for name, value in {"BACKUPBOT_DB": str(tmp_path / "cli.db"), **(env or {})}.items():
+            patch.setenv(name, value)
+        patch.chdir(tmp_path)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                status = main(list(args))
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    logging.getLogger().setLevel(root_level)
+    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
+
+
+def run_script(*args, tmp_path, env=None, timeout=30):
+    """The installed `vps-backup-bot` script, in a subprocess."""
     full_env = {**CLEAN_ENV, "BACKUPBOT_DB": str(tmp_path / "cli.db"), **(env or {})}
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=timeout
+        [*bot_command(), *args], capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=timeout
     )
+
+
+def test_the_installed_script_grants_and_reads_the_audit(tmp_path):
+    assert run_script("grant", "U0ALICE", "12345", "--role", "owner", tmp_path=tmp_path).stdout.strip() == (
+        "U0ALICE is now owner on server 12345"
+    )
+    audit = json.loads(run_script("audit", "--json", tmp_path=tmp_path).stdout)
+    assert [(e["action"], e["source"]) for e in audit] == [("grant", "cli")]
+    bad = run_script("grant", "U0ALICE", "web-01", tmp_path=tmp_path)
+    assert bad.returncode == 2 and "not a server ID" in bad.stderr and "Traceback" not in bad.stderr
+    gone = run_script("grants", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(tmp_path / "gone" / "x.db")})
+    assert gone.returncode == 2 and gone.stderr.startswith("vps-backup-bot: BACKUPBOT_DB=")
 
 
 def test_grant_grants_revoke_and_audit(tmp_path):
@@ -71,7 +111,7 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path, args, messa
     ],
 )
 def test_missing_setting_stops_at_once_naming_it(tmp_path, args, env, missing):
-    result = run(*args, tmp_path=tmp_path, env=env, timeout=20)
+    result = run(*args, tmp_path=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"vps-backup-bot: missing required setting {missing}"]
 

@@ -10,9 +10,11 @@ from bot.console import run_console
 from bot.sim.fake_api import BackupSimulator
 
 
-def session(lines: list[str], *, demo=True, user="U0CONSOLE", simulator=None, tmp_path=None) -> str:
+def session(lines: list[str], *, demo=True, user="U0CONSOLE", simulator=None, tmp_path=None, poll=30.0) -> str:
     out = io.StringIO()
-    settings = Settings(db_path=str(tmp_path / "console.db")) if tmp_path else Settings()
+    settings = (
+        Settings(db_path=str(tmp_path / "console.db"), poll_seconds=poll) if tmp_path else Settings(poll_seconds=poll)
+    )
     status = run_console(
         settings, demo=demo, user_id=user, stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out, simulator=simulator
     )
@@ -82,10 +84,12 @@ def test_list_create_delete_restore_and_bad_input():
 
 def test_follow_up_news_is_shown_after_wait():
     out = session(
-        ["/backup create 12346 Before the migration", "wait 3"], simulator=BackupSimulator(completion_seconds=0.2)
+        ["/backup create 12346 Before the migration", "wait 1"],
+        simulator=BackupSimulator(completion_seconds=0.2),
+        poll=0.2,
     )
     assert "has started. I'll update this message when it is done." in out
-    news = after(out, "> wait 3")
+    news = after(out, "> wait 1")
     assert "✅ Backup *#5033* is complete" in news and "updates the message above" in news
     assert "— asked for by @U0CONSOLE." in news and "*9 of 10* manual backups" in news
 
