@@ -46,6 +46,36 @@ def bot_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "bot"]
 
 
+def stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop a background loop the way asyncio.run ends one: cancel what is left, let it finish, close."""
+
+    async def cancel_the_rest() -> None:
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+class Background:
+    """An event loop on a thread, for servers the test talks to from outside."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=15):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self):
+        stop_loop(self.loop, self.thread)
+
+
 def poll_until(predicate, timeout: float = 10.0, every: float = 0.02):
     """Wait for predicate() to be truthy (state in a store, not a message Slack saw); returns its value."""
     deadline = time.monotonic() + timeout
@@ -216,8 +246,7 @@ class LiveStack:
         finally:
             if self.own_slack:
                 self.run(self.slack.stop())
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
+            stop_loop(self.loop, self.thread)
 
 
 @pytest.fixture

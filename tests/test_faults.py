@@ -243,7 +243,7 @@ def test_a_rate_limited_announcement_is_delivered_later_exactly_once(tmp_path):
 
 
 def test_an_announcement_pending_at_shutdown_is_delivered_after_a_restart(tmp_path):
-    from test_server import Background
+    from conftest import Background
 
     sim = BackupSimulator(completion_seconds=3600)
     bg = Background()
@@ -251,7 +251,7 @@ def test_an_announcement_pending_at_shutdown_is_delivered_after_a_restart(tmp_pa
     db = tmp_path / "outbox.db"
     first = LiveStack(db, sim, slack=slack)
     try:
-        slack.rate_limit("chat.postMessage", times=1, retry_after=4)
+        slack.rate_limit("chat.postMessage", times=1, retry_after=2.5)
         first.ask("create 12345 across a restart")
     finally:
         first.close()

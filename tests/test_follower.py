@@ -188,7 +188,7 @@ def test_failed_backup_is_announced_loudly(quick):
 
 def test_restart_in_the_middle_still_announces_exactly_once(tmp_path):
     """The bot stops while a backup runs; it finishes meanwhile; two bots start on the same store."""
-    from test_server import Background
+    from conftest import Background
 
     from bot.sim.slack_loopback import LoopbackSlack
 

@@ -10,9 +10,9 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
+from conftest import Background
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server import Background
 
 from bot.config import Settings
 from bot.runtime import build_runtime

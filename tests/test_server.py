@@ -4,13 +4,12 @@ import asyncio
 import json
 import signal
 import subprocess
-import threading
 import time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import ADMIN, CHANNEL, CLEAN_ENV, SECRET, bot_command, free_port, text_of, wait_healthy
+from conftest import ADMIN, CHANNEL, CLEAN_ENV, SECRET, Background, bot_command, free_port, text_of, wait_healthy
 
 from bot.server import socket_main
 from bot.sim.fake_api import BackupSimulator, start_simulator_server
@@ -44,22 +43,6 @@ def test_stale_signature_is_refused(stack):
 
 def test_unknown_path_is_404(stack):
     assert stack.http.get("/").status_code == 404
-
-
-class Background:
-    """An event loop on a thread, for servers the test talks to from outside."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout=15):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def test_the_real_serve_process(tmp_path):
