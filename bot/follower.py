@@ -21,10 +21,11 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.backup_api import Backup, BackupApi, BackupApiError
+from bot.clock import utc_now
 from bot.store import Followed, Store
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ class Notifier(Protocol):
     async def automatic_failed(self, backup: Backup) -> None: ...
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Follower:
     def __init__(
         self,
@@ -57,7 +54,7 @@ class Follower:
         poll_seconds: float = 30.0,
         give_up_after: timedelta = GIVE_UP_AFTER,
         max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         outbox: Callable[[], Awaitable[int]] | None = None,
         tick: float = 1.0,

@@ -22,10 +22,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError, NotFound
+from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
 from bot.store import AuditEntry, Confirmation, ConfirmationState, Store, StoreUnavailable
@@ -128,10 +129,6 @@ class Done:
     provider_message: str | None = None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Operations:
     def __init__(
         self,
@@ -140,7 +137,7 @@ class Operations:
         *,
         admins: frozenset[str] = frozenset(),
         confirmation_ttl: timedelta = CONFIRMATION_TTL,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
         durable: DurableWrites | None = None,
     ):
         self.api = api
@@ -155,7 +152,7 @@ class Operations:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     def _audit_fields(self, actor: Actor, action: Action, outcome: str, fields: dict[str, Any]) -> dict[str, Any]:
-        at = self._clock().astimezone(UTC).isoformat(timespec="seconds")
+        at = iso_seconds(self._clock())
         return {"user_id": actor.user_id, "action": action.value, "outcome": outcome, "source": actor.source, "at": at}
 
     async def _audit(self, actor: Actor, action: Action, outcome: str, **fields: Any) -> None:
@@ -290,7 +287,7 @@ class Operations:
                 channel_id=follow.channel_id,
                 response_url=follow.response_url,
                 description=backup.description,
-                started_at=self._clock().astimezone(UTC).isoformat(timespec="seconds"),
+                started_at=iso_seconds(self._clock()),
             )
         await self._audit(actor, Action.CREATE, "done", server_id=server_id, backup_id=backup.id, detail=description)
         return backup

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 import httpx
@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backup_api import BackupApi
+from bot.clock import utc_now
 from bot.config import Settings
 from bot.follower import Follower
 from bot.ops import Operations
@@ -37,10 +38,6 @@ REFUSALS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_r
 
 class SlackRefused(Exception):
     """Slack turned the bot's credentials down at start; the message is safe to print."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -89,7 +86,7 @@ def build_runtime(
     api_transport: httpx.AsyncBaseTransport | None = None,
     slack_client: AsyncWebClient | None = None,
     process_before_response: bool = False,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] = utc_now,
     api_options: dict | None = None,
 ) -> Runtime:
     store = Store(settings.db_path, clock=clock)

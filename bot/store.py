@@ -24,13 +24,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 
 SCHEMA_VERSION = 3
@@ -138,14 +139,6 @@ class Announcement:
     attempts: int
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def open_problem(path: str, exc: Exception) -> str:
     """One line on why the store at `path` cannot be opened."""
     parent = Path(path).expanduser().parent
@@ -157,7 +150,7 @@ def open_problem(path: str, exc: Exception) -> str:
 
 
 class Store:
-    def __init__(self, path: str, *, clock=_now, busy_seconds: float = DEFAULT_BUSY_SECONDS):
+    def __init__(self, path: str, *, clock=utc_now, busy_seconds: float = DEFAULT_BUSY_SECONDS):
         self.path = path
         self._clock = clock
         self._write_lock = threading.RLock()
@@ -315,7 +308,7 @@ class Store:
                     "server_id": server_id,
                     "role": role.label,
                     "granted_by": granted_by,
-                    "granted_at": _iso(self._clock()),
+                    "granted_at": iso_seconds(self._clock()),
                 },
                 pk=("user_id", "server_id"),
             )
@@ -343,7 +336,7 @@ class Store:
     def add_admin(self, user_id: str, added_by: str) -> None:
         with self._writing() as db:
             db["admins"].upsert(
-                {"user_id": user_id, "added_by": added_by, "added_at": _iso(self._clock())}, pk="user_id"
+                {"user_id": user_id, "added_by": added_by, "added_at": iso_seconds(self._clock())}, pk="user_id"
             )
 
     def remove_admin(self, user_id: str) -> bool:
@@ -379,7 +372,7 @@ class Store:
         with self._writing() as db:
             table = db["audit"].insert(
                 {
-                    "at": at or _iso(self._clock()),
+                    "at": at or iso_seconds(self._clock()),
                     "user_id": user_id,
                     "action": action,
                     "server_id": server_id,
@@ -407,7 +400,7 @@ class Store:
         unique = dict(servers)
         if not unique:
             return
-        now = _iso(self._clock())
+        now = iso_seconds(self._clock())
         with self._writing() as db:
             db["servers"].upsert_all(
                 [{"id": sid, "name": name, "seen_at": now} for sid, name in unique.items()], pk="id"
@@ -439,7 +432,7 @@ class Store:
                     "channel_id": channel_id,
                     "response_url": response_url,
                     "description": description,
-                    "started_at": started_at or _iso(self._clock()),
+                    "started_at": started_at or iso_seconds(self._clock()),
                     "state": "following",
                 },
                 pk="backup_id",
@@ -469,7 +462,7 @@ class Store:
             cursor = db.execute(
                 "UPDATE followed SET state = 'finished', final_status = ?, finished_at = ? "
                 "WHERE backup_id = ? AND state = 'following'",
-                [final_status, _iso(self._clock()), backup_id],
+                [final_status, iso_seconds(self._clock()), backup_id],
             )
             return cursor.rowcount == 1
 
@@ -478,7 +471,7 @@ class Store:
         with self._writing() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO noticed (backup_id, noticed_at) VALUES (?, ?)",
-                [backup_id, _iso(self._clock())],
+                [backup_id, iso_seconds(self._clock())],
             )
             return cursor.rowcount == 1
 
@@ -493,7 +486,12 @@ class Store:
 
     def create_confirmation(self, **fields: Any) -> Confirmation:
         token = secrets.token_urlsafe(12)
-        row = {**fields, "id": token, "created_at": _iso(self._clock()), "state": ConfirmationState.PENDING.value}
+        row = {
+            **fields,
+            "id": token,
+            "created_at": iso_seconds(self._clock()),
+            "state": ConfirmationState.PENDING.value,
+        }
         with self._writing() as db:
             db["confirmations"].insert(row)
         return self.confirmation(token)
@@ -518,7 +516,7 @@ class Store:
             else:
                 cursor = db.execute(
                     "UPDATE confirmations SET state = ?, used_by = ?, used_at = ? WHERE id = ? AND state = ?",
-                    [new.value, used_by, _iso(self._clock()), token, old.value],
+                    [new.value, used_by, iso_seconds(self._clock()), token, old.value],
                 )
             return cursor.rowcount == 1
 
@@ -566,7 +564,7 @@ class Store:
                         "attempts": 0,
                         "not_before": now,
                         "claimed_until": now + claim_seconds if claim_seconds else None,
-                        "created_at": _iso(self._clock()),
+                        "created_at": iso_seconds(self._clock()),
                     }
                 )
                 .last_pk
@@ -598,7 +596,7 @@ class Store:
             db.execute(
                 "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, claimed_until = NULL "
                 "WHERE id = ?",
-                [_iso(self._clock()), item_id],
+                [iso_seconds(self._clock()), item_id],
             )
 
     def announcement_retry(self, item_id: int, *, after_seconds: float, error: str) -> None:

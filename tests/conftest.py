@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -44,6 +45,16 @@ def bot_command() -> list[str]:
     """The installed `vps-backup-bot` script, as a person runs it."""
     exe = shutil.which("vps-backup-bot")
     return [exe] if exe else [sys.executable, "-m", "bot"]
+
+
+class ManualClock:
+    """A clock that stands still until a test moves it (`clock.now += timedelta(...)`)."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self):
+        return self.now
 
 
 def stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:

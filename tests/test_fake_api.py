@@ -5,18 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import ManualClock
 
 from bot.sim.fake_api import MANUAL_LIMIT, BackupSimulator, SimulatorTransport, start_simulator_server
 
 AUTH = {"authorization": "Bearer any"}
 
 
-class Clock:
-    def __init__(self):
-        self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-
-    def __call__(self):
-        return self.now
+NOON = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def call(sim, method, path, query="", body=None, headers=AUTH):
@@ -63,7 +59,7 @@ def test_create_validates_and_enforces_the_manual_limit():
 
 
 def test_backup_completes_after_the_delay_with_a_size():
-    clock = Clock()
+    clock = ManualClock(NOON)
     sim = BackupSimulator(clock=clock, completion_seconds=60)
     created = call(sim, "POST", "backups/", body={"server_id": 12345, "description": "x"}).body
     assert created["status"] == "in_progress" and created["size_mb"] is None
@@ -75,7 +71,7 @@ def test_backup_completes_after_the_delay_with_a_size():
 
 
 def test_a_backup_can_be_made_to_fail():
-    clock = Clock()
+    clock = ManualClock(NOON)
     sim = BackupSimulator(clock=clock, completion_seconds=10)
     backup_id = call(sim, "POST", "backups/", body={"server_id": 12345}).body["id"]
     sim.end_with(backup_id, "failed")
@@ -85,7 +81,7 @@ def test_a_backup_can_be_made_to_fail():
 
 
 def test_automatic_backups_expire_after_30_days_manual_never():
-    clock = Clock()
+    clock = ManualClock(NOON)
     sim = BackupSimulator(clock=clock, seed=False)
     sim.add_server(1, "one")
     auto = sim.add_backup(1, backup_type="automatic")

@@ -1,23 +1,15 @@
 """Following created backups to the end: with a controlled clock, and live through the whole bot."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from conftest import NOTIFY, LiveStack, text_of
+from conftest import NOTIFY, LiveStack, ManualClock, text_of
 
 from bot.backup_api import BackupApi
 from bot.follower import Follower
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
-
-
-class Clock:
-    def __init__(self):
-        self.now = datetime.now(UTC)
-
-    def __call__(self):
-        return self.now
 
 
 class Reports:
@@ -38,7 +30,7 @@ class Reports:
 
 @pytest.fixture
 def world(store):
-    clock = Clock()
+    clock = ManualClock()
     sim = BackupSimulator(clock=clock, completion_seconds=600)
     api = BackupApi("http://sim/api/v1", "t", transport=SimulatorTransport(sim), backoff_seconds=0, read_attempts=1)
     reports = Reports()

@@ -1,9 +1,10 @@
 """The use cases, against the simulator (httpx transport) and a real SQLite file."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from conftest import ManualClock
 
 from bot.backup_api import BackupApi, Unavailable
 from bot.ops import (
@@ -22,17 +23,9 @@ from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 ADMIN, OWNER, OPERATOR, VIEWER, STRANGER = "UADMIN", "UOWNER", "UOPER", "UVIEW", "USTRANGE"
 
 
-class Clock:
-    def __init__(self):
-        self.now = datetime.now(UTC)
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.backup_api import Backup, BackupApiError
+from bot.clock import utc_now
 from bot.inflight import InFlight
 from bot.ops import Operations, OpsError
 from bot.parsing import UsageError
@@ -54,10 +55,6 @@ PERMANENT = {
     "invalid_blocks": "Slack refused the message's layout (a bug: please report it)",
     "msg_too_long": "the message was too long for Slack (a bug: please report it)",
 }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ResponseUrls:
@@ -108,7 +105,7 @@ class SlackNotifier:
         store: Store,
         notify_channel: str | None,
         responses: ResponseUrls,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ):
         self.client = client
         self.store = store
@@ -226,7 +223,7 @@ class Deps:
     notifier: SlackNotifier
     responses: ResponseUrls
     inflight: InFlight = field(default_factory=InFlight)
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
 
 
 EXPECTED_ERRORS = (OpsError, BackupApiError, UsageError, StoreUnavailable)
