@@ -1,4 +1,10 @@
-"""Parsing `/backup …` text and its arguments into a typed command. Pure: no I/O.
+"""The /backup subcommands, and parsing their text into a typed command. Pure: no I/O.
+
+`SUBCOMMANDS`, at the end, is the one table of subcommands: each word's
+`Action`, parser, usage line, help line and example. Help, usage errors and
+dispatch are all generated from it; the Slack edge adds one runner per Action
+(bot/slack/commands.py). Adding a subcommand is one entry here, its parser,
+its runner and its use case.
 
 Slack HTML-escapes `&`, `<`, `>` in command text and sends mentions as
 `<@U123|name>`; `parse_command` takes that text as it arrives and unescapes
@@ -9,9 +15,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.policy import Role
+from bot.policy import Action, Role
 
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 MENTION_IN_TEXT = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -20,27 +27,6 @@ MAX_ID_DIGITS = 18
 BARE_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 MAX_DESCRIPTION = 255
 MAX_AUDIT = 50
-
-USAGE = {
-    "help": "/backup help",
-    "list": "/backup list [SERVER] [manual|automatic]",
-    "create": "/backup create SERVER [description…]",
-    "delete": "/backup delete BACKUP",
-    "restore": "/backup restore BACKUP [SERVER]",
-    "servers": "/backup servers",
-    "grant": "/backup grant USER SERVER [viewer|operator|owner]",
-    "revoke": "/backup revoke USER SERVER",
-    "audit": f"/backup audit [N]   (N from 1 to {MAX_AUDIT}, default 20)",
-}
-EXAMPLES = {
-    "list": "/backup list 12345 manual",
-    "create": "/backup create 12345 Before the 2.4 deploy",
-    "delete": "/backup delete 5003",
-    "restore": "/backup restore 5003",
-    "grant": "/backup grant @alice 12345 operator",
-    "revoke": "/backup revoke @alice 12345",
-    "audit": "/backup audit 10",
-}
 
 
 class UsageError(ValueError):
@@ -53,16 +39,18 @@ class UsageError(ValueError):
 
     @property
     def usage(self) -> str | None:
-        return USAGE.get(self.subcommand or "")
+        syntax = SUBCOMMANDS.get(self.subcommand or "")
+        return syntax.usage if syntax else None
 
     @property
     def example(self) -> str | None:
-        return EXAMPLES.get(self.subcommand or "")
+        syntax = SUBCOMMANDS.get(self.subcommand or "")
+        return syntax.example if syntax else None
 
 
 @dataclass(frozen=True)
 class Command:
-    name: str
+    action: Action
     server_id: int | None = None
     backup_id: int | None = None
     backup_type: str | None = None
@@ -112,13 +100,13 @@ def plain_description(text: str) -> str:
 def parse_command(text: str) -> Command:
     """Turn the text after `/backup` (as Slack sends it) into a Command, or raise UsageError."""
     words = text.split()
-    if not words or words[0].lower() in ("help", "-h", "--help", "?"):
-        return Command("help")
+    if not words:
+        return Command(Action.HELP)
     name, args = words[0].lower(), words[1:]
-    parser = _PARSERS.get(name)
-    if parser is None:
+    syntax = SUBCOMMANDS.get(ALIASES.get(name, name))
+    if syntax is None:
         raise UsageError(f"`{html.unescape(words[0])}` is not a /backup command", "help")
-    return parser(args, text)
+    return syntax.parse(args, text)
 
 
 def _expect(args: list[str], low: int, high: int, name: str) -> None:
@@ -143,7 +131,7 @@ def _list(args: list[str], _text: str) -> Command:
             raise UsageError(
                 f"`{html.unescape(arg)}` is neither a type (manual, automatic) nor a second server", "list"
             )
-    return Command("list", server_id=server_id, backup_type=backup_type)
+    return Command(Action.LIST, server_id=server_id, backup_type=backup_type)
 
 
 def _create(args: list[str], text: str) -> Command:
@@ -156,24 +144,24 @@ def _create(args: list[str], text: str) -> Command:
             f"the description is {len(description)} characters; the API takes at most {MAX_DESCRIPTION}",
             "create",
         )
-    return Command("create", server_id=server_id, description=description)
+    return Command(Action.CREATE, server_id=server_id, description=description)
 
 
 def _delete(args: list[str], _text: str) -> Command:
     _expect(args, 1, 1, "delete")
-    return Command("delete", backup_id=parse_id(args[0], "backup", "delete"))
+    return Command(Action.DELETE, backup_id=parse_id(args[0], "backup", "delete"))
 
 
 def _restore(args: list[str], _text: str) -> Command:
     _expect(args, 1, 2, "restore")
     backup_id = parse_id(args[0], "backup", "restore")
     server_id = parse_id(args[1], "server", "restore") if len(args) > 1 else None
-    return Command("restore", backup_id=backup_id, server_id=server_id)
+    return Command(Action.RESTORE, backup_id=backup_id, server_id=server_id)
 
 
 def _servers(args: list[str], _text: str) -> Command:
     _expect(args, 0, 0, "servers")
-    return Command("servers")
+    return Command(Action.SERVERS)
 
 
 def _grant(args: list[str], _text: str) -> Command:
@@ -184,31 +172,83 @@ def _grant(args: list[str], _text: str) -> Command:
         role = Role.parse(args[2]) if len(args) > 2 else Role.OPERATOR
     except ValueError as exc:
         raise UsageError(str(exc), "grant") from None
-    return Command("grant", user_id=user_id, server_id=server_id, role=role)
+    return Command(Action.GRANT, user_id=user_id, server_id=server_id, role=role)
 
 
 def _revoke(args: list[str], _text: str) -> Command:
     _expect(args, 2, 2, "revoke")
-    return Command("revoke", user_id=parse_user(args[0], "revoke"), server_id=parse_id(args[1], "server", "revoke"))
+    return Command(
+        Action.REVOKE, user_id=parse_user(args[0], "revoke"), server_id=parse_id(args[1], "server", "revoke")
+    )
 
 
 def _audit(args: list[str], _text: str) -> Command:
     _expect(args, 0, 1, "audit")
     if not args:
-        return Command("audit")
+        return Command(Action.AUDIT)
     if not is_number(args[0]) or not 1 <= int(args[0]) <= MAX_AUDIT:
         raise UsageError(f"`{html.unescape(args[0])}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
-    return Command("audit", limit=int(args[0]))
+    return Command(Action.AUDIT, limit=int(args[0]))
 
 
-_PARSERS = {
-    "list": _list,
-    "ls": _list,
-    "create": _create,
-    "delete": _delete,
-    "restore": _restore,
-    "servers": _servers,
-    "grant": _grant,
-    "revoke": _revoke,
-    "audit": _audit,
+def _help(_args: list[str], _text: str) -> Command:
+    return Command(Action.HELP)
+
+
+@dataclass(frozen=True)
+class Syntax:
+    """One subcommand: what it does (`action`), how it is read, and how it is explained."""
+
+    action: Action
+    parse: Callable[[list[str], str], Command]
+    usage: str
+    summary: str
+    example: str | None = None
+
+
+SUBCOMMANDS: dict[str, Syntax] = {
+    "help": Syntax(Action.HELP, _help, "/backup help", "this help"),
+    "list": Syntax(
+        Action.LIST,
+        _list,
+        "/backup list [SERVER] [manual|automatic]",
+        "backups, newest first",
+        "/backup list 12345 manual",
+    ),
+    "create": Syntax(
+        Action.CREATE,
+        _create,
+        "/backup create SERVER [description…]",
+        "take a manual backup; I follow it to completion",
+        "/backup create 12345 Before the 2.4 deploy",
+    ),
+    "delete": Syntax(
+        Action.DELETE, _delete, "/backup delete BACKUP", "delete one, after you confirm", "/backup delete 5003"
+    ),
+    "restore": Syntax(
+        Action.RESTORE,
+        _restore,
+        "/backup restore BACKUP [SERVER]",
+        "restore a server from a backup, after you confirm and type its name",
+        "/backup restore 5003",
+    ),
+    "servers": Syntax(Action.SERVERS, _servers, "/backup servers", "the servers you may touch, and your role"),
+    "grant": Syntax(
+        Action.GRANT,
+        _grant,
+        "/backup grant USER SERVER [viewer|operator|owner]",
+        "give someone a role on a server",
+        "/backup grant @alice 12345 operator",
+    ),
+    "revoke": Syntax(
+        Action.REVOKE, _revoke, "/backup revoke USER SERVER", "take it away", "/backup revoke @alice 12345"
+    ),
+    "audit": Syntax(
+        Action.AUDIT,
+        _audit,
+        f"/backup audit [N]   (N from 1 to {MAX_AUDIT}, default 20)",
+        "the latest audit entries",
+        "/backup audit 10",
+    ),
 }
+ALIASES = {"ls": "list", "-h": "help", "--help": "help", "?": "help"}

@@ -184,3 +184,13 @@ def test_mentions_and_channel_from_the_command(roles):
     assert reply["response_type"] == "ephemeral"
     announcement = roles.recorder.wait_for(lambda _r: roles.recorder.api("chat.postMessage"))[0]
     assert announcement["channel"] == NOTIFY != CHANNEL
+
+
+def test_every_subcommand_has_a_runner_and_every_action_has_words():
+    from bot.parsing import SUBCOMMANDS
+    from bot.policy import Action
+    from bot.slack.commands import RUNNERS
+    from bot.slack.views.errors import ACTION_VERBS
+
+    assert {s.action for s in SUBCOMMANDS.values()} - {Action.HELP} == set(RUNNERS)
+    assert set(Action) - {Action.HELP} == set(ACTION_VERBS)

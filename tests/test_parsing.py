@@ -2,33 +2,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.parsing import Command, UsageError, parse_command, parse_user
-from bot.policy import Role
+from bot.parsing import SUBCOMMANDS, Command, UsageError, parse_command, parse_user
+from bot.policy import Action, Role
 
 
 @pytest.mark.parametrize("text", ["", "   ", "help", "HELP", "?"])
 def test_help(text):
-    assert parse_command(text) == Command("help")
+    assert parse_command(text) == Command(Action.HELP)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("list", Command("list")),
-        ("list 12345", Command("list", server_id=12345)),
-        ("list manual", Command("list", backup_type="manual")),
-        ("list 12345 automatic", Command("list", server_id=12345, backup_type="automatic")),
-        ("list Automatic 12345", Command("list", server_id=12345, backup_type="automatic")),
-        ("create 12345", Command("create", server_id=12345)),
-        ("delete 5003", Command("delete", backup_id=5003)),
-        ("restore 5003", Command("restore", backup_id=5003)),
-        ("restore 5003 12346", Command("restore", backup_id=5003, server_id=12346)),
-        ("servers", Command("servers")),
-        ("grant <@U0ALICE|alice> 12345", Command("grant", user_id="U0ALICE", server_id=12345, role=Role.OPERATOR)),
-        ("grant U0ALICE 12345 owner", Command("grant", user_id="U0ALICE", server_id=12345, role=Role.OWNER)),
-        ("revoke <@W0BOB> 12345", Command("revoke", user_id="W0BOB", server_id=12345)),
-        ("audit", Command("audit", limit=20)),
-        ("audit 5", Command("audit", limit=5)),
+        ("list", Command(Action.LIST)),
+        ("list 12345", Command(Action.LIST, server_id=12345)),
+        ("list manual", Command(Action.LIST, backup_type="manual")),
+        ("list 12345 automatic", Command(Action.LIST, server_id=12345, backup_type="automatic")),
+        ("list Automatic 12345", Command(Action.LIST, server_id=12345, backup_type="automatic")),
+        ("create 12345", Command(Action.CREATE, server_id=12345)),
+        ("delete 5003", Command(Action.DELETE, backup_id=5003)),
+        ("restore 5003", Command(Action.RESTORE, backup_id=5003)),
+        ("restore 5003 12346", Command(Action.RESTORE, backup_id=5003, server_id=12346)),
+        ("servers", Command(Action.SERVERS)),
+        ("grant <@U0ALICE|alice> 12345", Command(Action.GRANT, user_id="U0ALICE", server_id=12345, role=Role.OPERATOR)),
+        ("grant U0ALICE 12345 owner", Command(Action.GRANT, user_id="U0ALICE", server_id=12345, role=Role.OWNER)),
+        ("revoke <@W0BOB> 12345", Command(Action.REVOKE, user_id="W0BOB", server_id=12345)),
+        ("audit", Command(Action.AUDIT, limit=20)),
+        ("audit 5", Command(Action.AUDIT, limit=5)),
     ],
 )
 def test_commands(text, expected):
@@ -97,7 +97,7 @@ def test_any_text_is_a_command_or_a_usage_error(text):
     except UsageError as exc:
         assert exc.problem and exc.subcommand
         return
-    assert command.name in ("help", "list", "create", "delete", "restore", "servers", "grant", "revoke", "audit")
+    assert command.action in {syntax.action for syntax in SUBCOMMANDS.values()}
     for value in (command.server_id, command.backup_id):
         assert value is None or (type(value) is int and 0 < value < 10**18)
 

@@ -3,50 +3,94 @@
 Help and malformed input are answered in the ack itself (no I/O needed); the
 rest is acked at once, with the work done after and the reply sent through
 the command's response_url, so Slack's 3-second deadline is never at stake.
+
+`RUNNERS` gives each Action of the subcommand table (bot/parsing.py) its one
+use case and rendering; a test checks every subcommand has one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 
 from bot.ops import Accepted, Actor, FollowTarget
 from bot.parsing import Command, UsageError, parse_command
+from bot.policy import Action
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.views import messages
 from bot.slack.views.errors import usage_error_message
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who typed the command, and where."""
+
+    actor: Actor
+    channel_id: str | None
+    response_url: str
+
+
+Runner = Callable[[Deps, Command, Invocation], Awaitable[Outcome]]
 
 
 def ephemeral(message: dict) -> dict:
     return {"response_type": "ephemeral", **message}
 
 
-async def run_command(deps: Deps, cmd: Command, actor: Actor, channel_id: str, response_url: str) -> Outcome:
-    ops, now = deps.ops, deps.clock()
-    if cmd.name == "list":
-        listing = await ops.list_backups(actor, cmd.server_id, cmd.backup_type)
-        return Outcome(messages.listing_message(listing, now))
-    if cmd.name == "servers":
-        return Outcome(messages.servers_message(await ops.servers(actor)))
-    if cmd.name == "create":
-        follow = FollowTarget(channel_id=channel_id, response_url=response_url)
-        backup = await ops.create_backup(actor, cmd.server_id, cmd.description, follow=follow)
-        if isinstance(backup, Accepted):
-            return Outcome(messages.accepted_message(backup), [messages.announce_accepted(actor.user_id, backup)])
-        return Outcome(messages.created_message(backup, now), [messages.announce_created(actor.user_id, backup)])
-    if cmd.name == "delete":
-        return Outcome(messages.delete_confirmation_message(await ops.request_delete(actor, cmd.backup_id)))
-    if cmd.name == "restore":
-        conf = await ops.request_restore(actor, cmd.backup_id, cmd.server_id)
-        return Outcome(messages.restore_confirmation_message(conf))
-    if cmd.name == "grant":
-        await ops.grant(actor, cmd.user_id, cmd.server_id, cmd.role)
-        return Outcome(messages.granted_message(cmd.user_id, cmd.server_id, cmd.role.label))
-    if cmd.name == "revoke":
-        removed = await ops.revoke(actor, cmd.user_id, cmd.server_id)
-        return Outcome(messages.revoked_message(cmd.user_id, cmd.server_id, removed))
-    if cmd.name == "audit":
-        return Outcome(messages.audit_message(await ops.audit_log(actor, cmd.limit)))
-    raise UsageError(f"`{cmd.name}` is not a /backup command", "help")
+async def _list(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    listing = await deps.ops.list_backups(it.actor, cmd.server_id, cmd.backup_type)
+    return Outcome(messages.listing_message(listing, deps.clock()))
+
+
+async def _servers(deps: Deps, _cmd: Command, it: Invocation) -> Outcome:
+    return Outcome(messages.servers_message(await deps.ops.servers(it.actor)))
+
+
+async def _create(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    follow = FollowTarget(channel_id=it.channel_id, response_url=it.response_url)
+    backup = await deps.ops.create_backup(it.actor, cmd.server_id, cmd.description, follow=follow)
+    if isinstance(backup, Accepted):
+        return Outcome(messages.accepted_message(backup), [messages.announce_accepted(it.actor.user_id, backup)])
+    return Outcome(
+        messages.created_message(backup, deps.clock()), [messages.announce_created(it.actor.user_id, backup)]
+    )
+
+
+async def _delete(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    return Outcome(messages.delete_confirmation_message(await deps.ops.request_delete(it.actor, cmd.backup_id)))
+
+
+async def _restore(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    conf = await deps.ops.request_restore(it.actor, cmd.backup_id, cmd.server_id)
+    return Outcome(messages.restore_confirmation_message(conf))
+
+
+async def _grant(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    await deps.ops.grant(it.actor, cmd.user_id, cmd.server_id, cmd.role)
+    return Outcome(messages.granted_message(cmd.user_id, cmd.server_id, cmd.role.label))
+
+
+async def _revoke(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    removed = await deps.ops.revoke(it.actor, cmd.user_id, cmd.server_id)
+    return Outcome(messages.revoked_message(cmd.user_id, cmd.server_id, removed))
+
+
+async def _audit(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    return Outcome(messages.audit_message(await deps.ops.audit_log(it.actor, cmd.limit)))
+
+
+RUNNERS: dict[Action, Runner] = {
+    Action.LIST: _list,
+    Action.SERVERS: _servers,
+    Action.CREATE: _create,
+    Action.DELETE: _delete,
+    Action.RESTORE: _restore,
+    Action.GRANT: _grant,
+    Action.REVOKE: _revoke,
+    Action.AUDIT: _audit,
+}
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -57,18 +101,16 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except UsageError as exc:
             await ack(**ephemeral(usage_error_message(exc)))
             return
-        if cmd.name == "help":
+        if cmd.action is Action.HELP:
             await ack(**ephemeral(messages.help_message()))
             return
         await ack()
-        actor = Actor(command["user_id"])
-        channel_id = command.get("channel_id")
-        response_url = command["response_url"]
+        it = Invocation(Actor(command["user_id"]), command.get("channel_id"), command["response_url"])
 
         async def work() -> Outcome:
-            return await run_command(deps, cmd, actor, channel_id, response_url)
+            return await RUNNERS[cmd.action](deps, cmd, it)
 
         async def send(message: dict) -> None:
-            await deps.responses.send(response_url, message)
+            await deps.responses.send(it.response_url, message)
 
-        await answer(deps, work, send, channel_id=channel_id)
+        await answer(deps, work, send, channel_id=it.channel_id)

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from bot.backup_api import Backup
 from bot.ops import Accepted, Done, Listing, ServerAccess
-from bot.parsing import EXAMPLES, USAGE
-from bot.policy import Action, backup_actions
+from bot.parsing import SUBCOMMANDS
+from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, backup_actions
 from bot.slack.ids import CANCEL, CONFIRM_DELETE, DELETE_REQUEST, LIST_NEXT, LIST_PREV, OPEN_RESTORE, RESTORE_REQUEST
 from bot.slack.views.base import (
     MANUAL_LIMIT,
@@ -38,24 +38,24 @@ from bot.store import AuditEntry, Confirmation, Followed
 
 
 def help_message() -> Message:
-    rows = [
-        ("list", "backups, newest first (viewer)"),
-        ("create", "take a manual backup; I follow it to completion (operator)"),
-        ("delete", "delete one, after you confirm (owner)"),
-        ("restore", "restore a server from a backup, after you confirm and type its name (owner)"),
-        ("servers", "the servers you may touch, and your role"),
-        ("grant", "give someone a role on a server (admin)"),
-        ("revoke", "take it away (admin)"),
-        ("audit", "the latest audit entries (admin)"),
-    ]
-    lines = [f"`{USAGE[name]}`\n      {words}" for name, words in rows]
-    examples = "\n".join(f"`{EXAMPLES[name]}`" for name in ("list", "create", "delete", "restore", "grant"))
+    """Usage of every subcommand, from the table in bot/parsing.py, with the standing each needs."""
+    rows = [(syntax, _who_may(syntax.action)) for word, syntax in SUBCOMMANDS.items() if word != "help"]
+    lines = [f"`{syntax.usage}`\n      {syntax.summary}{who}" for syntax, who in rows]
+    examples = "\n".join(f"`{syntax.example}`" for syntax, _ in rows if syntax.example)
     blocks = [
         section("*Manage VPS.org backups from Slack*\n" + "\n".join(lines)),
         section("*Examples*\n" + examples),
         context("Roles per server: viewer < operator < owner. Admins may do everything."),
     ]
     return message("How to use /backup", blocks)
+
+
+def _who_may(action: Action) -> str:
+    if action in FOR_ANYONE:
+        return ""
+    if action in ADMIN_ONLY:
+        return " (admin)"
+    return f" ({REQUIRED_ROLE[action].label})"
 
 
 def listing_message(listing: Listing, now: datetime, offset: int = 0, page_size: int = PAGE_SIZE) -> Message:
