@@ -118,7 +118,10 @@ def test_restore_asks_for_confirmation_then_a_typed_name(roles):
 
 def test_servers_and_grants_through_slack(roles):
     reply, _ = roles.ask("servers", user=OPERATOR)
-    assert "server *12345* — operator" in text_of(reply) or "(12345) — operator" in text_of(reply)
+    assert "• server *12345* — operator" in text_of(reply), "no name known yet: the ID alone"
+    roles.ask("list 12345", user=OPERATOR)
+    reply, _ = roles.ask("servers", user=OPERATOR)
+    assert "• *web-server-01* (12345) — operator" in text_of(reply), "the name, once an API answer gave it"
     reply, _ = roles.ask("grant <@U0NEWBIE|newbie> 12346 viewer")
     assert text_of(reply) == ":key: <@U0NEWBIE> is now *viewer* on server *12346*."
     reply, _ = roles.ask("list 12346", user="U0NEWBIE")

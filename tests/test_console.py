@@ -94,9 +94,11 @@ def test_follow_up_news_is_shown_after_wait():
     assert "— asked for by @U0CONSOLE." in news and "*9 of 10* manual backups" in news
 
 
-def test_demo_user_is_an_admin_and_other_users_are_not(tmp_path):
+def test_the_demo_makes_whoever_runs_it_an_admin(tmp_path):
     out = session(["/backup servers", "/backup audit 3"], user="U0DEMOADMIN")
-    assert "You are an admin." in out and "— admin" in out and "audit entries" in out
+    assert "acting as U0DEMOADMIN" in out and "You are an admin." in out
+    assert "*web-server-01* (12345) — admin" in out
+    assert "`/backup audit`" not in out and "@U0DEMOADMIN *servers* → done (slack)" in out
 
 
 def test_the_installed_command_reads_a_script_and_exits_at_the_end(tmp_path):
