@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -30,8 +31,8 @@ def _channel(body: dict) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 
 
-def _backup_id(action: dict) -> int:
-    return parse_id(str(action.get("value", "")), "backup")
+def _backup_id(value: str) -> int:
+    return parse_id(value, "backup")
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -48,62 +49,45 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         await answer(deps, work, send, send_error=send_error, channel_id=_channel(body))
 
-    @app.action(ids.DELETE_REQUEST)
-    async def delete_requested(ack, body, action) -> None:
-        await ack()
-        actor = Actor(body["user"]["id"])
+    def button(action_id, *, replace: bool):
+        """Register a button: ack, then `work(actor, value)` for whoever pressed, its reply sent by `press`.
 
-        async def work() -> Outcome:
-            conf = await ops.request_delete(actor, _backup_id(action))
-            return Outcome(messages.delete_confirmation_message(conf))
+        `replace`: the result takes the place of the message that carried the button (else it comes as a new one).
+        """
 
-        await press(body, work, replace=False)
+        def register_work(work: Callable[[Actor, str], Awaitable[Outcome]]):
+            @app.action(action_id)
+            async def pressed(ack, body, action) -> None:
+                await ack()
+                actor = Actor(body["user"]["id"])
+                await press(body, lambda: work(actor, str(action.get("value", ""))), replace=replace)
 
-    @app.action(ids.RESTORE_REQUEST)
-    async def restore_requested(ack, body, action) -> None:
-        await ack()
-        actor = Actor(body["user"]["id"])
+            return work
 
-        async def work() -> Outcome:
-            conf = await ops.request_restore(actor, _backup_id(action))
-            return Outcome(messages.restore_confirmation_message(conf))
+        return register_work
 
-        await press(body, work, replace=False)
+    @button(ids.DELETE_REQUEST, replace=False)
+    async def delete_requested(actor: Actor, value: str) -> Outcome:
+        return Outcome(messages.delete_confirmation_message(await ops.request_delete(actor, _backup_id(value))))
 
-    @app.action(ids.CONFIRM_DELETE)
-    async def delete_confirmed(ack, body, action) -> None:
-        await ack()
-        actor = Actor(body["user"]["id"])
+    @button(ids.RESTORE_REQUEST, replace=False)
+    async def restore_requested(actor: Actor, value: str) -> Outcome:
+        return Outcome(messages.restore_confirmation_message(await ops.request_restore(actor, _backup_id(value))))
 
-        async def work() -> Outcome:
-            done = await ops.confirm_delete(actor, str(action.get("value", "")))
-            return Outcome(
-                messages.deleted_message(done), [messages.announce_deleted(actor.user_id, done.confirmation)]
-            )
+    @button(ids.CONFIRM_DELETE, replace=True)
+    async def delete_confirmed(actor: Actor, value: str) -> Outcome:
+        done = await ops.confirm_delete(actor, value)
+        return Outcome(messages.deleted_message(done), [messages.announce_deleted(actor.user_id, done.confirmation)])
 
-        await press(body, work, replace=True)
+    @button(ids.CANCEL, replace=True)
+    async def cancelled(actor: Actor, value: str) -> Outcome:
+        return Outcome(messages.cancelled_message(await ops.cancel(actor, value)))
 
-    @app.action(ids.CANCEL)
-    async def cancelled(ack, body, action) -> None:
-        await ack()
-        actor = Actor(body["user"]["id"])
-
-        async def work() -> Outcome:
-            return Outcome(messages.cancelled_message(await ops.cancel(actor, str(action.get("value", "")))))
-
-        await press(body, work, replace=True)
-
-    @app.action(re.compile(r"^list_page_"))
-    async def list_page(ack, body, action) -> None:
-        await ack()
-        actor = Actor(body["user"]["id"])
-
-        async def work() -> Outcome:
-            server_id, backup_type, offset = _page_state(action.get("value"))
-            listing = await ops.list_backups(actor, server_id, backup_type)
-            return Outcome(messages.listing_message(listing, deps.clock(), offset=offset))
-
-        await press(body, work, replace=True)
+    @button(re.compile(r"^list_page_"), replace=True)
+    async def list_page(actor: Actor, value: str) -> Outcome:
+        server_id, backup_type, offset = _page_state(value)
+        listing = await ops.list_backups(actor, server_id, backup_type)
+        return Outcome(messages.listing_message(listing, deps.clock(), offset=offset))
 
     @app.action(ids.OPEN_RESTORE)
     async def restore_modal_opened(ack, body, action, client) -> None:
