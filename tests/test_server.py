@@ -336,3 +336,43 @@ def test_a_redelivered_envelope_is_acted_on_once(socket_stack):
     slack.recorder.wait_for(lambda _r: slack.recorder.responses("once"))
     assert sim.count("POST", "/api/v1/backups") == 1
     assert len(slack.recorder.responses("once")) == 1
+
+
+def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path):
+    bg = Background()
+    sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600, latency=1.0)
+    runner, api_url = bg.run(start_simulator_server(sim))
+    slack = bg.run(LoopbackSlack().start())
+    env = {
+        **CLEAN_ENV,
+        "SLACK_BOT_TOKEN": "xoxb-sock",
+        "SLACK_APP_TOKEN": "xapp-sock",
+        "SLACK_API_URL": slack.api_url,
+        "VPS_API_URL": api_url,
+        "VPS_API_TOKEN": "vps-t0ken",
+        "BACKUPBOT_DB": str(tmp_path / "socket.db"),
+        "BACKUPBOT_ADMINS": ADMIN,
+    }
+    proc = subprocess.Popen(
+        [*bot_command(), "socket"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        payload = slash_command_body(
+            "create 12345 in flight", user_id=ADMIN, channel_id=CHANNEL, response_url=slack.response_url("sock")
+        )
+        ack = bg.run(slack.send_envelope("slash_commands", payload, timeout=30))
+        assert ack["envelope_id"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        reply = slack.recorder.wait_for(lambda _r: slack.recorder.responses("sock"))[0]
+        assert "has started" in text_of(reply), "the acknowledged create finished before the process left"
+        assert sim.count("POST", "/api/v1/backups") == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate(timeout=10)[0]
+        bg.run(runner.cleanup())
+        bg.run(slack.stop())
+        bg.close()
+    assert ("create", "done", "in flight") in audit_rows(tmp_path / "socket.db")
+    assert "Traceback" not in output and "xapp-sock" not in output
