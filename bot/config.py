@@ -20,6 +20,7 @@ DEFAULT_DB = "backupbot.db"
 DEFAULT_POLL_SECONDS = 30.0
 DEFAULT_PORT = 3000
 DEFAULT_SHUTDOWN_SECONDS = 20.0
+DEFAULT_APPROVAL_MINUTES = 30.0
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "vps_api_token"})
 
@@ -42,6 +43,7 @@ class Settings:
     poll_seconds: float = field(default=DEFAULT_POLL_SECONDS, metadata={"env": "BACKUPBOT_POLL_SECONDS"})
     port: int = field(default=DEFAULT_PORT, metadata={"env": "PORT"})
     shutdown_seconds: float = field(default=DEFAULT_SHUTDOWN_SECONDS, metadata={"env": "BACKUPBOT_SHUTDOWN_SECONDS"})
+    approval_minutes: float = field(default=DEFAULT_APPROVAL_MINUTES, metadata={"env": "BACKUPBOT_APPROVAL_MINUTES"})
 
     def require(self, *names: str) -> Settings:
         """Raise ConfigError naming the first of these fields that is unset."""
@@ -93,13 +95,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
 def _parse(name: str, env: str, raw: str) -> object:
     if name == "admins":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if name in ("poll_seconds", "shutdown_seconds"):
+    if name in ("poll_seconds", "shutdown_seconds", "approval_minutes"):
+        unit = "minutes" if name == "approval_minutes" else "seconds"
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"{env} must be a number of seconds, not {raw!r}") from None
+            raise ConfigError(f"{env} must be a number of {unit}, not {raw!r}") from None
         if not value > 0 or value == float("inf"):
-            raise ConfigError(f"{env} must be a number of seconds more than 0, not {raw!r}")
+            raise ConfigError(f"{env} must be a number of {unit} more than 0, not {raw!r}")
         return value
     if name == "port":
         if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:

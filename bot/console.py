@@ -345,6 +345,8 @@ class Console:
                 if hint:
                     self._say(f"  ({hint})")
                 typed = await self._read(f"{block['label']['text']}: ")
+                if typed is not None and not typed.strip() and block.get("optional"):
+                    continue
                 if not typed or not typed.strip():
                     self._say("(modal closed: nothing was sent)")
                     return

@@ -7,9 +7,10 @@ backups in progress (never one per backup), and the rounds back off while
 the API is failing. A report is claimed in the store before it is sent, so
 two racing rounds report a backup exactly once.
 
-It is the bot's one background loop: between rounds it also hands due
-announcements to `outbox` (the notifier's outbox drain) every `tick`
-seconds, so a rate-limited announcement goes out when Slack said it may.
+It is the bot's one background loop: between rounds it also runs its
+`chores` every `tick` seconds — delivering due announcements (so a
+rate-limited one goes out when Slack said it may) and expiring approval
+requests nobody decided in time.
 
 The follower knows nothing of Slack: it reports through a `Notifier`.
 """
@@ -56,7 +57,7 @@ class Follower:
         max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        outbox: Callable[[], Awaitable[int]] | None = None,
+        chores: list[Callable[[], Awaitable[object]]] | None = None,
         tick: float = 1.0,
     ):
         self.api = api
@@ -67,7 +68,7 @@ class Follower:
         self.max_backoff_seconds = max(max_backoff_seconds, poll_seconds)
         self._clock = clock
         self._sleep = sleep
-        self._outbox = outbox
+        self._chores = chores or []
         self._tick = tick
         self._task: asyncio.Task | None = None
         self.rounds = 0  # rounds completed since start
@@ -142,17 +143,18 @@ class Follower:
             await self._idle(delay)
 
     async def _idle(self, seconds: float) -> None:
-        """Wait for the next round, delivering due announcements every tick meanwhile."""
-        if self._outbox is None:
+        """Wait for the next round, doing the chores every tick meanwhile."""
+        if not self._chores:
             await self._sleep(seconds)
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
-            try:
-                await self._outbox()
-            except Exception:
-                log.exception("delivering announcements failed")
+            for chore in self._chores:
+                try:
+                    await chore()
+                except Exception:
+                    log.exception("a background chore failed")
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

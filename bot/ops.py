@@ -29,11 +29,20 @@ from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiEr
 from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
-from bot.store import AuditEntry, Confirmation, ConfirmationState, Store, StoreUnavailable
+from bot.store import (
+    ApprovalRequest,
+    ApprovalState,
+    AuditEntry,
+    Confirmation,
+    ConfirmationState,
+    Store,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL = timedelta(minutes=15)
+APPROVAL_TTL = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,8 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class FollowTarget:
-    """Where to report a created backup's completion."""
+class ReplyTo:
+    """Where to tell the person later: a created backup's completion, an approval's decision."""
 
     channel_id: str | None
     response_url: str | None
@@ -110,6 +119,7 @@ class ServerAccess:
     server_id: int
     name: str | None
     role: str
+    approvals: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,45 @@ class Accepted:
     server_id: int
     description: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """A confirmed delete or restore that waits for a second person (the two-person rule)."""
+
+    request: ApprovalRequest
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How an approval request ended: `request` as it now stands; `error` if the approved write failed."""
+
+    request: ApprovalRequest
+    provider_message: str | None = None
+    error: Exception | None = None
+
+
+class ApprovalUnavailable(OpsError):
+    """The request was already decided, withdrawn, expired, or never existed."""
+
+    def __init__(self, request: ApprovalRequest | None, *, expired: bool = False):
+        self.request, self.expired = request, expired
+        state = "expired" if expired else (request.state.value if request else "missing")
+        super().__init__(f"this approval request is {state}")
+
+
+class OwnRequest(OpsError):
+    """Nobody decides on their own request, admins included."""
+
+    def __init__(self, request: ApprovalRequest):
+        self.request = request
+        super().__init__("the requester may not approve or deny their own request")
+
+
+class NotTheRequester(OpsError):
+    def __init__(self, request: ApprovalRequest):
+        self.request = request
+        super().__init__("only the requester may withdraw a request")
 
 
 @dataclass(frozen=True)
@@ -137,6 +186,7 @@ class Operations:
         *,
         admins: frozenset[str] = frozenset(),
         confirmation_ttl: timedelta = CONFIRMATION_TTL,
+        approval_ttl: timedelta = APPROVAL_TTL,
         clock: Callable[[], datetime] = utc_now,
         durable: DurableWrites | None = None,
     ):
@@ -144,6 +194,7 @@ class Operations:
         self.store = store
         self.admins = admins
         self.confirmation_ttl = confirmation_ttl
+        self.approval_ttl = approval_ttl
         self._clock = clock
         self.durable = durable or DurableWrites()
 
@@ -243,11 +294,15 @@ class Operations:
             backups = await self._api(actor, Action.SERVERS, self.api.list_backups())
             await self._learn(backups)
             names = await self._db(self.store.server_names)
-            access = [ServerAccess(sid, name, "admin") for sid, name in sorted(names.items())]
+            rules = await self._db(self.store.approval_rules)
+            access = [ServerAccess(sid, name, "admin", sid in rules) for sid, name in sorted(names.items())]
         else:
             names = await self._db(self.store.server_names)
             grants = await self._db(self.store.grants, actor.user_id)
-            access = [ServerAccess(g.server_id, names.get(g.server_id), g.role.label) for g in grants]
+            rules = await self._db(self.store.approval_rules)
+            access = [
+                ServerAccess(g.server_id, names.get(g.server_id), g.role.label, g.server_id in rules) for g in grants
+            ]
         await self._audit(actor, Action.SERVERS, "done", detail=f"{len(access)} servers")
         return access
 
@@ -260,7 +315,7 @@ class Operations:
     # --- creating ---------------------------------------------------------
 
     async def create_backup(
-        self, actor: Actor, server_id: int, description: str = "", *, follow: FollowTarget | None = None
+        self, actor: Actor, server_id: int, description: str = "", *, follow: ReplyTo | None = None
     ) -> Backup | Accepted:
         await self._authorize(actor, Action.CREATE, server_id)
         try:
@@ -391,11 +446,13 @@ class Operations:
         if conf.target_server_id != conf.server_id:
             await self._authorize(actor, action, conf.target_server_id, backup_id=conf.backup_id)
 
-    async def confirm_delete(self, actor: Actor, token: str) -> Done:
+    async def confirm_delete(self, actor: Actor, token: str, *, reply_to: ReplyTo | None = None) -> Done | Awaiting:
         conf = await self.authorize_confirmation(actor, token, Action.DELETE)
         audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
-        await self._still_there(actor, Action.DELETE, conf)
+        backup = await self._still_there(actor, Action.DELETE, conf)
         await self._claim(conf, actor, Action.DELETE)
+        if await self.needs_approval(conf.server_id, conf.target_server_id):
+            return await self._ask_approval(actor, conf, backup, "", reply_to)
         try:
             await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
         except NotFound:
@@ -403,12 +460,16 @@ class Operations:
         await self._audit(actor, Action.DELETE, "done", **audit)
         return Done(conf)
 
-    async def confirm_restore(self, actor: Actor, token: str, typed: str) -> Done:
+    async def confirm_restore(
+        self, actor: Actor, token: str, typed: str, *, reason: str = "", reply_to: ReplyTo | None = None
+    ) -> Done | Awaiting:
         conf = await self.check_restore_text(actor, token, typed)
         audit = {"server_id": conf.target_server_id, "backup_id": conf.backup_id}
         await self._authorize_on(actor, conf)
-        await self._still_there(actor, Action.RESTORE, conf)
+        backup = await self._still_there(actor, Action.RESTORE, conf)
         await self._claim(conf, actor, Action.RESTORE)
+        if await self.needs_approval(conf.server_id, conf.target_server_id):
+            return await self._ask_approval(actor, conf, backup, reason, reply_to)
         message = await self._spend(
             conf, self._api(actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit)
         )
@@ -428,7 +489,7 @@ class Operations:
         await self._audit(actor, action, "cancelled", server_id=conf.target_server_id, backup_id=conf.backup_id)
         return conf
 
-    async def _still_there(self, actor: Actor, action: Action, conf: Confirmation) -> None:
+    async def _still_there(self, actor: Actor, action: Action, conf: Confirmation) -> Backup:
         """Re-find the backup at the moment of confirmation: gone (or, for a restore, no longer
         completed), the confirmation is spent and nothing is sent."""
         try:
@@ -441,6 +502,7 @@ class Operations:
                 actor, action, conf, self.store.backup_unrestorable_at_press, f"the backup is now {backup.status}"
             )
             raise NotRestorable(backup)
+        return backup
 
     async def _void(self, actor: Actor, action: Action, conf: Confirmation, transition, why: str) -> None:
         if not await self._db(transition, conf.id, actor.user_id):
@@ -466,6 +528,150 @@ class Operations:
     async def _claim(self, conf: Confirmation, actor: Actor, action: Action) -> None:
         if not await self._db(self.store.use_confirmation, conf.id, actor.user_id):
             await self._refused(actor, action, await self._db(self.store.confirmation, conf.id))
+
+    # --- the two-person rule ------------------------------------------------
+
+    async def set_approvals(self, actor: Actor, server_id: int, on: bool) -> bool:
+        """Turn the two-person rule on or off for a server (admin); True if that changed anything."""
+        await self._authorize(actor, Action.APPROVALS, None)
+        changed = await self._db(self.store.set_approval_rule, server_id, on, actor.user_id)
+        words = f"two-person rule {'on' if on else 'off'}" + ("" if changed else " (unchanged)")
+        await self._audit(actor, Action.APPROVALS, "done", server_id=server_id, detail=words)
+        return changed
+
+    async def approval_rules(self) -> dict[int, str]:
+        return await self._db(self.store.approval_rules)
+
+    async def needs_approval(self, *server_ids: int) -> bool:
+        rules = await self._db(self.store.approval_rules)
+        return any(sid in rules for sid in server_ids)
+
+    async def _ask_approval(
+        self, actor: Actor, conf: Confirmation, backup: Backup, reason: str, reply_to: ReplyTo | None
+    ) -> Awaiting:
+        """The requester has confirmed: record the request instead of sending the write."""
+        request = await self._db(
+            self.store.create_approval,
+            action=conf.action,
+            backup_id=conf.backup_id,
+            server_id=conf.server_id,
+            server_name=conf.server_name,
+            target_server_id=conf.target_server_id,
+            target_server_name=conf.target_server_name,
+            backup_created_at=conf.backup_created_at,
+            backup_type=conf.backup_type,
+            backup_description=backup.description,
+            requested_by=actor.user_id,
+            reason=reason.strip()[:500],
+            origin_channel=reply_to.channel_id if reply_to else None,
+            response_url=reply_to.response_url if reply_to else None,
+            expires_at=(self._clock() + self.approval_ttl).timestamp(),
+        )
+        return Awaiting(request)
+
+    async def _open_request(self, actor: Actor, request_id: str, action: Action | None) -> ApprovalRequest:
+        """The request behind a button, if it can still be decided; a refusal is audited (under `action`,
+        else the request's own action)."""
+        request = await self._db(self.store.approval, request_id)
+        if action is None:
+            action = Action(request.action) if request else Action.APPROVALS
+        expired = (
+            request is not None
+            and request.state is ApprovalState.PENDING
+            and (request.expires_at <= self._clock().timestamp())
+        )
+        if request is None or request.state is not ApprovalState.PENDING or expired:
+            state = "expired" if expired else (request.state.value if request else "unknown")
+            audit = {"server_id": request.target_server_id, "backup_id": request.backup_id} if request else {}
+            await self._audit(actor, action, "denied", detail=f"approval request {state}", **audit)
+            raise ApprovalUnavailable(request, expired=expired)
+        return request
+
+    async def _may_decide(self, actor: Actor, request: ApprovalRequest, action: Action) -> None:
+        """An owner of every server involved, or an admin; never the requester."""
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        if actor.user_id == request.requested_by:
+            await self._audit(actor, action, "denied", detail="may not decide on one's own request", **audit)
+            raise OwnRequest(request)
+        admin = await self.is_admin(actor)
+        for server_id in sorted(request.servers):
+            await self._authorize(actor, action, server_id, admin=admin, backup_id=request.backup_id)
+
+    async def approve(self, actor: Actor, request_id: str) -> Decision:
+        """Approve a pending request: the write is sent exactly once, by the one approval that claims it."""
+        request = await self._open_request(actor, request_id, Action.APPROVE)
+        await self._may_decide(actor, request, Action.APPROVE)
+        if not await self._db(self.store.claim_approval, request.id, actor.user_id):
+            raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
+        action = Action(request.action)
+        requester = Actor(request.requested_by)
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        what = f"{request.action} of backup {request.backup_id} asked by {request.requested_by}"
+        try:
+            backup = await self.api.find_backup(request.backup_id)
+            if action is Action.RESTORE and not backup.is_restorable:
+                raise NotRestorable(backup)
+            if action is Action.DELETE:
+                await self.api.delete_backup(request.backup_id)
+                message = None
+            else:
+                message = await self.api.restore(request.target_server_id, request.backup_id)
+        except (BackupApiError, NotRestorable) as exc:
+            why = "the backup no longer exists" if isinstance(exc, NotFound) else f"{type(exc).__name__}: {exc}"
+            await self.durable.write(
+                "approval state", self.store.approval_write_failed, request_id=request.id, detail=why
+            )
+            await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
+            await self._audit(requester, action, "failed", detail=f"approved by {actor.user_id}; {why}", **audit)
+            return Decision(await self._db(self.store.approval, request.id), error=exc)
+        await self.durable.write("approval state", self.store.approval_carried_out, request_id=request.id)
+        await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
+        await self._audit(requester, action, "done", detail=f"approved by {actor.user_id}", **audit)
+        return Decision(await self._db(self.store.approval, request.id), provider_message=message)
+
+    async def deny(self, actor: Actor, request_id: str) -> Decision:
+        request = await self._open_request(actor, request_id, Action.DENY)
+        await self._may_decide(actor, request, Action.DENY)
+        if not await self._db(self.store.deny_approval, request.id, actor.user_id):
+            raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        what = f"{request.action} of backup {request.backup_id} asked by {request.requested_by}"
+        await self._audit(actor, Action.DENY, "done", detail=what, **audit)
+        await self._audit(
+            Actor(request.requested_by),
+            Action(request.action),
+            "cancelled",
+            detail=f"denied by {actor.user_id}",
+            **audit,
+        )
+        return Decision(await self._db(self.store.approval, request.id))
+
+    async def withdraw(self, actor: Actor, request_id: str) -> Decision:
+        request = await self._open_request(actor, request_id, None)
+        action = Action(request.action)
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        if actor.user_id != request.requested_by:
+            await self._audit(actor, action, "denied", detail="only the requester may withdraw", **audit)
+            raise NotTheRequester(request)
+        if not await self._db(self.store.withdraw_approval, request.id, actor.user_id):
+            raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
+        await self._audit(actor, action, "cancelled", detail="withdrawn before a decision", **audit)
+        return Decision(await self._db(self.store.approval, request.id))
+
+    async def expire_approvals(self) -> list[ApprovalRequest]:
+        """Requests nobody decided in time: expired (each by one caller), audited for their requesters."""
+        expired = await self._db(self.store.expire_approvals)
+        minutes = self.approval_ttl.total_seconds() / 60
+        for request in expired:
+            await self._audit(
+                Actor(request.requested_by),
+                Action(request.action),
+                "cancelled",
+                server_id=request.target_server_id,
+                backup_id=request.backup_id,
+                detail=f"expired: nobody decided within {minutes:g} minutes",
+            )
+        return expired
 
     # --- permissions --------------------------------------------------------
 

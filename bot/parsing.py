@@ -58,6 +58,7 @@ class Command:
     user_id: str | None = None
     role: Role | None = None
     limit: int = 20
+    switch: bool | None = None
 
 
 def parse_user(token: str, subcommand: str | None = None) -> str:
@@ -191,6 +192,15 @@ def _audit(args: list[str], _text: str) -> Command:
     return Command(Action.AUDIT, limit=int(args[0]))
 
 
+def _approvals(args: list[str], _text: str) -> Command:
+    _expect(args, 2, 2, "approvals")
+    server_id = parse_id(args[0], "server", "approvals")
+    word = args[1].lower()
+    if word not in ("on", "off"):
+        raise UsageError(f"`{html.unescape(args[1])}` is neither on nor off", "approvals")
+    return Command(Action.APPROVALS, server_id=server_id, switch=word == "on")
+
+
 def _help(_args: list[str], _text: str) -> Command:
     return Command(Action.HELP)
 
@@ -249,6 +259,13 @@ SUBCOMMANDS: dict[str, Syntax] = {
         f"/backup audit [N]   (N from 1 to {MAX_AUDIT}, default 20)",
         "the latest audit entries",
         "/backup audit 10",
+    ),
+    "approvals": Syntax(
+        Action.APPROVALS,
+        _approvals,
+        "/backup approvals SERVER on|off",
+        "the two-person rule: a second owner approves each delete and restore",
+        "/backup approvals 12345 on",
     ),
 }
 ALIASES = {"ls": "list", "-h": "help", "--help": "help", "?": "help"}

@@ -1,8 +1,10 @@
 """Who may do what: a pure policy, with no I/O.
 
 Roles are per server and ordered: viewer (list) < operator (+ create) <
-owner (+ delete, restore). Admins may do everything on every server; only
-admins manage grants and read the audit log. `help` and `servers` are for anyone.
+owner (+ delete, restore, and approving or denying someone else's delete or
+restore under the two-person rule). Admins may do everything on every server;
+only admins manage grants, the two-person rule and read the audit log. `help`
+and `servers` are for anyone.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Action(Enum):
     REVOKE = "revoke"
     AUDIT = "audit"
     ADMIN = "admin"
+    APPROVALS = "approvals"
+    APPROVE = "approve"
+    DENY = "deny"
 
 
 REQUIRED_ROLE: dict[Action, Role] = {
@@ -45,9 +50,11 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.CREATE: Role.OPERATOR,
     Action.DELETE: Role.OWNER,
     Action.RESTORE: Role.OWNER,
+    Action.APPROVE: Role.OWNER,
+    Action.DENY: Role.OWNER,
 }
 FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS})
-ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN})
+ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS})
 
 
 def is_allowed(action: Action, *, is_admin: bool, role: Role | None) -> bool:

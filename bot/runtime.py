@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 import httpx
@@ -26,6 +27,7 @@ from bot.config import Settings
 from bot.follower import Follower
 from bot.ops import Operations
 from bot.slack.app import create_app
+from bot.slack.approvals import expire_due
 from bot.slack.replies import Deps, ResponseUrls, SlackNotifier, slack_retry_handlers
 from bot.store import Store
 
@@ -91,7 +93,9 @@ def build_runtime(
 ) -> Runtime:
     store = Store(settings.db_path, clock=clock)
     api = BackupApi(settings.vps_api_url, settings.vps_api_token or "", transport=api_transport, **(api_options or {}))
-    ops = Operations(api, store, admins=settings.admins, clock=clock)
+    ops = Operations(
+        api, store, admins=settings.admins, clock=clock, approval_ttl=timedelta(minutes=settings.approval_minutes)
+    )
     client = slack_client or AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
     )
@@ -100,6 +104,11 @@ def build_runtime(
     deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock)
     app = create_app(settings, deps, client, process_before_response=process_before_response)
     follower = Follower(
-        api, store, deps.notifier, poll_seconds=settings.poll_seconds, clock=clock, outbox=notifier.drain_outbox
+        api,
+        store,
+        deps.notifier,
+        poll_seconds=settings.poll_seconds,
+        clock=clock,
+        chores=[notifier.drain_outbox, functools.partial(expire_due, deps)],
     )
     return Runtime(settings, store, api, ops, app, deps, follower)

@@ -34,7 +34,7 @@ import sqlite_utils
 from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
 DEFAULT_BUSY_SECONDS = 0.5
@@ -131,12 +131,58 @@ class Confirmation:
 
 @dataclass(frozen=True)
 class Announcement:
-    """One announcement in the outbox: kept until Slack accepts it."""
+    """One announcement in the outbox: kept until Slack accepts it.
 
-    id: int
+    An approval card is one too; once posted, its channel and ts are kept on the request (`approval_id`).
+    """
+
+    id: int | None
     channel: str
     message: dict
     attempts: int
+    approval_id: str | None = None
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # claimed by one approver; the write is being sent
+    DONE = "done"
+    FAILED = "failed"
+    DENIED = "denied"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A confirmed delete or restore waiting for a second person (the two-person rule)."""
+
+    id: str
+    action: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    target_server_id: int
+    target_server_name: str
+    backup_created_at: str
+    backup_type: str
+    backup_description: str
+    requested_by: str
+    reason: str
+    origin_channel: str | None
+    response_url: str | None
+    card_channel: str | None
+    card_ts: str | None
+    created_at: str
+    expires_at: float
+    state: ApprovalState
+    decided_by: str | None
+    decided_at: str | None
+    detail: str | None
+
+    @property
+    def servers(self) -> set[int]:
+        return {self.server_id, self.target_server_id}
 
 
 def open_problem(path: str, exc: Exception) -> str:
@@ -293,6 +339,40 @@ class Store:
                 if_not_exists=True,
             )
             db["seen"].create({"key": str, "at": float}, pk="key", if_not_exists=True)
+            if "approval_id" not in db["outbox"].columns_dict:
+                db["outbox"].add_column("approval_id", str)
+            db["approval_rules"].create(
+                {"server_id": int, "set_by": str, "set_at": str}, pk="server_id", if_not_exists=True
+            )
+            db["approval_requests"].create(
+                {
+                    "id": str,
+                    "action": str,
+                    "backup_id": int,
+                    "server_id": int,
+                    "server_name": str,
+                    "target_server_id": int,
+                    "target_server_name": str,
+                    "backup_created_at": str,
+                    "backup_type": str,
+                    "backup_description": str,
+                    "requested_by": str,
+                    "reason": str,
+                    "origin_channel": str,
+                    "response_url": str,
+                    "card_channel": str,
+                    "card_ts": str,
+                    "created_at": str,
+                    "expires_at": float,
+                    "state": str,
+                    "decided_by": str,
+                    "decided_at": str,
+                    "detail": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["approval_requests"].create_index(["state", "expires_at"], if_not_exists=True)
             db["audit"].create_index(["at"], if_not_exists=True)
             db["followed"].create_index(["state"], if_not_exists=True)
             db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
@@ -583,12 +663,12 @@ class Store:
             for (item_id,) in rows:
                 cursor = db.execute(
                     "UPDATE outbox SET claimed_until = ? WHERE id = ? AND state = 'pending' "
-                    "AND (claimed_until IS NULL OR claimed_until < ?) RETURNING channel, message, attempts",
+                    "AND (claimed_until IS NULL OR claimed_until < ?) RETURNING channel, message, attempts, approval_id",
                     [now + claim_seconds, item_id, now],
                 )
                 row = cursor.fetchone()
                 if row:
-                    claimed.append(Announcement(item_id, row[0], json.loads(row[1]), row[2]))
+                    claimed.append(Announcement(item_id, row[0], json.loads(row[1]), row[2], row[3]))
         return claimed
 
     def announcement_sent(self, item_id: int) -> None:
@@ -624,6 +704,107 @@ class Store:
         """When the earliest pending announcement is due (epoch seconds), if any."""
         with self._reading() as db:
             return db.execute("SELECT min(not_before) FROM outbox WHERE state = 'pending'").fetchone()[0]
+
+    # --- the two-person rule ---------------------------------------------
+
+    def set_approval_rule(self, server_id: int, on: bool, set_by: str) -> bool:
+        """Turn the rule on or off for a server; True if that changed anything."""
+        with self._writing() as db:
+            if on:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO approval_rules (server_id, set_by, set_at) VALUES (?, ?, ?)",
+                    [server_id, set_by, iso_seconds(self._clock())],
+                )
+            else:
+                cursor = db.execute("DELETE FROM approval_rules WHERE server_id = ?", [server_id])
+            return cursor.rowcount == 1
+
+    def approval_rules(self) -> dict[int, str]:
+        """Servers under the two-person rule, with who turned it on."""
+        with self._reading() as db:
+            return {row[0]: row[1] for row in db.execute("SELECT server_id, set_by FROM approval_rules")}
+
+    def create_approval(self, **fields: Any) -> ApprovalRequest:
+        token = secrets.token_urlsafe(12)
+        row = {**fields, "id": token, "created_at": iso_seconds(self._clock()), "state": ApprovalState.PENDING.value}
+        with self._writing() as db:
+            db["approval_requests"].insert(row)
+        return self.approval(token)
+
+    def approval(self, request_id: str) -> ApprovalRequest | None:
+        with self._reading() as db:
+            rows = list(db["approval_requests"].rows_where("id = ?", [request_id]))
+        return _approval(rows[0]) if rows else None
+
+    def pending_approvals(self) -> list[ApprovalRequest]:
+        with self._reading() as db:
+            rows = list(
+                db["approval_requests"].rows_where("state = ?", [ApprovalState.PENDING.value], order_by="expires_at")
+            )
+        return [_approval(r) for r in rows]
+
+    def approval_card_posted(self, request_id: str, channel: str, ts: str) -> None:
+        with self._writing() as db:
+            db.execute(
+                "UPDATE approval_requests SET card_channel = ?, card_ts = ? WHERE id = ?", [channel, ts, request_id]
+            )
+
+    def _decide(
+        self, request_id: str, old: ApprovalState, new: ApprovalState, by: str | None, detail: str = ""
+    ) -> bool:
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE approval_requests SET state = ?, decided_by = coalesce(?, decided_by), "
+                "decided_at = coalesce(decided_at, ?), detail = ? WHERE id = ? AND state = ?",
+                [new.value, by, iso_seconds(self._clock()), detail, request_id, old.value],
+            )
+            return cursor.rowcount == 1
+
+    def claim_approval(self, request_id: str, by: str) -> bool:
+        """pending → approved, before its expiry: the one approval that may send the write."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE approval_requests SET state = 'approved', decided_by = ?, decided_at = ? "
+                "WHERE id = ? AND state = 'pending' AND expires_at > ?",
+                [by, iso_seconds(self._clock()), request_id, self._clock().timestamp()],
+            )
+            return cursor.rowcount == 1
+
+    def approval_carried_out(self, request_id: str, detail: str = "") -> bool:
+        """approved → done."""
+        return self._decide(request_id, ApprovalState.APPROVED, ApprovalState.DONE, None, detail)
+
+    def approval_write_failed(self, request_id: str, detail: str) -> bool:
+        """approved → failed: the write failed (and is never re-sent) or the backup was gone."""
+        return self._decide(request_id, ApprovalState.APPROVED, ApprovalState.FAILED, None, detail)
+
+    def deny_approval(self, request_id: str, by: str) -> bool:
+        """pending → denied."""
+        return self._decide(request_id, ApprovalState.PENDING, ApprovalState.DENIED, by)
+
+    def withdraw_approval(self, request_id: str, by: str) -> bool:
+        """pending → withdrawn, by its requester."""
+        return self._decide(request_id, ApprovalState.PENDING, ApprovalState.WITHDRAWN, by)
+
+    def expire_approvals(self) -> list[ApprovalRequest]:
+        """pending → expired for every request past its time; each returned to the one caller that expired it."""
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM approval_requests WHERE state = 'pending' AND expires_at <= ?", [now]
+                )
+            ]
+        return [self.approval(i) for i in ids if self._decide(i, ApprovalState.PENDING, ApprovalState.EXPIRED, None)]
+
+
+def _approval(row: dict) -> ApprovalRequest:
+    row = dict(row)
+    row["state"] = ApprovalState(row["state"])
+    row["backup_description"] = row.get("backup_description") or ""
+    row["reason"] = row.get("reason") or ""
+    return ApprovalRequest(**row)
 
 
 def _words(exc: sqlite3.Error) -> str:

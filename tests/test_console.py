@@ -41,7 +41,9 @@ def test_list_create_delete_restore_and_bad_input():
             "/backup restore 5022",
             "7",  # Restore web-server-01… → the modal
             "web-server-02",  # the wrong name is refused in the modal
+            "",  # no reason given (optional)
             "12345",  # the ID is accepted
+            "",
             "/backup create 12347 Before the <demo> reset",
             "/backup list web",
             "/backup frobnicate",
@@ -67,7 +69,8 @@ def test_list_create_delete_restore_and_bad_input():
     assert "was already confirmed by @U0CONSOLE. Nothing more was done." in third
     modal = after(out, "> 7\n")
     assert "┌─ Restore server" in modal and "[submit] Restore" in modal
-    assert "Type web-server-01 to confirm: web-server-02\n  ✖ That is not this server." in modal
+    assert "Type web-server-01 to confirm: web-server-02\n  (Shown to whoever approves it" in modal
+    assert "Why? (optional): \n  ✖ That is not this server." in modal
     assert "Type web-server-01 to confirm: 12345" in modal
     assert "♻️ @U0CONSOLE started restoring *web-server-01* (12345) from backup *#5022*." in modal
     assert "Restore of *web-server-01* (12345) from backup *#5022* has started." in modal

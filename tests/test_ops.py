@@ -12,7 +12,7 @@ from bot.ops import (
     BackupNotFound,
     ConfirmationMismatch,
     ConfirmationUnavailable,
-    FollowTarget,
+    ReplyTo,
     NotRestorable,
     Operations,
     PermissionDenied,
@@ -71,7 +71,7 @@ async def test_list_for_someone_without_roles_is_empty_not_an_error(ops):
 
 
 async def test_create_follows_and_audits(ops, store, sim):
-    backup = await ops.create_backup(Actor(OPERATOR), 12345, "Pre-deploy", follow=FollowTarget("C1", "http://r/1"))
+    backup = await ops.create_backup(Actor(OPERATOR), 12345, "Pre-deploy", follow=ReplyTo("C1", "http://r/1"))
     assert backup.status == "in_progress" and backup.description == "Pre-deploy"
     assert [(f.backup_id, f.requested_by, f.response_url) for f in store.following()] == [
         (backup.id, OPERATOR, "http://r/1")

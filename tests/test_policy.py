@@ -16,6 +16,9 @@ EXPECTED = {
     Action.REVOKE: (False, False, False, False, True),
     Action.AUDIT: (False, False, False, False, True),
     Action.ADMIN: (False, False, False, False, True),
+    Action.APPROVALS: (False, False, False, False, True),
+    Action.APPROVE: (False, False, False, True, True),
+    Action.DENY: (False, False, False, True, True),
 }
 STANDINGS = [(False, None), (False, Role.VIEWER), (False, Role.OPERATOR), (False, Role.OWNER), (True, None)]
 

@@ -11,17 +11,18 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.backup_api import BACKUP_TYPES
-from bot.ops import Actor, ConfirmationMismatch
+from bot.ops import Actor, Awaiting, ConfirmationMismatch, Done, ReplyTo
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
-from bot.slack.views import messages, modals
+from bot.slack.views import approvals, messages, modals
 from bot.slack.views.errors import mismatch_text
 
 log = logging.getLogger(__name__)
@@ -35,81 +36,105 @@ def _backup_id(value: str) -> int:
     return parse_id(value, "backup")
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    ops = deps.ops
+@dataclass(frozen=True)
+class Press:
+    """A button pressed: by whom, its value, and where the message with the button is."""
 
-    async def press(body: dict, work, *, replace: bool) -> None:
-        response_url = body["response_url"]
+    actor: Actor
+    value: str
+    channel_id: str | None
+    response_url: str
+    trigger_id: str = ""
 
-        async def send(message: dict) -> None:
-            await deps.responses.send(response_url, message, replace_original=replace)
+    @property
+    def reply_to(self) -> ReplyTo:
+        return ReplyTo(self.channel_id, self.response_url)
 
-        async def send_error(message: dict) -> None:
-            await deps.responses.send(response_url, message, replace_original=False)
 
-        await answer(deps, work, send, send_error=send_error, channel_id=_channel(body))
+def button_registrar(app: AsyncApp, deps: Deps):
+    """`@button(action_id, replace=...)` registers `work(press) -> Outcome | None` as a button's listener.
+
+    It acks at once, runs the work for whoever pressed, and replies through the press's response_url:
+    with `replace`, the result takes the place of the message that carried the button; a refusal
+    always comes as a new message, so it never hides what an earlier press did.
+    """
 
     def button(action_id, *, replace: bool):
-        """Register a button: ack, then `work(actor, value)` for whoever pressed, its reply sent by `press`.
-
-        `replace`: the result takes the place of the message that carried the button (else it comes as a new one).
-        """
-
-        def register_work(work: Callable[[Actor, str], Awaitable[Outcome]]):
+        def register_work(work: Callable[[Press], Awaitable[Outcome | None]]):
             @app.action(action_id)
             async def pressed(ack, body, action) -> None:
                 await ack()
-                actor = Actor(body["user"]["id"])
-                await press(body, lambda: work(actor, str(action.get("value", ""))), replace=replace)
+                response_url = body["response_url"]
+                it = Press(
+                    Actor(body["user"]["id"]),
+                    str(action.get("value", "")),
+                    _channel(body),
+                    response_url,
+                    str(body.get("trigger_id", "")),
+                )
+
+                async def send(message: dict) -> None:
+                    await deps.responses.send(response_url, message, replace_original=replace)
+
+                async def send_error(message: dict) -> None:
+                    await deps.responses.send(response_url, message, replace_original=False)
+
+                await answer(deps, lambda: work(it), send, send_error=send_error, channel_id=it.channel_id)
 
             return work
 
         return register_work
 
+    return button
+
+
+def confirmed(result: Done | Awaiting, done_reply, announce) -> Outcome:
+    """A confirmed delete or restore: done (reply and announce), or waiting for approval (reply and card)."""
+    if isinstance(result, Awaiting):
+        request = result.request
+        return Outcome(approvals.awaiting_message(request), card=(request.id, approvals.approval_card(request)))
+    return Outcome(done_reply(result), [announce(result.confirmation)])
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    ops = deps.ops
+    button = button_registrar(app, deps)
+
     @button(ids.DELETE_REQUEST, replace=False)
-    async def delete_requested(actor: Actor, value: str) -> Outcome:
-        return Outcome(messages.delete_confirmation_message(await ops.request_delete(actor, _backup_id(value))))
+    async def delete_requested(it: Press) -> Outcome:
+        return Outcome(messages.delete_confirmation_message(await ops.request_delete(it.actor, _backup_id(it.value))))
 
     @button(ids.RESTORE_REQUEST, replace=False)
-    async def restore_requested(actor: Actor, value: str) -> Outcome:
-        return Outcome(messages.restore_confirmation_message(await ops.request_restore(actor, _backup_id(value))))
+    async def restore_requested(it: Press) -> Outcome:
+        return Outcome(messages.restore_confirmation_message(await ops.request_restore(it.actor, _backup_id(it.value))))
 
     @button(ids.CONFIRM_DELETE, replace=True)
-    async def delete_confirmed(actor: Actor, value: str) -> Outcome:
-        done = await ops.confirm_delete(actor, value)
-        return Outcome(messages.deleted_message(done), [messages.announce_deleted(actor.user_id, done.confirmation)])
+    async def delete_confirmed(it: Press) -> Outcome:
+        result = await ops.confirm_delete(it.actor, it.value, reply_to=it.reply_to)
+        return confirmed(result, messages.deleted_message, lambda c: messages.announce_deleted(it.actor.user_id, c))
 
     @button(ids.CANCEL, replace=True)
-    async def cancelled(actor: Actor, value: str) -> Outcome:
-        return Outcome(messages.cancelled_message(await ops.cancel(actor, value)))
+    async def cancelled(it: Press) -> Outcome:
+        return Outcome(messages.cancelled_message(await ops.cancel(it.actor, it.value)))
 
     @button(re.compile(r"^list_page_"), replace=True)
-    async def list_page(actor: Actor, value: str) -> Outcome:
-        server_id, backup_type, offset = _page_state(value)
-        listing = await ops.list_backups(actor, server_id, backup_type)
+    async def list_page(it: Press) -> Outcome:
+        server_id, backup_type, offset = _page_state(it.value)
+        listing = await ops.list_backups(it.actor, server_id, backup_type)
         return Outcome(messages.listing_message(listing, deps.clock(), offset=offset))
 
-    @app.action(ids.OPEN_RESTORE)
-    async def restore_modal_opened(ack, body, action, client) -> None:
+    @button(ids.OPEN_RESTORE, replace=False)
+    async def restore_modal_opened(it: Press) -> Outcome | None:
         """Open the modal at once (its trigger_id lives 3 s); only a store check comes first."""
-        await ack()
-        actor = Actor(body["user"]["id"])
-        token = str(action.get("value", ""))
-
-        async def work() -> Outcome | None:
-            conf = await ops.authorize_confirmation(actor, token, Action.RESTORE)
-            metadata = json.dumps({"c": token, "ch": _channel(body), "ru": body.get("response_url")})
-            try:
-                await client.views_open(
-                    trigger_id=body.get("trigger_id", ""), view=modals.restore_modal(conf, metadata)
-                )
-            except SlackApiError as exc:
-                error = exc.response.get("error", "unknown_error")
-                log.warning("views.open refused: %s", error)
-                return Outcome(messages.modal_not_opened_message(error))
-            return None
-
-        await press(body, work, replace=False)
+        conf = await ops.authorize_confirmation(it.actor, it.value, Action.RESTORE)
+        metadata = json.dumps({"c": it.value, "ch": it.channel_id, "ru": it.response_url})
+        try:
+            await app.client.views_open(trigger_id=it.trigger_id, view=modals.restore_modal(conf, metadata))
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            log.warning("views.open refused: %s", error)
+            return Outcome(messages.modal_not_opened_message(error))
+        return None
 
     @app.view(ids.RESTORE_MODAL)
     async def restore_submitted(ack, body, view, client) -> None:
@@ -133,10 +158,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def work() -> Outcome:
             if refusal is not None:
                 raise refusal
-            done = await ops.confirm_restore(actor, token, typed)
-            return Outcome(
-                messages.restore_started_message(done),
-                [messages.announce_restore(actor.user_id, done.confirmation)],
+            where = ReplyTo(
+                channel_id if isinstance(channel_id, str) else None,
+                response_url if isinstance(response_url, str) else None,
+            )
+            result = await ops.confirm_restore(actor, token, typed, reason=_reason(view), reply_to=where)
+            return confirmed(
+                result, messages.restore_started_message, lambda c: messages.announce_restore(actor.user_id, c)
             )
 
         async def send(message: dict, *, replace: bool = True) -> None:
@@ -175,6 +203,14 @@ def _typed(view: dict) -> str:
     field = (values.get(ids.RESTORE_INPUT_BLOCK) or {}).get(ids.RESTORE_INPUT_ACTION) or {}
     typed = field.get("value") if isinstance(field, dict) else None
     return typed if isinstance(typed, str) else ""
+
+
+def _reason(view: dict) -> str:
+    """The optional "Why?" of the restore form."""
+    values = ((view.get("state") or {}).get("values")) or {}
+    field = (values.get(ids.RESTORE_REASON_BLOCK) or {}).get(ids.RESTORE_REASON_ACTION) or {}
+    reason = field.get("value") if isinstance(field, dict) else None
+    return reason if isinstance(reason, str) else ""
 
 
 def _page_state(value: object) -> tuple[int | None, str | None, int]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.ops import Accepted, Actor, FollowTarget
+from bot.ops import Accepted, Actor, ReplyTo
 from bot.parsing import Command, UsageError, parse_command
 from bot.policy import Action
 from bot.slack.replies import Deps, Outcome, answer
@@ -49,7 +49,7 @@ async def _servers(deps: Deps, _cmd: Command, it: Invocation) -> Outcome:
 
 
 async def _create(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
-    follow = FollowTarget(channel_id=it.channel_id, response_url=it.response_url)
+    follow = ReplyTo(channel_id=it.channel_id, response_url=it.response_url)
     backup = await deps.ops.create_backup(it.actor, cmd.server_id, cmd.description, follow=follow)
     if isinstance(backup, Accepted):
         return Outcome(messages.accepted_message(backup), [messages.announce_accepted(it.actor.user_id, backup)])
@@ -81,7 +81,13 @@ async def _audit(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     return Outcome(messages.audit_message(await deps.ops.audit_log(it.actor, cmd.limit)))
 
 
+async def _approvals(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    changed = await deps.ops.set_approvals(it.actor, cmd.server_id, cmd.switch)
+    return Outcome(messages.approvals_set_message(cmd.server_id, cmd.switch, changed))
+
+
 RUNNERS: dict[Action, Runner] = {
+    Action.APPROVALS: _approvals,
     Action.LIST: _list,
     Action.SERVERS: _servers,
     Action.CREATE: _create,

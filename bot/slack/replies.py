@@ -130,7 +130,7 @@ class SlackNotifier:
     async def _deliver(self, item: Announcement) -> str | None:
         """Post one announcement and record how it went; returns a problem for the person, if any."""
         try:
-            await self.client.chat_postMessage(channel=item.channel, unfurl_links=False, **item.message)
+            posted = await self.client.chat_postMessage(channel=item.channel, unfurl_links=False, **item.message)
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown_error")
             if error in PERMANENT:
@@ -150,7 +150,48 @@ class SlackNotifier:
             )
             return f"Slack could not be reached, so the announcement in <#{item.channel}> will follow when it can."
         await self._record(self.store.announcement_sent, item)
+        if item.approval_id is not None:
+            await self._keep_card(item.approval_id, posted.get("channel") or item.channel, posted.get("ts"))
         return None
+
+    async def _keep_card(self, approval_id: str, channel: str, ts: str | None) -> None:
+        """Remember where an approval card was posted, so its decision can update it in place."""
+        if not ts:
+            return
+        try:
+            await asyncio.to_thread(self.store.approval_card_posted, approval_id, channel, ts)
+        except StoreUnavailable as exc:
+            log.warning("could not keep where approval card %s went (%s): it will not be updated", approval_id, exc)
+
+    async def post_card(self, where: str | None, approval_id: str, message: dict) -> str | None:
+        """Post an approval card like an announcement (kept until Slack takes it); returns a problem, if any."""
+        channel = self.notify_channel or where
+        if not channel:
+            return "There is no channel for the approval card: set BACKUPBOT_NOTIFY_CHANNEL."
+        try:
+            item_id = await asyncio.to_thread(
+                self.store.enqueue_announcement,
+                channel,
+                message,
+                claim_seconds=SEND_CLAIM_SECONDS,
+                approval_id=approval_id,
+            )
+        except StoreUnavailable as exc:
+            log.warning("outbox unavailable (%s): posting approval card without keeping a copy", exc)
+            item_id = None
+        return await self._deliver(Announcement(item_id, channel, message, 0, approval_id))
+
+    async def update_card(self, channel: str | None, ts: str | None, message: dict) -> None:
+        """Update a card in place (a normal channel message, so chat.update can)."""
+        if not channel or not ts:
+            log.warning("an approval card was decided before Slack took it; it keeps its buttons")
+            return
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, **message)
+        except SlackApiError as exc:
+            log.warning("could not update an approval card in %s: %s", channel, exc.response.get("error"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not update an approval card: Slack unreachable (%s)", type(exc).__name__)
 
     async def _record(self, transition, item: Announcement, **fields) -> None:
         if item.id is None:
@@ -215,6 +256,7 @@ class Outcome:
 
     reply: dict
     announcements: list[dict] = field(default_factory=list)
+    card: tuple[str, dict] | None = None  # an approval card to post: (request id, message)
 
 
 @dataclass
@@ -263,10 +305,11 @@ async def answer(
         if outcome is None:
             return
         reply = outcome.reply
-        for announcement in outcome.announcements:
-            problem = await deps.notifier.announce(channel_id, announcement)
-            if problem:
-                reply = with_note(reply, problem)
+        problems = [await deps.notifier.announce(channel_id, a) for a in outcome.announcements]
+        if outcome.card is not None:
+            problems.append(await deps.notifier.post_card(channel_id, *outcome.card))
+        for problem in filter(None, problems):
+            reply = with_note(reply, problem)
         await _deliver(send, reply)
 
 

@@ -12,17 +12,20 @@ from bot.backup_api import (
     Unavailable,
 )
 from bot.ops import (
+    ApprovalUnavailable,
     BackupNotFound,
     ConfirmationMismatch,
     ConfirmationUnavailable,
     NotRestorable,
+    NotTheRequester,
     OpsError,
+    OwnRequest,
     PermissionDenied,
 )
 from bot.parsing import UsageError
 from bot.policy import Action
 from bot.slack.views.base import Message, escape, simple, status_words
-from bot.store import Confirmation, ConfirmationState, StoreUnavailable
+from bot.store import ApprovalState, Confirmation, ConfirmationState, StoreUnavailable
 
 
 def usage_error_message(error: UsageError) -> Message:
@@ -46,6 +49,9 @@ ACTION_VERBS = {
     Action.AUDIT: "read the audit log",
     Action.SERVERS: "list servers",
     Action.ADMIN: "change who is an admin",
+    Action.APPROVALS: "turn the two-person rule on or off",
+    Action.APPROVE: "approve this",
+    Action.DENY: "deny this",
 }
 
 
@@ -80,6 +86,15 @@ def error_text(error: Exception) -> str:
         return f":x: The backup API refused this: “{escape(error.provider_message)}”. Nothing was changed."
     if isinstance(error, NotFound):
         return f":mag: The backup API says it can't find that: “{escape(error)}” (404)."
+    if isinstance(error, OwnRequest):
+        return (
+            ":no_entry: You asked for this, so someone else must decide: an owner of the server or an admin. "
+            "Nothing was done."
+        )
+    if isinstance(error, NotTheRequester):
+        return f":no_entry: Only <@{error.request.requested_by}>, who asked, may withdraw this request."
+    if isinstance(error, ApprovalUnavailable):
+        return approval_unavailable_text(error)
     if isinstance(error, StoreUnavailable):
         return (
             f":floppy_disk: The bot's store is unavailable right now ({escape(error)}), so nothing was done. "
@@ -136,6 +151,17 @@ def confirmation_unavailable_text(conf: Confirmation | None) -> str:
             "again if it is still needed."
         )
     return f":grey_question: This confirmation is {escape(conf.state.value)}. Nothing was done."
+
+
+def approval_unavailable_text(error: ApprovalUnavailable) -> str:
+    request = error.request
+    if request is None:
+        return ":grey_question: I don't know this approval request. Nothing was done."
+    what = f"The request to {request.action} backup *#{request.backup_id}*"
+    if error.expired or request.state is ApprovalState.EXPIRED:
+        return f":alarm_clock: {what} has expired, so nothing was done. It can be asked for again."
+    by = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return f":ballot_box_with_check: {what} was already {request.state.value}{by}. Nothing more was done."
 
 
 def mismatch_text(conf: Confirmation) -> str:

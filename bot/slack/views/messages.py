@@ -34,7 +34,7 @@ from bot.slack.views.base import (
     size_words,
     truncate,
 )
-from bot.store import AuditEntry, Confirmation, Followed
+from bot.store import ApprovalRequest, AuditEntry, Confirmation, Followed
 
 
 def help_message() -> Message:
@@ -108,7 +108,10 @@ def _scope_name(listing: Listing) -> str:
 def servers_message(access: list[ServerAccess]) -> Message:
     if not access:
         return simple("You have no role on any server yet. An admin can give you one with `/backup grant`.")
-    lines = [f"• {server_words(a.server_id, a.name)} — {a.role}" for a in access]
+    lines = [
+        f"• {server_words(a.server_id, a.name)} — {a.role}" + (" · two-person rule" if a.approvals else "")
+        for a in access
+    ]
     return _chunked(f"*Servers you may touch ({len(access)})*", lines, f"{len(access)} servers")
 
 
@@ -277,6 +280,17 @@ def cancelled_message(conf: Confirmation) -> Message:
     )
 
 
+def approvals_set_message(server_id: int, on: bool, changed: bool) -> Message:
+    if on:
+        text = (
+            f":raised_hand: The two-person rule is {'now' if changed else 'already'} *on* for server *{server_id}*: "
+            "each delete and restore waits for a second owner or an admin to approve it."
+        )
+    else:
+        text = f":unlock: The two-person rule is {'now' if changed else 'already'} *off* for server *{server_id}*."
+    return simple(text)
+
+
 def granted_message(user_id: str, server_id: int, role_label: str) -> Message:
     return simple(f":key: <@{user_id}> is now *{role_label}* on server *{server_id}*.")
 
@@ -298,14 +312,18 @@ def announce_created(user_id: str, backup: Backup) -> Message:
     )
 
 
-def announce_deleted(user_id: str, conf: Confirmation) -> Message:
+def _approved(approved_by: str | None) -> str:
+    return f", approved by <@{approved_by}>" if approved_by else ""
+
+
+def announce_deleted(user_id: str, conf: Confirmation | ApprovalRequest, approved_by: str | None = None) -> Message:
     return simple(
         f":wastebasket: <@{user_id}> deleted backup *#{conf.backup_id}* ({escape(conf.backup_type)}) of "
-        f"{server_words(conf.server_id, conf.server_name)}."
+        f"{server_words(conf.server_id, conf.server_name)}{_approved(approved_by)}."
     )
 
 
-def announce_restore(user_id: str, conf: Confirmation) -> Message:
+def announce_restore(user_id: str, conf: Confirmation | ApprovalRequest, approved_by: str | None = None) -> Message:
     source = (
         ""
         if conf.server_id == conf.target_server_id
@@ -313,7 +331,7 @@ def announce_restore(user_id: str, conf: Confirmation) -> Message:
     )
     return simple(
         f":recycle: <@{user_id}> started restoring {server_words(conf.target_server_id, conf.target_server_name)} "
-        f"from backup *#{conf.backup_id}*{source}."
+        f"from backup *#{conf.backup_id}*{source}{_approved(approved_by)}."
     )
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.slack.ids import RESTORE_INPUT_ACTION, RESTORE_INPUT_BLOCK, RESTORE_MODAL
+from bot.slack.ids import (
+    RESTORE_INPUT_ACTION,
+    RESTORE_INPUT_BLOCK,
+    RESTORE_MODAL,
+    RESTORE_REASON_ACTION,
+    RESTORE_REASON_BLOCK,
+)
 from bot.slack.views.base import confirmation_facts, section, server_words, truncate
 from bot.store import Confirmation
 
@@ -30,6 +36,17 @@ def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
                     "text": f"The server's name, or its ID {conf.target_server_id}.",
                 },
                 "element": {"type": "plain_text_input", "action_id": RESTORE_INPUT_ACTION},
+            },
+            {
+                "type": "input",
+                "block_id": RESTORE_REASON_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Why? (optional)"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "Shown to whoever approves it, where the two-person rule is on.",
+                },
+                "element": {"type": "plain_text_input", "action_id": RESTORE_REASON_ACTION, "max_length": 500},
             },
         ],
     }
