@@ -630,7 +630,9 @@ class Store:
 
     # --- the outbox -------------------------------------------------------
 
-    def enqueue_announcement(self, channel: str, message: dict, *, claim_seconds: float = 0.0) -> int:
+    def enqueue_announcement(
+        self, channel: str, message: dict, *, claim_seconds: float = 0.0, approval_id: str | None = None
+    ) -> int:
         """Keep an announcement until Slack accepts it; with `claim_seconds`, the caller sends it first."""
         now = time.time()
         with self._writing() as db:
@@ -645,6 +647,7 @@ class Store:
                         "not_before": now,
                         "claimed_until": now + claim_seconds if claim_seconds else None,
                         "created_at": iso_seconds(self._clock()),
+                        "approval_id": approval_id,
                     }
                 )
                 .last_pk

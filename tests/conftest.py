@@ -152,6 +152,7 @@ class LiveStack:
         poll_seconds: float = 3600.0,
         api_options: dict | None = None,
         slack: LoopbackSlack | None = None,
+        **settings: object,
     ):
         self.sim = sim
         self.db_path = db_path
@@ -170,7 +171,7 @@ class LiveStack:
             admins=frozenset({ADMIN}),
             notify_channel=notify_channel,
             poll_seconds=poll_seconds,
-        )
+        ).with_overrides(**settings)
         options = {"backoff_seconds": 0.0, "timeout": 2.0, **(api_options or {})}
         self.runtime: Runtime = build_runtime(self.settings, api_transport=SimulatorTransport(sim), api_options=options)
         self.asgi = BotAsgi(self.runtime)

@@ -12,10 +12,10 @@ from bot.ops import (
     BackupNotFound,
     ConfirmationMismatch,
     ConfirmationUnavailable,
-    ReplyTo,
     NotRestorable,
     Operations,
     PermissionDenied,
+    ReplyTo,
 )
 from bot.policy import Action, Role
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport

@@ -161,6 +161,8 @@ def approval_unavailable_text(error: ApprovalUnavailable) -> str:
     if error.expired or request.state is ApprovalState.EXPIRED:
         return f":alarm_clock: {what} has expired, so nothing was done. It can be asked for again."
     by = f" by <@{request.decided_by}>" if request.decided_by else ""
+    if request.state in (ApprovalState.APPROVED, ApprovalState.DONE, ApprovalState.FAILED):
+        return f":ballot_box_with_check: {what} was already approved{by}. Nothing more was done."
     return f":ballot_box_with_check: {what} was already {request.state.value}{by}. Nothing more was done."
 
 
