@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("op", choices=["add", "remove", "list"])
     p.add_argument("user", type=_user, nargs="?", metavar="USER")
 
+    p = sub.add_parser("approvals", help="list the servers under the two-person rule, or turn it on or off for one")
+    p.add_argument("server", type=_server, nargs="?", metavar="SERVER")
+    p.add_argument("switch", choices=["on", "off"], nargs="?", metavar="on|off")
+
     p = sub.add_parser("audit", help="read the audit log, newest first")
     p.add_argument("--json", action="store_true", help="machine-readable: one JSON array")
     p.add_argument("--limit", type=_positive, default=50, help="how many entries (default 50)")
@@ -182,6 +186,27 @@ def cmd_grants(args, settings: Settings) -> int:
     print(f"{'USER':<14} {'SERVER':>10}  {'ROLE':<9} GRANTED BY / AT")
     for g in grants:
         print(f"{g.user_id:<14} {g.server_id:>10}  {g.role.label:<9} {g.granted_by} {g.granted_at}")
+    return 0
+
+
+def cmd_approvals(args, settings: Settings) -> int:
+    if args.server is not None and args.switch is None:
+        raise CliError("approvals SERVER needs on or off (or give no SERVER to list them)")
+
+    async def work(ops: Operations, _store):
+        if args.server is None:
+            return await ops.approval_rules()
+        return await ops.set_approvals(_cli_actor(), args.server, args.switch == "on")
+
+    result = _with_ops(settings, work)
+    if args.server is None:
+        if not result:
+            print("no server is under the two-person rule")
+        for server_id, set_by in sorted(result.items()):
+            print(f"{server_id}  two-person rule on (set by {set_by})")
+        return 0
+    state = "now" if result else "already"
+    print(f"the two-person rule is {state} {args.switch} for server {args.server}")
     return 0
 
 
@@ -282,6 +307,7 @@ COMMANDS = {
     "revoke": cmd_revoke,
     "grants": cmd_grants,
     "admin": cmd_admin,
+    "approvals": cmd_approvals,
     "audit": cmd_audit,
 }
 

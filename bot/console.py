@@ -31,7 +31,7 @@ from typing import TextIO
 from urllib.parse import urlencode
 
 from bot.config import Settings
-from bot.parsing import is_number
+from bot.parsing import UsageError, is_number, parse_user
 from bot.runtime import Runtime, build_runtime
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 from bot.sim.slack_loopback import (
@@ -50,6 +50,9 @@ CHANNEL_NAMES = {CONSOLE_CHANNEL: "console", DEMO_NOTIFY_CHANNEL: "backups"}
 MAX_WAIT = 120
 
 EMOJI = {
+    "raised_hand": "✋",
+    "unlock": "🔓",
+    "snail": "🐌",
     "white_check_mark": "✅",
     "hourglass_flowing_sand": "⏳",
     "hourglass": "⌛",
@@ -77,6 +80,7 @@ Type what you would type in Slack, e.g.:
   /backup delete 5023     /backup restore 5023      /backup servers
 Press a button by typing its number, as in [3].
   wait [SECONDS]   let time pass to see follow-ups (a backup completing, say); default 5
+  as USER          act as someone else from now on (a member ID, like U0BOB): a second person to approve
   quit             leave (Ctrl-D works too)"""
 
 
@@ -245,6 +249,8 @@ class Console:
             self._say(CONSOLE_HELP)
         elif word == "wait":
             await self._wait(line)
+        elif word == "as":
+            self._act_as(line.split()[1:])
         elif line.startswith("/backup"):
             await self.command(line[len("/backup") :].strip())
         elif line.startswith("/"):
@@ -254,6 +260,15 @@ class Console:
         else:
             self._say("Type a /backup command, a button number, 'wait' or 'quit' ('help' for more).")
         return True
+
+    def _act_as(self, args: list[str]) -> None:
+        try:
+            self.user_id = parse_user(args[0]) if len(args) == 1 else parse_user("")
+        except UsageError as exc:
+            self._say(f"as takes one member ID, like: as U0BOB ({exc.problem.replace('`', '')})")
+            return
+        admin = " (an admin)" if self.user_id in self.runtime.ops.admins else ""
+        self._say(f"(now acting as {self.user_id}{admin})")
 
     async def _wait(self, line: str) -> None:
         parts = line.split()
@@ -383,6 +398,9 @@ class Console:
             self._render_message(data, f"post-{record.seq}", header=f"posted in #{channel} by backups")
         elif record.kind == "api" and record.name == "chat.postEphemeral":
             self._render_message(data, f"eph-{record.seq}", header="only visible to you")
+        elif record.kind == "api" and record.name == "chat.update":
+            channel = CHANNEL_NAMES.get(data.get("channel"), data.get("channel"))
+            self._render_message(data, f"update-{record.seq}", header=f"updated in #{channel} (the card above)")
 
     def _render_message(self, message: dict, key: str, *, header: str) -> None:
         lines = []

@@ -186,3 +186,22 @@ def test_fake_api_on_a_taken_port_or_with_nonsense_latency_is_one_line(tmp_path)
     assert "Traceback" not in result.stderr
     nan = run("fake-api", "--latency", "nan", tmp_path=tmp_path)
     assert nan.returncode == 2 and "'nan' is not a number of seconds" in nan.stderr
+
+
+def test_approvals_on_off_and_listed(tmp_path):
+    assert run("approvals", tmp_path=tmp_path).stdout.strip() == "no server is under the two-person rule"
+    assert run("approvals", "12345", "on", tmp_path=tmp_path).stdout.strip() == (
+        "the two-person rule is now on for server 12345"
+    )
+    assert run("approvals", "12345", "on", tmp_path=tmp_path).stdout.strip() == (
+        "the two-person rule is already on for server 12345"
+    )
+    assert run("approvals", tmp_path=tmp_path).stdout.startswith("12345  two-person rule on (set by cli:")
+    assert run("approvals", "12345", tmp_path=tmp_path).returncode == 2
+    assert "now off" in run("approvals", "12345", "off", tmp_path=tmp_path).stdout
+    audit = json.loads(run("audit", "--json", tmp_path=tmp_path).stdout)
+    assert [e["detail"] for e in audit if e["action"] == "approvals"] == [
+        "two-person rule off",
+        "two-person rule on (unchanged)",
+        "two-person rule on",
+    ]

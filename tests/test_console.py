@@ -120,3 +120,25 @@ def test_the_installed_command_reads_a_script_and_exits_at_the_end(tmp_path):
     assert "Demo data <reset> & reload" in result.stdout, "entities are shown as the text they stand for"
     assert result.stderr == ""
     assert not list(tmp_path.iterdir()), "the demo leaves no files behind"
+
+
+def test_as_lets_a_second_person_approve_a_request():
+    out = session(
+        [
+            "/backup approvals 12345 on",
+            "/backup grant U0BOB 12345 owner",
+            "/backup delete 5023",
+            "1",
+            "y",
+            "3",  # Approve, by the requester: refused
+            "as U0BOB",
+            "3",  # Approve, by Bob
+        ]
+    )
+    assert "✋ *Approval needed* — @U0CONSOLE asks to delete backup *#5023*" in out
+    assert "[3] Approve   [4] Deny" in out and "[5] Withdraw request" in out
+    assert "⛔ You asked for this, so someone else must decide" in out
+    assert "(now acting as U0BOB)" in out
+    approved = after(out, "(now acting as U0BOB)")
+    assert "updated in #backups (the card above)" in approved and "✅ *Approved* by @U0BOB — deleted." in approved
+    assert "🗑️ @U0CONSOLE deleted backup *#5023* (manual) of *web-server-01* (12345), approved by @U0BOB." in approved
