@@ -198,3 +198,51 @@ def test_announcements():
     assert "<@U2> deleted backup *#5001*" in messages.announce_deleted("U2", conf())["text"]
     assert "started restoring" in messages.announce_restore("U2", conf("restore"))["text"]
     assert "Restore of" in messages.restore_started_message(Done(conf("restore"), "Restore <started>"))["text"]
+
+
+def approval_request(state="pending", **changes):
+    from bot.store import ApprovalRequest, ApprovalState
+
+    values = dict(
+        id="req",
+        action="restore",
+        backup_id=5001,
+        server_id=12345,
+        server_name="web-<01>",
+        target_server_id=12346,
+        target_server_name="db-01",
+        backup_created_at=(NOW - timedelta(days=1)).isoformat(),
+        backup_type="manual",
+        backup_description="x" * 255,
+        requested_by="U1",
+        reason="<!channel> " + "why " * 120,
+        origin_channel="C1",
+        response_url="https://hooks.slack.com/actions/T/1/x",
+        card_channel="CNOTIFY",
+        card_ts="1.2",
+        created_at=NOW.isoformat(),
+        expires_at=(NOW + timedelta(minutes=30)).timestamp(),
+        state=ApprovalState(state),
+        decided_by="U2" if state != "pending" else None,
+        decided_at=None,
+        detail="the backup no longer exists" if state == "failed" else None,
+    )
+    values.update(changes)
+    return ApprovalRequest(**values)
+
+
+@pytest.mark.parametrize("state", ["done", "failed", "denied", "withdrawn", "expired"])
+def test_approval_views_pass_slacks_checks_and_escape_what_people_wrote(state):
+    from bot.ops import Decision
+    from bot.slack.views import approvals
+
+    pending = approval_request()
+    for message in (approvals.awaiting_message(pending), approvals.approval_card(pending)):
+        valid(message)
+        assert "<!channel>" not in str(message)
+    assert "restore *db-01* (12346) from backup *#5001*" in base.flatten_text(approvals.approval_card(pending)["blocks"])
+    decided = Decision(approval_request(state), provider_message="Restore started.")
+    for message in (approvals.decided_card(decided), approvals.decided_reply(decided)):
+        valid(message)
+        assert not [b for b in message["blocks"] if b["type"] == "actions"], "a decided request has no buttons"
+        assert "<!channel>" not in str(message)
