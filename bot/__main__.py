@@ -17,6 +17,7 @@ import sys
 from bot import __version__
 from bot.backup_api import BackupApi
 from bot.config import ConfigError, Settings, load_settings
+from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
 from bot.parsing import UsageError, is_number, parse_id, parse_user
 from bot.policy import Role
@@ -312,20 +313,23 @@ COMMANDS = {
 }
 
 
+def _set_up_logging(args, settings: Settings) -> None:
+    """BACKUPBOT_LOG_FORMAT and BACKUPBOT_LOG_LEVEL (-v: DEBUG); the console shows only errors."""
+    level = logging.DEBUG if args.verbose else getattr(logging, settings.log_level)
+    if args.command == "console" and not args.verbose:
+        level = logging.ERROR
+    configure_logging(json_lines=settings.log_format == "json", level=level)
+    if not args.verbose:
+        for noisy in ("httpx", "slack_bolt", "slack_sdk"):
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        for noisy in ("httpx", "slack_bolt", "slack_sdk"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command == "console" and not args.verbose:
-        logging.getLogger().setLevel(logging.ERROR)
     try:
         settings = load_settings()
+        _set_up_logging(args, settings)
         return COMMANDS[args.command](args, settings)
     except (ConfigError, CliError, OpsError, StoreError) as exc:
         print(f"vps-backup-bot: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,8 +175,11 @@ class BackupApi:
         read_attempts: int = 3,
         backoff_seconds: float = 0.25,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: Callable[[str, float, str | None], None] | None = None,
     ):
         self.base_url = base_url.rstrip("/") + "/"
+        self._observer = observer
+        self.failing_streak = 0  # calls in a row the API failed (5xx, 429, unreachable, no answer)
         self._read_attempts = max(1, read_attempts)
         self._backoff = backoff_seconds
         self._sleep = sleep
@@ -203,6 +207,10 @@ class BackupApi:
         if not isinstance(results, list):
             raise UnexpectedResponse("the backup API answered a list without its results")
         return [Backup.from_json(item) for item in results]
+
+    async def probe(self) -> None:
+        """One list call, only to see whether the API answers (for /readyz, while it has been failing)."""
+        await self._read("backups/", {"backup_type": "manual"})
 
     async def find_backup(self, backup_id: int) -> Backup:
         """There is no endpoint for one backup: find it by listing."""
@@ -267,14 +275,41 @@ class BackupApi:
         return response
 
     async def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        started = time.perf_counter()
         try:
-            return await self._client.request(method, path, **kwargs)
+            response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            if _is_connection_failure(exc):
-                raise Unavailable("the backup API could not be reached (connection failed)") from exc
-            raise ApiTimeout("the backup API did not answer in time") from exc
+            error = (
+                Unavailable("the backup API could not be reached (connection failed)")
+                if _is_connection_failure(exc)
+                else ApiTimeout("the backup API did not answer in time")
+            )
+            self._observe(method, started, error)
+            raise error from exc
         except httpx.TransportError as exc:
-            raise Unavailable(f"the backup API could not be reached ({type(exc).__name__})") from exc
+            error = Unavailable(f"the backup API could not be reached ({type(exc).__name__})")
+            self._observe(method, started, error)
+            raise error from exc
+        self._observe(method, started, _failure_of(response))
+        return response
+
+    def _observe(self, method: str, started: float, error: BackupApiError | None) -> None:
+        """Count the call for /metrics and /readyz: how long it took, and whether the API failed it."""
+        failed = isinstance(error, Unavailable | Unauthorized | UnexpectedResponse)
+        self.failing_streak = self.failing_streak + 1 if failed else 0
+        if self._observer is not None:
+            self._observer(method, time.perf_counter() - started, type(error).__name__ if error else None)
+
+
+def _failure_of(response: httpx.Response) -> BackupApiError | None:
+    """The error an answer stands for, only to count it (the caller raises its own)."""
+    if response.status_code < 400:
+        return None
+    try:
+        _raise_for_status(response, what="that")
+    except BackupApiError as exc:
+        return exc
+    return None
 
 
 def _is_connection_failure(exc: httpx.TimeoutException) -> bool:

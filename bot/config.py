@@ -44,6 +44,9 @@ class Settings:
     port: int = field(default=DEFAULT_PORT, metadata={"env": "PORT"})
     shutdown_seconds: float = field(default=DEFAULT_SHUTDOWN_SECONDS, metadata={"env": "BACKUPBOT_SHUTDOWN_SECONDS"})
     approval_minutes: float = field(default=DEFAULT_APPROVAL_MINUTES, metadata={"env": "BACKUPBOT_APPROVAL_MINUTES"})
+    log_format: str = field(default="text", metadata={"env": "BACKUPBOT_LOG_FORMAT"})
+    log_level: str = field(default="INFO", metadata={"env": "BACKUPBOT_LOG_LEVEL"})
+    metrics_port: int | None = field(default=None, metadata={"env": "BACKUPBOT_METRICS_PORT"})
 
     def require(self, *names: str) -> Settings:
         """Raise ConfigError naming the first of these fields that is unset."""
@@ -104,7 +107,15 @@ def _parse(name: str, env: str, raw: str) -> object:
         if not value > 0 or value == float("inf"):
             raise ConfigError(f"{env} must be a number of {unit} more than 0, not {raw!r}")
         return value
-    if name == "port":
+    if name == "log_format":
+        if raw.lower() not in ("text", "json"):
+            raise ConfigError(f"{env} must be text or json, not {raw!r}")
+        return raw.lower()
+    if name == "log_level":
+        if raw.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"{env} must be DEBUG, INFO, WARNING or ERROR, not {raw!r}")
+        return raw.upper()
+    if name in ("port", "metrics_port"):
         if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:
             raise ConfigError(f"{env} must be a port number, not {raw!r}")
         return int(raw)

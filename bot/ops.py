@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
+from bot import observe
 from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError, NotFound
 from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
@@ -208,6 +209,7 @@ class Operations:
 
     async def _audit(self, actor: Actor, action: Action, outcome: str, **fields: Any) -> None:
         """Write the audit entry; a busy store delays it (retried in the background), never drops it."""
+        observe.note_attempt(action.value, outcome)
         await self.durable.write(
             "audit entry", self.store.audit, **self._audit_fields(actor, action, outcome, fields), **fields
         )

@@ -25,6 +25,7 @@ from bot.backup_api import BackupApi
 from bot.clock import utc_now
 from bot.config import Settings
 from bot.follower import Follower
+from bot.observe import Metrics
 from bot.ops import Operations
 from bot.slack.app import create_app
 from bot.slack.approvals import expire_due
@@ -92,7 +93,15 @@ def build_runtime(
     api_options: dict | None = None,
 ) -> Runtime:
     store = Store(settings.db_path, clock=clock)
-    api = BackupApi(settings.vps_api_url, settings.vps_api_token or "", transport=api_transport, **(api_options or {}))
+    metrics = Metrics()
+    metrics.watch_work(store.pending_work)
+    api = BackupApi(
+        settings.vps_api_url,
+        settings.vps_api_token or "",
+        transport=api_transport,
+        observer=metrics.api_call,
+        **(api_options or {}),
+    )
     ops = Operations(
         api, store, admins=settings.admins, clock=clock, approval_ttl=timedelta(minutes=settings.approval_minutes)
     )
@@ -100,8 +109,8 @@ def build_runtime(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
     )
     responses = ResponseUrls(settings.slack_api_url)
-    notifier = SlackNotifier(client, store, settings.notify_channel, responses, clock)
-    deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock)
+    notifier = SlackNotifier(client, store, settings.notify_channel, responses, clock, metrics)
+    deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock, metrics=metrics)
     app = create_app(settings, deps, client, process_before_response=process_before_response)
     follower = Follower(
         api,

@@ -1,9 +1,12 @@
 """`serve` (HTTP, on uvicorn) and `socket` (Socket Mode): two doors to the same app.
 
 The ASGI app answers `POST /slack/events` through Bolt (bodies parsed by
-their real shape, see bot/slack/requests.py), `GET /healthz` with 200 once
-started and while the store can be written (else 503 with the reason), and
-runs the background loop on the ASGI lifespan.
+their real shape, see bot/slack/requests.py); `GET /healthz` 200 while alive
+(cheap: no I/O); `GET /readyz` 200 when the store can be written and the
+backup API has not failed its last calls (else 503 with the reason); `GET
+/metrics` in Prometheus' text format. It runs the background loop on the
+ASGI lifespan. In Socket Mode the same app serves only the last three, on
+BACKUPBOT_METRICS_PORT.
 
 Shutdown (SIGTERM or SIGINT), in both modes: stop taking requests (`/healthz`
 and new Slack requests answer 503; Socket Mode disconnects), let acknowledged
@@ -17,16 +20,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.backup_api import BackupApiError
 from bot.config import Settings
 from bot.runtime import Runtime, SlackRefused, build_runtime
-from bot.slack.requests import SlackRequest
+from bot.slack.requests import SlackRequest, request_kind
 from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,9 +55,13 @@ async def _read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
+API_FAILURES_NOT_READY = 3
+
+
 class BotAsgi:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, *, slack_over_http: bool = True):
         self.runtime = runtime
+        self.slack_over_http = slack_over_http
         self.ready = False
         self.draining = False
 
@@ -61,9 +71,15 @@ class BotAsgi:
         elif scope["type"] != "http":
             return
         elif scope["path"] == "/healthz":
-            status, text = await self.health()
+            status, text = self.health()
             await _respond(send, status, text.encode())
-        elif scope["path"] == EVENTS_PATH and scope["method"] == "POST":
+        elif scope["path"] == "/readyz":
+            status, text = await self.readiness()
+            await _respond(send, status, text.encode())
+        elif scope["path"] == "/metrics":
+            registry = self.runtime.deps.metrics.registry
+            await _respond(send, 200, generate_latest(registry), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+        elif scope["path"] == EVENTS_PATH and scope["method"] == "POST" and self.slack_over_http:
             if self.draining or not self.ready:
                 await _respond(send, 503, b"shutting down" if self.draining else b"starting")
                 return
@@ -71,26 +87,40 @@ class BotAsgi:
         else:
             await _respond(send, 404, b"not found")
 
-    async def health(self) -> tuple[int, str]:
+    def health(self) -> tuple[int, str]:
+        """Alive: cheap, no I/O."""
         if self.draining:
             return 503, "shutting down"
-        if not self.ready:
-            return 503, "starting"
+        return (200, "ok") if self.ready else (503, "starting")
+
+    async def readiness(self) -> tuple[int, str]:
+        """Ready: the store can be written and the backup API answers (probed again while it has been failing)."""
+        status, text = self.health()
+        if status != 200:
+            return status, text
         try:
             await asyncio.to_thread(self.runtime.store.check_writable)
         except StoreUnavailable as exc:
             return 503, f"store: {exc}"
-        return 200, "ok"
+        api = self.runtime.api
+        if api.failing_streak >= API_FAILURES_NOT_READY:
+            try:
+                await api.probe()
+            except BackupApiError as exc:
+                return 503, f"backup API: failed its last {api.failing_streak} calls ({exc})"
+        return 200, "ready"
 
     async def _slack(self, scope, receive, send) -> None:
         body = (await _read_body(receive)).decode("utf-8", errors="replace")
         headers: dict[str, list[str]] = {}
         for key, value in scope.get("headers", []):
             headers.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        started = time.perf_counter()
         request = SlackRequest(body=body, query=scope.get("query_string", b"").decode("latin-1"), headers=headers)
         response = await self.runtime.app.async_dispatch(request)
         out = [(k.encode(), v.encode()) for k, values in response.headers.items() for v in values]
         await _respond(send, response.status, (response.body or "").encode(), out)
+        self.runtime.deps.metrics.acked(request_kind(request.body), time.perf_counter() - started)
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -156,7 +186,7 @@ def run_http(settings: Settings, host: str = "0.0.0.0") -> None:
         port=settings.port,
         lifespan="on",
         access_log=False,
-        log_level="info",
+        log_config=None,  # uvicorn logs through the bot's own handler: text or JSON alike
         timeout_graceful_shutdown=5,
     )
     GracefulServer(config, asgi).run()
@@ -202,7 +232,7 @@ async def socket_main(settings: Settings, runtime: Runtime | None = None, stop: 
         handler.client.wss_uri = opened["url"]
         await handler.connect_async()
         log.info("connected to Slack in Socket Mode")
-        await stop.wait()
+        await _serve_operations_while(settings, runtime, stop)
         log.info("stopping: no new envelopes; finishing acknowledged work")
         runtime.deps.inflight.closing = True
         await handler.disconnect_async()
@@ -210,6 +240,31 @@ async def socket_main(settings: Settings, runtime: Runtime | None = None, stop: 
     finally:
         await handler.close_async()
         await runtime.aclose()
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn beside Socket Mode: it leaves signals alone, so SIGTERM drains the socket first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def _serve_operations_while(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> None:
+    """Socket Mode's /metrics, /healthz and /readyz on BACKUPBOT_METRICS_PORT (if set), until `stop`."""
+    if settings.metrics_port is None:
+        await stop.wait()
+        return
+    asgi = BotAsgi(runtime, slack_over_http=False)
+    asgi.ready = True
+    config = uvicorn.Config(asgi, host="0.0.0.0", port=settings.metrics_port, lifespan="off", log_config=None)
+    server = _QuietServer(config)
+    serving = asyncio.create_task(server.serve())
+    log.info("serving /metrics, /healthz and /readyz on port %s", settings.metrics_port)
+    await stop.wait()
+    asgi.draining = True
+    server.should_exit = True
+    await serving
 
 
 def run_socket(settings: Settings) -> None:

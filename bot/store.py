@@ -699,6 +699,17 @@ class Store:
                 [error, item_id],
             )
 
+    def pending_work(self) -> dict[str, int]:
+        """What the bot holds to do later, by kind (for /metrics)."""
+        with self._reading() as db:
+            return {
+                "followed_backups": db.execute("SELECT count(*) FROM followed WHERE state = 'following'").fetchone()[0],
+                "announcements": db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0],
+                "approval_requests": db.execute(
+                    "SELECT count(*) FROM approval_requests WHERE state = 'pending'"
+                ).fetchone()[0],
+            }
+
     def pending_announcements(self) -> int:
         with self._reading() as db:
             return db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]

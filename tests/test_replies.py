@@ -1,6 +1,7 @@
 """Replies: one place turns failures into words; announcements kept until Slack takes them."""
 
 from bot.inflight import InFlight
+from bot.observe import Metrics
 from bot.slack.replies import Outcome, ResponseUrls, SlackNotifier, answer
 
 
@@ -17,6 +18,7 @@ class QuietNotifier:
 class Deps:
     notifier = QuietNotifier()
     inflight = InFlight()
+    metrics = Metrics()
 
 
 async def test_a_bug_still_gets_the_person_a_plain_reply(caplog):
@@ -56,6 +58,7 @@ async def test_announcements_go_out_before_the_reply():
     class WithNotifier:
         notifier = Notifier()
         inflight = InFlight()
+        metrics = Metrics()
 
     async def reply(message):
         order.append(("reply", message["text"]))

@@ -9,11 +9,27 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import ADMIN, CHANNEL, CLEAN_ENV, SECRET, Background, bot_command, free_port, text_of, wait_healthy
+from conftest import (
+    ADMIN,
+    CHANNEL,
+    CLEAN_ENV,
+    SECRET,
+    Background,
+    bot_command,
+    free_port,
+    poll_until,
+    text_of,
+    wait_healthy,
+)
 
 from bot.server import socket_main
 from bot.sim.fake_api import BackupSimulator, start_simulator_server
 from bot.sim.slack_loopback import LoopbackSlack, block_actions_payload, sign, slash_command_body
+
+
+@pytest.fixture
+def roles_stack(stack):
+    return stack
 
 
 def test_healthz(stack):
@@ -311,18 +327,55 @@ def test_work_still_running_at_the_deadline_is_recorded_as_interrupted(tmp_path)
     assert "could not be reached" not in create[2]
 
 
-def test_healthz_says_so_when_the_store_cannot_be_written(stack):
+def test_readyz_says_so_when_the_store_cannot_be_written(stack):
     import sqlite3
 
+    assert (stack.http.get("/readyz").status_code, stack.http.get("/readyz").text) == (200, "ready")
     other = sqlite3.connect(str(stack.db_path), isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:
-        response = stack.http.get("/healthz")
+        response = stack.http.get("/readyz")
         assert (response.status_code, response.text) == (503, "store: the store is locked by another process")
+        assert stack.http.get("/healthz").status_code == 200, "alive all the same: /healthz is cheap"
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert stack.http.get("/healthz").status_code == 200
+    assert stack.http.get("/readyz").status_code == 200
+
+
+def test_readyz_flips_while_the_backup_api_fails_and_back_when_it_recovers(stack):
+    stack.sim.fail_next(9, 503)
+    stack.ask("list 12345")  # three failed reads
+    response = stack.http.get("/readyz")
+    assert response.status_code == 503 and response.text.startswith("backup API: failed its last")
+    while stack.sim.take_fault("GET", "/")[0] is not None:
+        pass  # the API recovers
+    assert (stack.http.get("/readyz").status_code, stack.http.get("/readyz").text) == (200, "ready")
+
+
+def test_metrics_after_a_scripted_session(roles_stack):
+    stack = roles_stack
+    stack.ask("list 12345")
+    stack.ask("list 12345", user="U0NOBODY")
+    stack.sim.fail_next(3, 503)
+    stack.ask("list 12345")
+    stack.slack.fail("chat.postMessage", "channel_not_found")
+    stack.ask("create 12346")
+    done = 'backupbot_requests_total{kind="command",outcome="done"} 2.0'
+
+    def scrape() -> str | None:
+        body = stack.http.get("/metrics").text
+        return body if done in body else None
+
+    text = poll_until(scrape)
+    assert 'backupbot_requests_total{kind="command",outcome="denied"} 1.0' in text
+    assert 'backupbot_requests_total{kind="command",outcome="failed"} 1.0' in text
+    assert 'backupbot_backup_api_errors_total{error="unavailable"} 3.0' in text
+    assert 'backupbot_slack_api_errors_total{error="channel_not_found",method="chat_postmessage"} 1.0' in text
+    assert 'backupbot_backup_api_seconds_count{method="post"} 1.0' in text
+    assert 'backupbot_pending_work{kind="followed_backups"} 1.0' in text
+    assert 'backupbot_ack_seconds_count{kind="command"} 4.0' in text
+    assert "U0NOBODY" not in text and "5033" not in text, "no user ID or backup ID as a label"
 
 
 def test_a_redelivered_envelope_is_acted_on_once(socket_stack):
@@ -376,3 +429,25 @@ def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path)
         bg.close()
     assert ("create", "done", "in flight") in audit_rows(tmp_path / "socket.db")
     assert "Traceback" not in output and "xapp-sock" not in output
+
+
+def test_json_logs_parse_line_by_line_carry_the_request_and_no_secret(tmp_path):
+    serve = ServeProcess(tmp_path, env={"BACKUPBOT_LOG_FORMAT": "json", "BACKUPBOT_LOG_LEVEL": "INFO"})
+    try:
+        serve.sim.fail_next(1, 401)
+        assert serve.command("list 12345", "refused").status_code == 200
+        reply = serve.reply("refused")
+        assert "refused the bot's credentials" in text_of(reply)
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
+    finally:
+        output = serve.close()
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    (warning,) = [r for r in records if r["logger"] == "bot.slack.replies" and r["level"] == "WARNING"]
+    assert warning["message"].startswith("Unauthorized: the backup API refused the bot's token")
+    assert (warning["kind"], warning["action"], warning["user_id"]) == ("command", "list", ADMIN)
+    assert len(warning["request_id"]) == 8
+    assert any("Uvicorn running" in r["message"] for r in records)
+    for secret in ("xoxb-serve", "vps-t0ken", SECRET):
+        assert secret not in output

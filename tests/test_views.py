@@ -240,7 +240,9 @@ def test_approval_views_pass_slacks_checks_and_escape_what_people_wrote(state):
     for message in (approvals.awaiting_message(pending), approvals.approval_card(pending)):
         valid(message)
         assert "<!channel>" not in str(message)
-    assert "restore *db-01* (12346) from backup *#5001*" in base.flatten_text(approvals.approval_card(pending)["blocks"])
+    assert "restore *db-01* (12346) from backup *#5001*" in base.flatten_text(
+        approvals.approval_card(pending)["blocks"]
+    )
     decided = Decision(approval_request(state), provider_message="Restore started.")
     for message in (approvals.decided_card(decided), approvals.decided_reply(decided)):
         valid(message)

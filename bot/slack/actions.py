@@ -79,7 +79,15 @@ def button_registrar(app: AsyncApp, deps: Deps):
                 async def send_error(message: dict) -> None:
                     await deps.responses.send(response_url, message, replace_original=False)
 
-                await answer(deps, lambda: work(it), send, send_error=send_error, channel_id=it.channel_id)
+                await answer(
+                    deps,
+                    lambda: work(it),
+                    send,
+                    send_error=send_error,
+                    channel_id=it.channel_id,
+                    kind="action",
+                    user_id=it.actor.user_id,
+                )
 
             return work
 
@@ -177,7 +185,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await send(message, replace=False)
 
         await answer(
-            deps, work, send, send_error=send_error, channel_id=channel_id if isinstance(channel_id, str) else None
+            deps,
+            work,
+            send,
+            send_error=send_error,
+            channel_id=channel_id if isinstance(channel_id, str) else None,
+            kind="view",
+            user_id=actor.user_id,
         )
 
 

@@ -119,4 +119,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def send(message: dict) -> None:
             await deps.responses.send(it.response_url, message)
 
-        await answer(deps, work, send, channel_id=it.channel_id)
+        await answer(deps, work, send, channel_id=it.channel_id, kind="command", user_id=it.actor.user_id)

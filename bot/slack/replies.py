@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,9 +25,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot import observe
 from bot.backup_api import Backup, BackupApiError
 from bot.clock import utc_now
 from bot.inflight import InFlight
+from bot.observe import Metrics
 from bot.ops import Operations, OpsError
 from bot.parsing import UsageError
 from bot.slack.views import messages
@@ -106,7 +107,9 @@ class SlackNotifier:
         notify_channel: str | None,
         responses: ResponseUrls,
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
     ):
+        self.metrics = metrics or Metrics()
         self.client = client
         self.store = store
         self.notify_channel = notify_channel
@@ -133,6 +136,7 @@ class SlackNotifier:
             posted = await self.client.chat_postMessage(channel=item.channel, unfurl_links=False, **item.message)
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown_error")
+            self.metrics.slack_error("chat.postMessage", error)
             if error in PERMANENT:
                 log.warning("Slack refused an announcement in %s: %s", item.channel, error)
                 await self._record(self.store.announcement_failed, item, error=error)
@@ -189,6 +193,7 @@ class SlackNotifier:
         try:
             await self.client.chat_update(channel=channel, ts=ts, **message)
         except SlackApiError as exc:
+            self.metrics.slack_error("chat.update", exc.response.get("error"))
             log.warning("could not update an approval card in %s: %s", channel, exc.response.get("error"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not update an approval card: Slack unreachable (%s)", type(exc).__name__)
@@ -266,6 +271,7 @@ class Deps:
     responses: ResponseUrls
     inflight: InFlight = field(default_factory=InFlight)
     clock: Callable[[], datetime] = utc_now
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 EXPECTED_ERRORS = (OpsError, BackupApiError, UsageError, StoreUnavailable)
@@ -279,12 +285,23 @@ async def answer(
     *,
     send_error: Send | None = None,
     channel_id: str | None = None,
+    kind: str = "action",
+    user_id: str = "",
 ) -> None:
     """Run one use case and reply; a refusal or failure is always put into words for the person.
 
     The work counts as in flight until the reply is sent, so a shutdown waits for it.
-    Work that has already shown the person something (a modal) returns None.
+    Work that has already shown the person something (a modal) returns None. The request
+    is counted by `kind` and by how its use case ended; its log lines carry its request ID.
     """
+    with observe.serving(kind, user_id) as context:
+        try:
+            await _answer(deps, work, send, send_error, channel_id, context.request_id)
+        finally:
+            deps.metrics.request_served(kind, context.outcome or "failed")
+
+
+async def _answer(deps: Deps, work, send: Send, send_error: Send | None, channel_id: str | None, ref: str) -> None:
     report = send if send_error is None else send_error
     async with deps.inflight.track():
         try:
@@ -298,7 +315,6 @@ async def answer(
             await asyncio.wait_for(_deliver(report, interrupted_message()), INTERRUPTED_REPLY_SECONDS)
             raise
         except Exception as exc:
-            ref = secrets.token_hex(3)
             log.exception("unexpected error (ref %s)", ref)
             await _deliver(report, with_note(error_message(exc), f"Reference for the admins: `{ref}`"))
             return

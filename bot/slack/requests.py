@@ -38,6 +38,18 @@ def parse_body(raw: str, content_type: str | None) -> dict[str, Any]:
     return fields
 
 
+def request_kind(body: dict) -> str:
+    """command, action, view or event: what kind of request a parsed body is (for metrics and logs)."""
+    if "command" in body:
+        return "command"
+    kind = body.get("type")
+    if kind in ("view_submission", "view_closed"):
+        return "view"
+    if kind == "event_callback":
+        return "event"
+    return "action"
+
+
 class SlackRequest(AsyncBoltRequest):
     """An HTTP request to the Bolt app, its body parsed by `parse_body` instead of Bolt's guess."""
 
