@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("op", choices=["add", "remove", "list"])
     p.add_argument("user", type=_user, nargs="?", metavar="USER")
 
+    sub.add_parser("doctor", help="check the configuration end to end: Slack, the backup API, the store")
+
     p = sub.add_parser("approvals", help="list the servers under the two-person rule, or turn it on or off for one")
     p.add_argument("server", type=_server, nargs="?", metavar="SERVER")
     p.add_argument("switch", choices=["on", "off"], nargs="?", metavar="on|off")
@@ -209,6 +211,12 @@ def cmd_approvals(args, settings: Settings) -> int:
     state = "now" if result else "already"
     print(f"the two-person rule is {state} {args.switch} for server {args.server}")
     return 0
+
+
+def cmd_doctor(_args, settings: Settings) -> int:
+    from bot.doctor import report, run_checks
+
+    return report(asyncio.run(run_checks(settings)))
 
 
 def cmd_admin(args, settings: Settings) -> int:
@@ -309,6 +317,7 @@ COMMANDS = {
     "grants": cmd_grants,
     "admin": cmd_admin,
     "approvals": cmd_approvals,
+    "doctor": cmd_doctor,
     "audit": cmd_audit,
 }
 
