@@ -361,20 +361,28 @@ def test_metrics_after_a_scripted_session(roles_stack):
     stack.ask("list 12345")
     stack.slack.fail("chat.postMessage", "channel_not_found")
     stack.ask("create 12346")
-    done = 'backupbot_requests_total{kind="command",outcome="done"} 2.0'
+    expected = [
+        'backupbot_requests_total{kind="command",outcome="done"} 2.0',
+        'backupbot_requests_total{kind="command",outcome="denied"} 1.0',
+        'backupbot_requests_total{kind="command",outcome="failed"} 1.0',
+        'backupbot_backup_api_errors_total{error="unavailable"} 3.0',
+        'backupbot_slack_api_errors_total{error="channel_not_found",method="chat_postmessage"} 1.0',
+        'backupbot_backup_api_seconds_count{method="post"} 1.0',
+        'backupbot_pending_work{kind="followed_backups"} 1.0',
+        'backupbot_ack_seconds_count{kind="command"} 4.0',
+    ]
+    scrapes = []
 
-    def scrape() -> str | None:
-        body = stack.http.get("/metrics").text
-        return body if done in body else None
+    def scrape() -> bool:
+        scrapes.append(stack.http.get("/metrics").text)
+        return all(line in scrapes[-1] for line in expected)
 
-    text = poll_until(scrape)
-    assert 'backupbot_requests_total{kind="command",outcome="denied"} 1.0' in text
-    assert 'backupbot_requests_total{kind="command",outcome="failed"} 1.0' in text
-    assert 'backupbot_backup_api_errors_total{error="unavailable"} 3.0' in text
-    assert 'backupbot_slack_api_errors_total{error="channel_not_found",method="chat_postmessage"} 1.0' in text
-    assert 'backupbot_backup_api_seconds_count{method="post"} 1.0' in text
-    assert 'backupbot_pending_work{kind="followed_backups"} 1.0' in text
-    assert 'backupbot_ack_seconds_count{kind="command"} 4.0' in text
+    try:
+        poll_until(scrape, timeout=5)
+    except AssertionError:
+        missing = [line for line in expected if line not in scrapes[-1]]
+        raise AssertionError(f"not in /metrics: {missing}") from None
+    text = scrapes[-1]
     assert "U0NOBODY" not in text and "5033" not in text, "no user ID or backup ID as a label"
 
 
