@@ -34,7 +34,7 @@ import sqlite_utils
 from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
 DEFAULT_BUSY_SECONDS = 0.5
@@ -374,6 +374,7 @@ class Store:
             )
             db["approval_requests"].create_index(["state", "expires_at"], if_not_exists=True)
             db["audit"].create_index(["at"], if_not_exists=True)
+            db["audit"].create_index(["user_id", "id"], if_not_exists=True)
             db["followed"].create_index(["state"], if_not_exists=True)
             db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -471,6 +472,16 @@ class Store:
                 "SELECT id, at, user_id, action, server_id, backup_id, outcome, detail, source "
                 "FROM audit ORDER BY id DESC LIMIT ?",
                 [limit],
+            ).fetchall()
+        return [AuditEntry(*row) for row in rows]
+
+    def audit_entries_of(self, user_id: str, limit: int = 5) -> list[AuditEntry]:
+        """A person's own newest `limit` entries, newest first."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT id, at, user_id, action, server_id, backup_id, outcome, detail, source "
+                "FROM audit WHERE user_id = ? ORDER BY id DESC LIMIT ?",
+                [user_id, limit],
             ).fetchall()
         return [AuditEntry(*row) for row in rows]
 

@@ -54,7 +54,14 @@ def test_scopes_are_those_the_code_uses(manifest):
     edge = [*(ROOT / "bot" / "slack").rglob("*.py"), ROOT / "bot" / "server.py", ROOT / "bot" / "runtime.py"]
     source = "\n".join(path.read_text() for path in edge)
     web_calls = set(re.findall(r"client\.([a-z]+_[a-zA-Z]+)\(", source))
-    assert web_calls <= {"auth_test", "chat_postMessage", "chat_postEphemeral", "chat_update", "views_open"}, web_calls
+    assert web_calls <= {
+        "auth_test",
+        "chat_postMessage",
+        "chat_postEphemeral",
+        "chat_update",
+        "views_open",
+        "views_publish",
+    }, web_calls
 
 
 def test_the_copied_schema_matches_slacks_when_both_are_here():

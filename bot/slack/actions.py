@@ -21,6 +21,7 @@ from bot.ops import Actor, Awaiting, ConfirmationMismatch, Done, ReplyTo
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
+from bot.slack.homepage import publish_home
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.views import approvals, messages, modals
 from bot.slack.views.errors import mismatch_text
@@ -64,7 +65,7 @@ def button_registrar(app: AsyncApp, deps: Deps):
             @app.action(action_id)
             async def pressed(ack, body, action) -> None:
                 await ack()
-                response_url = body["response_url"]
+                response_url = body.get("response_url") or ""
                 it = Press(
                     Actor(body["user"]["id"]),
                     str(action.get("value", "")),
@@ -73,11 +74,17 @@ def button_registrar(app: AsyncApp, deps: Deps):
                     str(body.get("trigger_id", "")),
                 )
 
-                async def send(message: dict) -> None:
-                    await deps.responses.send(response_url, message, replace_original=replace)
+                shown = []
+
+                async def send(message: dict, replace_original: bool = replace) -> None:
+                    if response_url:
+                        await deps.responses.send(response_url, message, replace_original=replace_original)
+                    else:  # pressed on the Home tab: the answer goes on top of it
+                        shown.append(message)
+                        await publish_home(deps, app.client, it.actor.user_id, note=message)
 
                 async def send_error(message: dict) -> None:
-                    await deps.responses.send(response_url, message, replace_original=False)
+                    await send(message, replace_original=False)
 
                 await answer(
                     deps,
@@ -88,6 +95,8 @@ def button_registrar(app: AsyncApp, deps: Deps):
                     kind="action",
                     user_id=it.actor.user_id,
                 )
+                if not response_url and not shown:
+                    await publish_home(deps, app.client, it.actor.user_id, opened=False)  # it shows what changed
 
             return work
 

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.slack import actions, approvals, commands
+from bot.slack import actions, approvals, commands, home
 from bot.slack.replies import Deps
 from bot.slack.views.errors import error_message
 
@@ -43,6 +43,7 @@ def create_app(
     commands.register(app, deps)
     actions.register(app, deps)
     approvals.register(app, deps)
+    home.register(app, deps)
 
     @app.error
     async def on_error(error: Exception, body: dict, respond) -> None:

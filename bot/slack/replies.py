@@ -110,6 +110,7 @@ class SlackNotifier:
         metrics: Metrics | None = None,
     ):
         self.metrics = metrics or Metrics()
+        self.home_refresh: Callable[[str], Awaitable[None]] | None = None
         self.client = client
         self.store = store
         self.notify_channel = notify_channel
@@ -231,10 +232,14 @@ class SlackNotifier:
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
         await self.announce(followed.channel_id, messages.announce_finished(followed, backup, manual_count))
         await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
+        if self.home_refresh is not None:
+            await self.home_refresh(followed.requested_by)
 
     async def follow_ended(self, followed: Followed, why: str) -> None:
         await self.announce(followed.channel_id, messages.announce_ended(followed, why))
         await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
+        if self.home_refresh is not None:
+            await self.home_refresh(followed.requested_by)
 
     async def automatic_failed(self, backup: Backup) -> None:
         """Only the notify channel hears of these: no one asked, so there is no other channel."""
@@ -272,8 +277,10 @@ class Deps:
     inflight: InFlight = field(default_factory=InFlight)
     clock: Callable[[], datetime] = utc_now
     metrics: Metrics = field(default_factory=Metrics)
+    home_refresh: Callable[[str], Awaitable[None]] | None = None  # set by the Home tab's listeners
 
 
+CHANGES = ("create", "delete", "restore")  # a person's own changes refresh their Home tab
 EXPECTED_ERRORS = (OpsError, BackupApiError, UsageError, StoreUnavailable)
 INTERRUPTED_REPLY_SECONDS = 3.0
 
@@ -299,6 +306,8 @@ async def answer(
             await _answer(deps, work, send, send_error, channel_id, context.request_id)
         finally:
             deps.metrics.request_served(kind, context.outcome or "failed")
+        if context.outcome == "done" and context.action in CHANGES and deps.home_refresh and user_id:
+            await deps.home_refresh(user_id)
 
 
 async def _answer(deps: Deps, work, send: Send, send_error: Send | None, channel_id: str | None, ref: str) -> None:

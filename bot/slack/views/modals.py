@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from bot.slack.ids import (
+    CREATE_DESCRIPTION_ACTION,
+    CREATE_DESCRIPTION_BLOCK,
+    CREATE_MODAL,
     RESTORE_INPUT_ACTION,
     RESTORE_INPUT_BLOCK,
     RESTORE_MODAL,
@@ -47,6 +50,28 @@ def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
                     "text": "Shown to whoever approves it, where the two-person rule is on.",
                 },
                 "element": {"type": "plain_text_input", "action_id": RESTORE_REASON_ACTION, "max_length": 500},
+            },
+        ],
+    }
+
+
+def create_modal(server_id: int, server_name: str | None) -> dict:
+    """Take a backup, from the Home tab: asks for a description, then works like `/backup create`."""
+    return {
+        "type": "modal",
+        "callback_id": CREATE_MODAL,
+        "private_metadata": str(server_id),
+        "title": {"type": "plain_text", "text": "Take a backup"},
+        "submit": {"type": "plain_text", "text": "Take it"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(f"A manual backup of {server_words(server_id, server_name)}. I'll follow it to completion."),
+            {
+                "type": "input",
+                "block_id": CREATE_DESCRIPTION_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Description"},
+                "element": {"type": "plain_text_input", "action_id": CREATE_DESCRIPTION_ACTION, "max_length": 255},
             },
         ],
     }

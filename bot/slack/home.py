@@ -1,0 +1,82 @@
+"""The Home tab's listeners: `app_home_opened` (each event handled once, even when Slack retries it),
+Refresh, and Take a backup (a form asking for a description, then the same use case as `/backup create`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.ops import Accepted, Actor, ReplyTo
+from bot.parsing import parse_id, plain_description
+from bot.slack import ids
+from bot.slack.actions import Press, button_registrar
+from bot.slack.homepage import publish_home
+from bot.slack.replies import Deps, Outcome, answer
+from bot.slack.views import messages, modals
+from bot.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    button = button_registrar(app, deps)
+
+    async def refresh_home(user_id: str) -> None:
+        await publish_home(deps, app.client, user_id, opened=False)
+
+    deps.home_refresh = deps.notifier.home_refresh = refresh_home
+
+    @app.event("app_home_opened")
+    async def home_opened(event: dict, body: dict) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return
+        event_id = str(body.get("event_id") or "")
+        try:
+            first = not event_id or await asyncio.to_thread(deps.ops.store.first_time, f"event:{event_id}")
+        except StoreUnavailable:
+            first = True
+        if not first:
+            log.info("event %s delivered again: not handled twice", event_id)
+            return
+        await publish_home(deps, app.client, event["user"])
+
+    @button(ids.HOME_REFRESH, replace=False)
+    async def refresh(it: Press) -> None:
+        await publish_home(deps, app.client, it.actor.user_id)
+
+    @button(ids.HOME_CREATE, replace=False)
+    async def take_a_backup(it: Press) -> Outcome | None:
+        server_id = parse_id(it.value, "server")
+        names = await asyncio.to_thread(deps.ops.store.server_names)
+        try:
+            await app.client.views_open(
+                trigger_id=it.trigger_id, view=modals.create_modal(server_id, names.get(server_id))
+            )
+        except SlackApiError as exc:
+            return Outcome(messages.modal_not_opened_message(exc.response.get("error", "unknown_error")))
+        return None
+
+    @app.view(ids.CREATE_MODAL)
+    async def create_submitted(ack, body, view) -> None:
+        await ack()
+        actor = Actor(body["user"]["id"])
+        values = ((view.get("state") or {}).get("values")) or {}
+        field = (values.get(ids.CREATE_DESCRIPTION_BLOCK) or {}).get(ids.CREATE_DESCRIPTION_ACTION) or {}
+        description = plain_description(field.get("value") or "") if isinstance(field, dict) else ""
+
+        async def work() -> Outcome:
+            server_id = parse_id(str(view.get("private_metadata") or ""), "server")
+            backup = await deps.ops.create_backup(actor, server_id, description[:255], follow=ReplyTo(None, None))
+            if isinstance(backup, Accepted):
+                return Outcome(messages.accepted_message(backup), [messages.announce_accepted(actor.user_id, backup)])
+            return Outcome(
+                messages.created_message(backup, deps.clock()), [messages.announce_created(actor.user_id, backup)]
+            )
+
+        async def on_home(message: dict) -> None:
+            await publish_home(deps, app.client, actor.user_id, note=message)
+
+        await answer(deps, work, on_home, kind="view", user_id=actor.user_id)

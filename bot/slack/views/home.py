@@ -1,0 +1,105 @@
+"""The Home tab: a person's servers and where their backups stand, what waits for their decision,
+their last actions. Never more than Slack's 100 blocks: past that it says how many servers are left out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.ops import HomeView, ServerSummary
+from bot.slack.ids import APPROVE, DENY, HOME_CREATE, HOME_REFRESH
+from bot.slack.views.approvals import request_facts
+from bot.slack.views.base import (
+    MANUAL_LIMIT,
+    ago,
+    button,
+    context,
+    escape,
+    server_words,
+    size_words,
+    slack_date,
+    status_words,
+)
+from bot.slack.views.messages import audit_line
+
+MAX_HOME_BLOCKS = 100
+MAX_WAITING = 10
+
+
+def _server_text(s: ServerSummary, now: datetime) -> str:
+    head = f"{server_words(s.server_id, s.name)} — {escape(s.role)}" + (" · two-person rule" if s.approvals else "")
+    if s.newest is None:
+        newest = "no backups yet"
+    else:
+        b = s.newest
+        newest = f"newest *#{b.id}* {status_words(b.status)}, {ago(b.created_at, now)}, {size_words(b.size_mb)}"
+    running = f" · {s.in_progress} in progress" if s.in_progress else ""
+    return f"{head}\n{newest}{running} · manual backups {s.manual_used} of {MANUAL_LIMIT}"
+
+
+def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
+    """The `home` view for views.publish."""
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Your backups"}},
+        {
+            "type": "actions",
+            "block_id": "home_top",
+            "elements": [button("Refresh", HOME_REFRESH, "refresh")],
+        },
+        context(
+            f"Updated {slack_date(now)}." + (" You are an admin: every server the bot knows." if home.is_admin else "")
+        ),
+    ]
+    if note:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": note}})
+    if home.api_problem:
+        blocks.append(
+            context(f":construction: The backup API did not answer for every server ({escape(home.api_problem)}).")
+        )
+    if home.waiting:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Waiting for your decision*"}})
+        for request in home.waiting[:MAX_WAITING]:
+            why = f"\n*Why:* {escape(request.reason)}" if request.reason else ""
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"<@{request.requested_by}> asks to {request_facts(request)}.{why}",
+                    },
+                }
+            )
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"decide-{request.id}"[:255],
+                    "elements": [
+                        button("Approve", APPROVE, request.id, style="primary"),
+                        button("Deny", DENY, request.id, style="danger"),
+                    ],
+                }
+            )
+    tail = [{"type": "divider"}, _recent(home)]
+    room = MAX_HOME_BLOCKS - len(blocks) - len(tail) - 2
+    shown = home.servers[:room]
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Your servers ({len(home.servers)})*"}})
+    if not home.servers:
+        blocks.append(context("You have no role on any server yet: an admin can give you one with `/backup grant`."))
+    for s in shown:
+        block = {
+            "type": "section",
+            "block_id": f"server-{s.server_id}",
+            "text": {"type": "mrkdwn", "text": _server_text(s, now)},
+        }
+        if s.may_create:
+            block["accessory"] = button("Take a backup", HOME_CREATE, str(s.server_id))
+        blocks.append(block)
+    if len(home.servers) > len(shown):
+        blocks.append(context(f"…and {len(home.servers) - len(shown)} more servers: `/backup servers` lists them all."))
+    blocks.extend(tail)
+    assert len(blocks) <= MAX_HOME_BLOCKS
+    return {"type": "home", "blocks": blocks}
+
+
+def _recent(home: HomeView) -> dict:
+    lines = [audit_line(e) for e in home.recent] or ["Nothing yet."]
+    return {"type": "section", "text": {"type": "mrkdwn", "text": "*Your last actions*\n" + "\n".join(lines)}}
