@@ -194,9 +194,10 @@ class LiveStack:
         content_type: str = "application/x-www-form-urlencoded",
         timestamp: int | None = None,
         secret: str = SECRET,
+        headers: dict | None = None,
     ) -> httpx.Response:
-        headers = {"Content-Type": content_type, **sign(secret, body, timestamp)}
-        return self.http.post("/slack/events", content=body, headers=headers)
+        signed = {"Content-Type": content_type, **sign(secret, body, timestamp), **(headers or {})}
+        return self.http.post("/slack/events", content=body, headers=signed)
 
     def command(self, text: str, user: str = ADMIN, channel: str = CHANNEL) -> tuple[httpx.Response, str]:
         """Send `/backup text`; returns the ack response and the response_url key for its reply."""

@@ -293,8 +293,29 @@ def block_actions_payload(
     action: dict,
     block_id: str,
     message: dict | None = None,
+    view: dict | None = None,
 ) -> dict:
-    """The payload Slack sends when a button is pressed."""
+    """The payload Slack sends when a button is pressed; pressed on a view (the Home tab), it has no response_url."""
+    if view is not None:
+        return {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM},
+            "api_app_id": "A0LOOPBACK",
+            "token": "legacy-verification-token",
+            "container": {"type": "view", "view_id": view.get("id", "V0HOME")},
+            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.trigger",
+            "team": {"id": TEAM, "domain": "loopback"},
+            "view": view,
+            "actions": [
+                {
+                    "type": action.get("type", "button"),
+                    "action_id": action["action_id"],
+                    "block_id": block_id,
+                    "value": action.get("value", ""),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
     return {
         "type": "block_actions",
         "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM},
@@ -333,4 +354,17 @@ def view_submission_payload(*, user_id: str, view: dict, values: dict[str, dict[
         "token": "legacy-verification-token",
         "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.trigger",
         "view": {**view, "id": view.get("id", "V0LOOPBACK"), "state": {"values": state}},
+    }
+
+
+def app_home_opened_body(user_id: str, event_id: str | None = None) -> dict:
+    """The Events API callback Slack sends when someone opens the bot's Home tab."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM,
+        "api_app_id": "A0LOOPBACK",
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home"},
     }

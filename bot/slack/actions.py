@@ -74,13 +74,10 @@ def button_registrar(app: AsyncApp, deps: Deps):
                     str(body.get("trigger_id", "")),
                 )
 
-                shown = []
-
                 async def send(message: dict, replace_original: bool = replace) -> None:
                     if response_url:
                         await deps.responses.send(response_url, message, replace_original=replace_original)
                     else:  # pressed on the Home tab: the answer goes on top of it
-                        shown.append(message)
                         await publish_home(deps, app.client, it.actor.user_id, note=message)
 
                 async def send_error(message: dict) -> None:
@@ -94,9 +91,8 @@ def button_registrar(app: AsyncApp, deps: Deps):
                     channel_id=it.channel_id,
                     kind="action",
                     user_id=it.actor.user_id,
+                    refresh_home=bool(response_url),
                 )
-                if not response_url and not shown:
-                    await publish_home(deps, app.client, it.actor.user_id, opened=False)  # it shows what changed
 
             return work
 

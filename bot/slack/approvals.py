@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.ops import Decision
 from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
+from bot.slack.homepage import publish_home
 from bot.slack.replies import Deps
 from bot.slack.views import approvals, messages
 from bot.store import ApprovalState
@@ -40,13 +41,18 @@ async def expire_due(deps: Deps) -> int:
 def register(app: AsyncApp, deps: Deps) -> None:
     button = button_registrar(app, deps)
 
+    async def decided(it: Press, decision: Decision) -> None:
+        await settle(deps, decision)
+        if not it.response_url:  # pressed on the Home tab: show it without the request
+            await publish_home(deps, app.client, it.actor.user_id, opened=False)
+
     @button(ids.APPROVE, replace=False)
     async def approve(it: Press) -> None:
-        await settle(deps, await deps.ops.approve(it.actor, it.value))
+        await decided(it, await deps.ops.approve(it.actor, it.value))
 
     @button(ids.DENY, replace=False)
     async def deny(it: Press) -> None:
-        await settle(deps, await deps.ops.deny(it.actor, it.value))
+        await decided(it, await deps.ops.deny(it.actor, it.value))
 
     @button(ids.WITHDRAW, replace=False)
     async def withdraw(it: Press) -> None:

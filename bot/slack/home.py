@@ -79,4 +79,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def on_home(message: dict) -> None:
             await publish_home(deps, app.client, actor.user_id, note=message)
 
-        await answer(deps, work, on_home, kind="view", user_id=actor.user_id)
+        await answer(deps, work, on_home, kind="view", user_id=actor.user_id, refresh_home=False)

@@ -294,19 +294,21 @@ async def answer(
     channel_id: str | None = None,
     kind: str = "action",
     user_id: str = "",
+    refresh_home: bool = True,
 ) -> None:
     """Run one use case and reply; a refusal or failure is always put into words for the person.
 
     The work counts as in flight until the reply is sent, so a shutdown waits for it.
     Work that has already shown the person something (a modal) returns None. The request
     is counted by `kind` and by how its use case ended; its log lines carry its request ID.
+    A person's own change refreshes their Home tab, unless the reply already went there.
     """
     with observe.serving(kind, user_id) as context:
         try:
             await _answer(deps, work, send, send_error, channel_id, context.request_id)
         finally:
             deps.metrics.request_served(kind, context.outcome or "failed")
-        if context.outcome == "done" and context.action in CHANGES and deps.home_refresh and user_id:
+        if refresh_home and context.outcome == "done" and context.action in CHANGES and deps.home_refresh and user_id:
             await deps.home_refresh(user_id)
 
 
