@@ -37,6 +37,7 @@ from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 from bot.sim.slack_loopback import (
     LoopbackSlack,
     Record,
+    app_home_opened_body,
     block_actions_payload,
     sign,
     slash_command_body,
@@ -80,6 +81,7 @@ Type what you would type in Slack, e.g.:
   /backup delete 5023     /backup restore 5023      /backup servers
 Press a button by typing its number, as in [3].
   wait [SECONDS]   let time pass to see follow-ups (a backup completing, say); default 5
+  home             open the bot's Home tab (your servers, what waits for you)
   as USER          act as someone else from now on (a member ID, like U0BOB): a second person to approve
   quit             leave (Ctrl-D works too)"""
 
@@ -91,6 +93,7 @@ class Pressable:
     element: dict
     block_id: str
     message_key: str
+    view: dict | None = None  # the Home tab it is on: pressed there, it has no response_url
 
 
 @dataclass
@@ -126,6 +129,7 @@ class Console:
         self._busy = asyncio.Lock()
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._message_of_key: dict[str, str] = {}
+        self._home_view: dict | None = None
 
     # --- set-up -------------------------------------------------------------
 
@@ -251,6 +255,8 @@ class Console:
             await self._wait(line)
         elif word == "as":
             self._act_as(line.split()[1:])
+        elif word == "home":
+            await self.open_home()
         elif line.startswith("/backup"):
             await self.command(line[len("/backup") :].strip())
         elif line.startswith("/"):
@@ -286,10 +292,10 @@ class Console:
 
     # --- talking to the app as Slack would ---------------------------------------
 
-    async def _dispatch(self, body: str) -> tuple[int, str]:
+    async def _dispatch(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
         raw = body.encode()
         headers = {
-            "content-type": "application/x-www-form-urlencoded",
+            "content-type": content_type,
             **{k.lower(): v for k, v in sign(self.secret, raw).items()},
         }
         response = await self.runtime.app.async_dispatch(SlackRequest(body=body, headers=headers))
@@ -305,6 +311,13 @@ class Console:
             self._say(f"(Slack would show: dispatch_failed, status {status})")
         elif body:
             self._render_message(json.loads(body), key, header="only visible to you")
+        await self._render_new()
+
+    async def open_home(self) -> None:
+        """Open the bot's Home tab, as Slack reports it (an Events API callback, signed, as JSON)."""
+        status, _ = await self._dispatch(json.dumps(app_home_opened_body(self.user_id)), "application/json")
+        if status != 200:
+            self._say(f"(Slack would show: the Home tab failed, status {status})")
         await self._render_new()
 
     async def press(self, number: int) -> None:
@@ -323,6 +336,7 @@ class Console:
             response_url=self.slack.response_url(key),
             action=target.element,
             block_id=target.block_id,
+            view=target.view,
         )
         self._message_of_key[key] = target.message_key
         status, _ = await self._dispatch(urlencode({"payload": json.dumps(payload)}))
@@ -398,6 +412,14 @@ class Console:
             self._render_message(data, f"post-{record.seq}", header=f"posted in #{channel} by backups")
         elif record.kind == "api" and record.name == "chat.postEphemeral":
             self._render_message(data, f"eph-{record.seq}", header="only visible to you")
+        elif record.kind == "api" and record.name == "views.publish":
+            self._home_view = data.get("view") or {}
+            try:
+                self._render_message(
+                    self._home_view, f"home-{record.seq}", header=f"the Home tab of {data.get('user_id')}"
+                )
+            finally:
+                self._home_view = None
         elif record.kind == "api" and record.name == "chat.update":
             channel = CHANNEL_NAMES.get(data.get("channel"), data.get("channel"))
             self._render_message(data, f"update-{record.seq}", header=f"updated in #{channel} (the card above)")
@@ -444,7 +466,7 @@ class Console:
     def _button(self, element: dict, block_id: str, key: str) -> str:
         number = self.state.next_number
         self.state.next_number += 1
-        self.state.buttons[number] = Pressable(element, block_id, key)
+        self.state.buttons[number] = Pressable(element, block_id, key, self._home_view)
         label = f"[{number}] {element['text']['text']}"
         return self._paint(label, "31" if element.get("style") == "danger" else "36")
 

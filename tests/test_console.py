@@ -142,3 +142,13 @@ def test_as_lets_a_second_person_approve_a_request():
     approved = after(out, "(now acting as U0BOB)")
     assert "updated in #backups (the card above)" in approved and "✅ *Approved* by @U0BOB — deleted." in approved
     assert "🗑️ @U0CONSOLE deleted backup *#5023* (manual) of *web-server-01* (12345), approved by @U0BOB." in approved
+
+
+def test_home_renders_the_home_tab_and_its_buttons_work():
+    out = session(["/backup grant U0BOB 12345 operator", "as U0BOB", "home", "2", "Before the kernel upgrade"])
+    home = after(out, "> home\n")
+    assert "── the Home tab of U0BOB" in home and "*web-server-01* (12345) — operator" in home
+    assert "[1] Refresh" in home and "[2] Take a backup" in home
+    assert "┌─ Take a backup" in home and "Description: Before the kernel upgrade" in home
+    assert "⏳ Backup *#5033* of *web-server-01* (12345) has started." in home
+    assert "newest *#5033* ⏳ in progress" in home and "@U0BOB *create* #5033 on 12345 → done" in home
