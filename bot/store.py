@@ -375,6 +375,7 @@ class Store:
             db["approval_requests"].create_index(["state", "expires_at"], if_not_exists=True)
             db["audit"].create_index(["at"], if_not_exists=True)
             db["audit"].create_index(["user_id", "id"], if_not_exists=True)
+            db["home_opened"].create({"user_id": str, "at": str}, pk="user_id", if_not_exists=True)
             db["followed"].create_index(["state"], if_not_exists=True)
             db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -474,6 +475,17 @@ class Store:
                 [limit],
             ).fetchall()
         return [AuditEntry(*row) for row in rows]
+
+    def home_opened(self, user_id: str) -> None:
+        """Remember that this person has looked at their Home tab (so it is worth refreshing)."""
+        with self._writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO home_opened (user_id, at) VALUES (?, ?)", [user_id, iso_seconds(self._clock())]
+            )
+
+    def has_opened_home(self, user_id: str) -> bool:
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM home_opened WHERE user_id = ?", [user_id]).fetchone() is not None
 
     def audit_entries_of(self, user_id: str, limit: int = 5) -> list[AuditEntry]:
         """A person's own newest `limit` entries, newest first."""

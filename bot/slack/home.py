@@ -4,6 +4,7 @@ Refresh, and Take a backup (a form asking for a description, then the same use c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from slack_bolt.async_app import AsyncApp
@@ -25,6 +26,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
     button = button_registrar(app, deps)
 
     async def refresh_home(user_id: str) -> None:
+        """After the person's own change: only for someone who has looked at their Home tab."""
+        try:
+            if not await asyncio.to_thread(deps.ops.store.has_opened_home, user_id):
+                return
+        except StoreUnavailable:
+            return
         await publish_home(deps, app.client, user_id, opened=False)
 
     deps.home_refresh = deps.notifier.home_refresh = refresh_home
@@ -41,6 +48,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if not first:
             log.info("event %s delivered again: not handled twice", event_id)
             return
+        with contextlib.suppress(StoreUnavailable):
+            await asyncio.to_thread(deps.ops.store.home_opened, event["user"])
         await publish_home(deps, app.client, event["user"])
 
     @button(ids.HOME_REFRESH, replace=False)
