@@ -413,16 +413,21 @@ def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path)
         "VPS_API_TOKEN": "vps-t0ken",
         "BACKUPBOT_DB": str(tmp_path / "socket.db"),
         "BACKUPBOT_ADMINS": ADMIN,
+        "BACKUPBOT_METRICS_PORT": str(metrics_port := free_port()),
     }
     proc = subprocess.Popen(
         [*bot_command(), "socket"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
+        wait_healthy(f"http://127.0.0.1:{metrics_port}", proc)
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/readyz").text == "ready"
         payload = slash_command_body(
             "create 12345 in flight", user_id=ADMIN, channel_id=CHANNEL, response_url=slack.response_url("sock")
         )
         ack = bg.run(slack.send_envelope("slash_commands", payload, timeout=30))
         assert ack["envelope_id"]
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert "backupbot_pending_work" in metrics and "backupbot_backup_api_seconds" in metrics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         reply = slack.recorder.wait_for(lambda _r: slack.recorder.responses("sock"))[0]
