@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import getpass
 import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 
 from bot import __version__
 from bot.backup_api import BackupApi
+from bot.clock import iso_seconds
 from bot.config import ConfigError, Settings, load_settings
 from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
 from bot.parsing import UsageError, is_number, parse_id, parse_user
-from bot.policy import Role
-from bot.store import Store, StoreError
+from bot.policy import Action, Role
+from bot.store import AuditSearch, Store, StoreError
 
 CLI_WRITE_SECONDS = 10.0
 
@@ -49,6 +52,8 @@ def _server(text: str) -> int:
 
 
 def _user(text: str) -> str:
+    if text.startswith("cli:"):
+        return text
     try:
         return parse_user(text)
     except UsageError as exc:
@@ -69,6 +74,14 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 86400")
     return value
+
+
+def _since(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01 (or 2026-11-01T12:00)") from None
+    return iso_seconds(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def _port(text: str) -> int:
@@ -126,9 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("server", type=_server, nargs="?", metavar="SERVER")
     p.add_argument("switch", choices=["on", "off"], nargs="?", metavar="on|off")
 
-    p = sub.add_parser("audit", help="read the audit log, newest first")
-    p.add_argument("--json", action="store_true", help="machine-readable: one JSON array")
+    p = sub.add_parser("audit", help="read and search the audit log, newest first")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="machine-readable: one JSON array")
+    form.add_argument("--csv", action="store_true", help="CSV with a header row, safe to open in a spreadsheet")
     p.add_argument("--limit", type=_positive, default=50, help="how many entries (default 50)")
+    p.add_argument("--server", type=_server, help="only this server")
+    p.add_argument("--user", type=_user, help="only this person (U… or cli:LOGIN)")
+    p.add_argument("--action", choices=sorted(a.value for a in Action), help="only this action")
+    p.add_argument("--outcome", choices=["done", "denied", "failed", "cancelled"], help="only this outcome")
+    p.add_argument("--since", type=_since, help="only entries at or after this date (YYYY-MM-DD) or time, UTC")
     return parser
 
 
@@ -244,13 +264,31 @@ def cmd_admin(args, settings: Settings) -> int:
     return 0
 
 
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting with = + - @ gets a leading '."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def cmd_audit(args, settings: Settings) -> int:
+    user = args.user
+    search = AuditSearch(args.server, user, args.action, args.outcome, args.since)
+
     async def work(ops: Operations, _store):
-        return await ops.audit_log(_cli_actor(), args.limit)
+        return await ops.audit_log(_cli_actor(), args.limit, search)
 
     entries = _with_ops(settings, work)
     if args.json:
         print(json.dumps([e.as_dict() for e in entries], indent=2))
+        return 0
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\r\n")
+        columns = ["id", "at", "user_id", "action", "server_id", "backup_id", "outcome", "detail", "source"]
+        writer.writerow(columns)
+        for e in entries:
+            writer.writerow([spreadsheet_safe(e.as_dict()[c]) for c in columns])
         return 0
     if not entries:
         print("the audit log is empty")

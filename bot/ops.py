@@ -34,6 +34,7 @@ from bot.store import (
     ApprovalRequest,
     ApprovalState,
     AuditEntry,
+    AuditSearch,
     Confirmation,
     ConfirmationState,
     Store,
@@ -334,10 +335,11 @@ class Operations:
         await self._audit(actor, Action.SERVERS, "done", detail=f"{len(access)} servers")
         return access
 
-    async def audit_log(self, actor: Actor, limit: int = 20) -> list[AuditEntry]:
+    async def audit_log(self, actor: Actor, limit: int = 20, search: AuditSearch | None = None) -> list[AuditEntry]:
         await self._authorize(actor, Action.AUDIT, None)
-        entries = await self._db(self.store.audit_entries, limit)
-        await self._audit(actor, Action.AUDIT, "done", detail=f"last {limit}")
+        entries = await self._db(self.store.audit_entries, limit, search)
+        filters = f" where {search.words()}" if search and search.words() else ""
+        await self._audit(actor, Action.AUDIT, "done", detail=f"last {limit}{filters}")
         return entries
 
     # --- creating ---------------------------------------------------------

@@ -59,6 +59,7 @@ class Command:
     role: Role | None = None
     limit: int = 20
     switch: bool | None = None
+    filters: tuple[tuple[str, object], ...] = ()  # audit search: (field, value) pairs
 
 
 def parse_user(token: str, subcommand: str | None = None) -> str:
@@ -183,13 +184,44 @@ def _revoke(args: list[str], _text: str) -> Command:
     )
 
 
+AUDIT_OUTCOMES = ("done", "denied", "failed", "cancelled")
+AUDIT_FILTERS = ("server", "user", "action", "outcome")
+
+
 def _audit(args: list[str], _text: str) -> Command:
-    _expect(args, 0, 1, "audit")
-    if not args:
-        return Command(Action.AUDIT)
-    if not is_number(args[0]) or not 1 <= int(args[0]) <= MAX_AUDIT:
-        raise UsageError(f"`{html.unescape(args[0])}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
-    return Command(Action.AUDIT, limit=int(args[0]))
+    """`audit [N] [server S] [user @U] [action A] [outcome O]`, filters in any order."""
+    limit, filters = 20, {}
+    rest = list(args)
+    if rest and is_number(rest[0]):
+        if not 1 <= int(rest[0]) <= MAX_AUDIT:
+            raise UsageError(f"`{rest[0]}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
+        limit = int(rest.pop(0))
+    while rest:
+        word = rest.pop(0).lower()
+        if word not in AUDIT_FILTERS:
+            raise UsageError(
+                f"`{html.unescape(word)}` is neither a number of entries from 1 to {MAX_AUDIT} "
+                "nor a filter (server, user, action or outcome)",
+                "audit",
+            )
+        if not rest:
+            raise UsageError(f"`{word}` needs a value", "audit")
+        if word in filters:
+            raise UsageError(f"give {word} once", "audit")
+        value = rest.pop(0)
+        if word == "server":
+            filters["server_id"] = parse_id(value, "server", "audit")
+        elif word == "user":
+            filters["user_id"] = parse_user(value, "audit")
+        elif word == "action":
+            if value.lower() not in {a.value for a in Action}:
+                raise UsageError(f"`{html.unescape(value)}` is not an action", "audit")
+            filters["action"] = value.lower()
+        elif value.lower() not in AUDIT_OUTCOMES:
+            raise UsageError(f"`{html.unescape(value)}` is not an outcome: use {', '.join(AUDIT_OUTCOMES)}", "audit")
+        else:
+            filters["outcome"] = value.lower()
+    return Command(Action.AUDIT, limit=limit, filters=tuple(sorted(filters.items())))
 
 
 def _approvals(args: list[str], _text: str) -> Command:
@@ -256,9 +288,9 @@ SUBCOMMANDS: dict[str, Syntax] = {
     "audit": Syntax(
         Action.AUDIT,
         _audit,
-        f"/backup audit [N]   (N from 1 to {MAX_AUDIT}, default 20)",
-        "the latest audit entries",
-        "/backup audit 10",
+        f"/backup audit [N] [server S] [user @U] [action A] [outcome O]   (N from 1 to {MAX_AUDIT}, default 20)",
+        "the latest audit entries, filtered if you like",
+        "/backup audit 10 server 12345 outcome denied",
     ),
     "approvals": Syntax(
         Action.APPROVALS,

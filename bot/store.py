@@ -87,6 +87,33 @@ class AuditEntry:
         return one_line(self.detail)
 
 
+@dataclass(frozen=True)
+class AuditSearch:
+    """Filters on the audit log; None means any."""
+
+    server_id: int | None = None
+    user_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: str | None = None  # an ISO date or time, UTC
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        for column in ("server_id", "user_id", "action", "outcome"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if self.since is not None:
+            clauses.append("at >= ?")
+            args.append(self.since)
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def words(self) -> str:
+        parts = [f"{k} {v}" for k, v in self.__dict__.items() if v is not None]
+        return ", ".join(parts)
+
+
 LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
@@ -375,6 +402,9 @@ class Store:
             db["approval_requests"].create_index(["state", "expires_at"], if_not_exists=True)
             db["audit"].create_index(["at"], if_not_exists=True)
             db["audit"].create_index(["user_id", "id"], if_not_exists=True)
+            db["audit"].create_index(["server_id", "id"], if_not_exists=True)
+            db["audit"].create_index(["action", "id"], if_not_exists=True)
+            db["audit"].create_index(["outcome", "id"], if_not_exists=True)
             db["home_opened"].create({"user_id": str, "at": str}, pk="user_id", if_not_exists=True)
             db["followed"].create_index(["state"], if_not_exists=True)
             db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
@@ -466,13 +496,14 @@ class Store:
             )
             return table.last_pk
 
-    def audit_entries(self, limit: int = 20) -> list[AuditEntry]:
-        """The newest `limit` entries, newest first."""
+    def audit_entries(self, limit: int = 20, search: AuditSearch | None = None) -> list[AuditEntry]:
+        """The newest `limit` entries matching `search`, newest first (each filter has an index)."""
+        where, args = (search or AuditSearch()).sql()
         with self._reading() as db:
             rows = db.execute(
                 "SELECT id, at, user_id, action, server_id, backup_id, outcome, detail, source "
-                "FROM audit ORDER BY id DESC LIMIT ?",
-                [limit],
+                f"FROM audit {where} ORDER BY id DESC LIMIT ?",
+                [*args, limit],
             ).fetchall()
         return [AuditEntry(*row) for row in rows]
 

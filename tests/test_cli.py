@@ -1,6 +1,7 @@
 """The command line: `main(argv)` in-process for most cases, and the installed script in a
 subprocess once per command family, as a person runs it."""
 
+import csv
 import io
 import json
 import logging
@@ -205,3 +206,35 @@ def test_approvals_on_off_and_listed(tmp_path):
         "two-person rule on (unchanged)",
         "two-person rule on",
     ]
+
+
+def test_audit_filters_and_a_csv_a_spreadsheet_cannot_run(tmp_path):
+    from bot.store import Store
+
+    store = Store(str(tmp_path / "cli.db"))
+    store.audit(
+        user_id="U0A", action="delete", outcome="denied", source="slack", server_id=1, at="2026-01-01T10:00:00+00:00"
+    )
+    store.audit(user_id="U0B", action="create", outcome="done", source="slack", server_id=2, detail='=HYPERLINK("x")')
+    store.audit(
+        user_id="U0A", action="create", outcome="done", source="slack", server_id=1, detail='say "hi", then\nleave'
+    )
+    store.close()
+    assert [e["user_id"] for e in json.loads(run("audit", "--json", "--user", "U0A", tmp_path=tmp_path).stdout)] == [
+        "U0A",
+        "U0A",
+    ]
+    only = json.loads(run("audit", "--json", "--server", "1", "--action", "create", tmp_path=tmp_path).stdout)
+    assert [(e["user_id"], e["server_id"], e["action"]) for e in only] == [("U0A", 1, "create")]
+    assert json.loads(run("audit", "--json", "--outcome", "denied", tmp_path=tmp_path).stdout)[0]["action"] == "delete"
+    recent = json.loads(run("audit", "--json", "--since", "2026-06-01", "--user", "U0A", tmp_path=tmp_path).stdout)
+    assert [e["detail"] for e in recent] == ['say "hi", then\nleave'], "--since leaves the January entry out"
+    out = run("audit", "--csv", "--server", "2", tmp_path=tmp_path).stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["id", "at", "user_id", "action", "server_id", "backup_id", "outcome", "detail", "source"]
+    assert rows[1][7] == '\'=HYPERLINK("x")', "a formula is neutralised"
+    quoted = list(
+        csv.reader(io.StringIO(run("audit", "--csv", "--user", "U0A", "--action", "create", tmp_path=tmp_path).stdout))
+    )
+    assert quoted[1][7] == 'say "hi", then\nleave', "RFC 4180 quoting round-trips commas, quotes and line breaks"
+    assert run("audit", "--since", "yesterday", tmp_path=tmp_path).returncode == 2

@@ -197,3 +197,18 @@ def test_every_subcommand_has_a_runner_and_every_action_has_words():
 
     assert {s.action for s in SUBCOMMANDS.values()} - {Action.HELP} == set(RUNNERS)
     assert set(Action) - {Action.HELP} == set(ACTION_VERBS)
+
+
+def test_audit_filters_in_slack(roles):
+    roles.ask("list 12345", user=VIEWER)
+    roles.ask("delete 5023", user=VIEWER)
+    roles.ask("list 12346", user=OWNER)
+    reply, _ = roles.ask("audit 5 user <@U0VIEWER|viewer> outcome denied")
+    lines = [line for line in text_of(reply).splitlines() if "→" in line]
+    assert len(lines) == 1 and "<@U0VIEWER> *delete*" in lines[0] and "→ denied" in lines[0]
+    reply, _ = roles.ask("audit server 12346")
+    assert all("on 12346" in line for line in text_of(reply).splitlines() if "→" in line)
+    bad, _ = roles.command("audit outcome maybe")
+    assert "`maybe` is not an outcome" in text_of(bad.json())
+    entry = roles.runtime.store.audit_entries(1)[0]
+    assert entry.detail == "last 20 where server_id 12346"

@@ -61,7 +61,7 @@ def test_the_word_payload_anywhere_in_a_command_is_just_a_word(stack, fields, te
     ("text", "expected"),
     [
         ("delete ²", "`²` is not a backup ID"),
-        ("audit ²", "`²` is not a number of entries"),
+        ("audit ²", "`²` is neither a number of entries from 1 to 50"),
         ("delete １２３", "`１２３` is not a backup ID"),
         ("restore 5023 ３", "`３` is not a server ID"),
         ("delete 99999999999999999999", "`99999999999999999999` is too long to be a backup ID"),

@@ -21,6 +21,7 @@ from bot.policy import Action
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.views import messages
 from bot.slack.views.errors import usage_error_message
+from bot.store import AuditSearch
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ async def _revoke(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
 
 
 async def _audit(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
-    return Outcome(messages.audit_message(await deps.ops.audit_log(it.actor, cmd.limit)))
+    search = AuditSearch(**dict(cmd.filters))
+    return Outcome(messages.audit_message(await deps.ops.audit_log(it.actor, cmd.limit, search)))
 
 
 async def _approvals(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
