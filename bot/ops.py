@@ -318,6 +318,13 @@ class Operations:
         await self._audit(actor, Action.LIST, "done", server_id=server_id, detail=f"{len(backups)} backups")
         return Listing(backups, server_id, backup_type, admin, roles)
 
+    async def standing(self, actor: Actor) -> tuple[bool, Role | None]:
+        """Whether the person is an admin, and their highest role on any server (for help that fits them)."""
+        if await self.is_admin(actor):
+            return True, None
+        grants = await self._db(self.store.grants, actor.user_id)
+        return False, max((g.role for g in grants), default=None)
+
     async def servers(self, actor: Actor) -> list[ServerAccess]:
         if await self.is_admin(actor):
             backups = await self._api(actor, Action.SERVERS, self.api.list_backups())

@@ -20,12 +20,29 @@ def roles(stack):
 
 def test_help_is_answered_in_the_ack(stack):
     for text in ("", "help"):
-        response, _key = stack.command(text, user=NOBODY)
+        response, _key = stack.command(text, user=ADMIN)
         body = response.json()
         assert body["response_type"] == "ephemeral"
         assert "/backup list [SERVER] [manual|automatic]" in text_of(body)
         assert "/backup restore 5003" in text_of(body)
     assert stack.recorder.responses() == []
+
+
+def help_for(stack, user) -> str:
+    response, _key = stack.command("help", user=user)
+    return text_of(response.json())
+
+
+def test_help_fits_the_person(roles):
+    nobody, viewer, owner, admin = (help_for(roles, u) for u in (NOBODY, VIEWER, OWNER, ADMIN))
+    assert "`/backup servers`" in nobody and "`/backup list" not in nobody
+    assert "Also there, with more rights: `list` (viewer), `create` (operator)" in nobody
+    assert "`/backup list [SERVER]" in viewer and "`/backup create" not in viewer
+    assert "`create` (operator), `delete` (owner), `restore` (owner)" in viewer
+    assert "`/backup delete BACKUP`" in owner and "`/backup grant USER" not in owner
+    assert "`grant` (admin), `revoke` (admin), `audit` (admin), `approvals` (admin)" in owner
+    assert "An admin can give a role with `/backup grant`." in owner
+    assert "`/backup grant USER SERVER" in admin and "Also there" not in admin
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from bot.policy import Action
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.views import messages
 from bot.slack.views.errors import usage_error_message
-from bot.store import AuditSearch
+from bot.store import AuditSearch, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(**ephemeral(usage_error_message(exc)))
             return
         if cmd.action is Action.HELP:
-            await ack(**ephemeral(messages.help_message()))
+            try:
+                is_admin, role = await deps.ops.standing(Actor(command["user_id"]))
+            except StoreUnavailable:
+                is_admin, role = True, None  # the store is busy: show everything rather than nothing
+            await ack(**ephemeral(messages.help_message(is_admin, role)))
             return
         await ack()
         it = Invocation(Actor(command["user_id"]), command.get("channel_id"), command["response_url"])

@@ -12,7 +12,7 @@ from datetime import datetime
 from bot.backup_api import Backup
 from bot.ops import Accepted, Done, Listing, ServerAccess
 from bot.parsing import SUBCOMMANDS
-from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, backup_actions
+from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, Role, backup_actions, is_allowed
 from bot.slack.ids import CANCEL, CONFIRM_DELETE, DELETE_REQUEST, LIST_NEXT, LIST_PREV, OPEN_RESTORE, RESTORE_REQUEST
 from bot.slack.views.base import (
     MANUAL_LIMIT,
@@ -37,16 +37,26 @@ from bot.slack.views.base import (
 from bot.store import ApprovalRequest, AuditEntry, Confirmation, Followed
 
 
-def help_message() -> Message:
-    """Usage of every subcommand, from the table in bot/parsing.py, with the standing each needs."""
-    rows = [(syntax, _who_may(syntax.action)) for word, syntax in SUBCOMMANDS.items() if word != "help"]
+def help_message(is_admin: bool = True, role: Role | None = None) -> Message:
+    """Usage of the subcommands this person may use (on at least one server), from the table in
+    bot/parsing.py; then one line on the rest and who can give them. Admins see everything."""
+    rows, others = [], []
+    for word, syntax in SUBCOMMANDS.items():
+        if word == "help":
+            continue
+        if is_allowed(syntax.action, is_admin=is_admin, role=role):
+            rows.append((syntax, _who_may(syntax.action)))
+        else:
+            others.append(f"`{word}`{_who_may(syntax.action)}")
     lines = [f"`{syntax.usage}`\n      {syntax.summary}{who}" for syntax, who in rows]
     examples = "\n".join(f"`{syntax.example}`" for syntax, _ in rows if syntax.example)
-    blocks = [
-        section("*Manage VPS.org backups from Slack*\n" + "\n".join(lines)),
-        section("*Examples*\n" + examples),
-        context("Roles per server: viewer < operator < owner. Admins may do everything."),
-    ]
+    blocks = [section("*Manage VPS.org backups from Slack*\n" + "\n".join(lines))]
+    if examples:
+        blocks.append(section("*Examples*\n" + examples))
+    footer = "Roles per server: viewer < operator < owner. Admins may do everything."
+    if others:
+        footer = f"Also there, with more rights: {', '.join(others)}. An admin can give a role with `/backup grant`."
+    blocks.append(context(footer))
     return message("How to use /backup", blocks)
 
 
