@@ -22,7 +22,7 @@ from bot.clock import iso_seconds
 from bot.config import ConfigError, Settings, load_settings
 from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
-from bot.parsing import UsageError, is_number, parse_id, parse_user
+from bot.parsing import UsageError, is_number, parse_channel, parse_id, parse_user
 from bot.policy import Action, Role
 from bot.store import AuditSearch, Store, StoreError
 
@@ -74,6 +74,13 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 86400")
     return value
+
+
+def _channel(text: str) -> str:
+    try:
+        return parse_channel(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problem.replace("`", "'")) from None
 
 
 def _since(text: str) -> str:
@@ -132,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("admin", help="add, remove or list admins kept in the store")
     p.add_argument("op", choices=["add", "remove", "list"])
     p.add_argument("user", type=_user, nargs="?", metavar="USER")
+
+    p = sub.add_parser("channels", help="show a server's channels, or bind it to one (add) or unbind it (remove)")
+    p.add_argument("server", type=_server, metavar="SERVER")
+    p.add_argument("op", choices=["add", "remove"], nargs="?")
+    p.add_argument("channel", type=_channel, nargs="?", metavar="CHANNEL", help="a channel ID (C…)")
 
     sub.add_parser("doctor", help="check the configuration end to end: Slack, the backup API, the store")
 
@@ -230,6 +242,20 @@ def cmd_approvals(args, settings: Settings) -> int:
         return 0
     state = "now" if result else "already"
     print(f"the two-person rule is {state} {args.switch} for server {args.server}")
+    return 0
+
+
+def cmd_channels(args, settings: Settings) -> int:
+    if (args.op is None) != (args.channel is None):
+        raise CliError("channels SERVER takes add or remove together with a CHANNEL, or neither")
+
+    async def work(ops: Operations, _store):
+        if args.op is not None:
+            await ops.bind_channel(_cli_actor(), args.server, args.channel, bound=args.op == "add")
+        return await ops.channels(_cli_actor(), args.server)
+
+    channels = _with_ops(settings, work)
+    print(f"server {args.server}: " + (", ".join(channels) if channels else "no channels (run from anywhere)"))
     return 0
 
 
@@ -356,6 +382,7 @@ COMMANDS = {
     "admin": cmd_admin,
     "approvals": cmd_approvals,
     "doctor": cmd_doctor,
+    "channels": cmd_channels,
     "audit": cmd_audit,
 }
 

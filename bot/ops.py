@@ -49,11 +49,12 @@ APPROVAL_TTL = timedelta(minutes=30)
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, and from where. The CLI's actor is whoever holds the host: an admin."""
+    """Who acts, and from where (the Slack channel, if any). The CLI's actor is whoever holds the host: an admin."""
 
     user_id: str
     source: str = "slack"
     superuser: bool = False
+    channel_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,14 @@ class ApprovalUnavailable(OpsError):
         self.request, self.expired = request, expired
         state = "expired" if expired else (request.state.value if request else "missing")
         super().__init__(f"this approval request is {state}")
+
+
+class WrongChannel(OpsError):
+    """The server is bound to channels, and this was asked from none of them."""
+
+    def __init__(self, server_id: int, channels: list[str]):
+        self.server_id, self.channels = server_id, channels
+        super().__init__(f"server {server_id} is run only from its channels")
 
 
 class OwnRequest(OpsError):
@@ -355,6 +364,7 @@ class Operations:
         self, actor: Actor, server_id: int, description: str = "", *, follow: ReplyTo | None = None
     ) -> Backup | Accepted:
         await self._authorize(actor, Action.CREATE, server_id)
+        await self._from_its_channel(actor, Action.CREATE, server_id)
         try:
             backup = await self._api(
                 actor,
@@ -404,6 +414,7 @@ class Operations:
     async def request_delete(self, actor: Actor, backup_id: int) -> Confirmation:
         backup = await self._find(actor, Action.DELETE, backup_id)
         await self._authorize_on_backup(actor, Action.DELETE, backup)
+        await self._from_its_channel(actor, Action.DELETE, backup.server.id, backup_id=backup_id)
         return await self._confirmation(Action.DELETE, backup, backup.server.id, backup.server.name, actor)
 
     async def request_restore(self, actor: Actor, backup_id: int, target_server_id: int | None = None) -> Confirmation:
@@ -412,6 +423,7 @@ class Operations:
         await self._authorize_on_backup(actor, Action.RESTORE, backup)
         if target != backup.server.id:
             await self._authorize(actor, Action.RESTORE, target, backup_id=backup_id)
+        await self._from_its_channel(actor, Action.RESTORE, backup.server.id, target, backup_id=backup_id)
         if not backup.is_restorable:
             await self._audit(
                 actor,
@@ -482,6 +494,7 @@ class Operations:
         await self._authorize(actor, action, conf.server_id, backup_id=conf.backup_id)
         if conf.target_server_id != conf.server_id:
             await self._authorize(actor, action, conf.target_server_id, backup_id=conf.backup_id)
+        await self._from_its_channel(actor, action, conf.server_id, conf.target_server_id, backup_id=conf.backup_id)
 
     async def confirm_delete(self, actor: Actor, token: str, *, reply_to: ReplyTo | None = None) -> Done | Awaiting:
         conf = await self.authorize_confirmation(actor, token, Action.DELETE)
@@ -632,6 +645,45 @@ class Operations:
             if not is_allowed(Action.APPROVE, is_admin=False, role=role):
                 return False
         return True
+
+    # --- channels -------------------------------------------------------------
+
+    async def channels(self, actor: Actor, server_id: int) -> list[str]:
+        """A server's channels; anyone who may see the server may ask."""
+        await self._authorize(actor, Action.CHANNELS, server_id)
+        channels = await self._db(self.store.channels_of, server_id)
+        await self._audit(actor, Action.CHANNELS, "done", server_id=server_id, detail=f"{len(channels)} channels")
+        return channels
+
+    async def bind_channel(self, actor: Actor, server_id: int, channel_id: str, *, bound: bool) -> bool:
+        """Bind a server to a channel, or unbind it (admin); True if that changed anything."""
+        if not await self.is_admin(actor):
+            await self._audit(actor, Action.CHANNELS, "denied", server_id=server_id, detail="needs admin")
+            raise PermissionDenied(Action.CHANNELS, None, "admin")
+        changed = await self._db(self.store.bind_channel, server_id, channel_id, actor.user_id, bound=bound)
+        verb = "bound to" if bound else "unbound from"
+        detail = f"{verb} {channel_id}" + ("" if changed else " (unchanged)")
+        await self._audit(actor, Action.CHANNELS, "done", server_id=server_id, detail=detail)
+        return changed
+
+    async def _from_its_channel(self, actor: Actor, action: Action, *server_ids: int, **audit: Any) -> None:
+        """A server bound to channels is changed only from one of them, whoever asks (admins too);
+        the CLI, at the host, is not in Slack and is not held to it."""
+        if actor.source != "slack":
+            return
+        for server_id in dict.fromkeys(server_ids):
+            channels = await self._db(self.store.channels_of, server_id)
+            if channels and actor.channel_id not in channels:
+                where = actor.channel_id or "outside a channel"
+                await self._audit(
+                    actor,
+                    action,
+                    "denied",
+                    server_id=server_id,
+                    detail=f"asked from {where}; allowed only in {', '.join(channels)}",
+                    **audit,
+                )
+                raise WrongChannel(server_id, channels)
 
     # --- the two-person rule ------------------------------------------------
 

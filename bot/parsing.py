@@ -60,6 +60,7 @@ class Command:
     limit: int = 20
     switch: bool | None = None
     filters: tuple[tuple[str, object], ...] = ()  # audit search: (field, value) pairs
+    channel_id: str | None = None
 
 
 def parse_user(token: str, subcommand: str | None = None) -> str:
@@ -233,6 +234,34 @@ def _approvals(args: list[str], _text: str) -> Command:
     return Command(Action.APPROVALS, server_id=server_id, switch=word == "on")
 
 
+CHANNEL_MENTION = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
+BARE_CHANNEL = re.compile(r"^[CG][A-Z0-9]{6,}$")
+
+
+def parse_channel(token: str, subcommand: str | None = None) -> str:
+    """A channel as Slack sends a mention of it (`<#C123|name>`) or a bare ID (`C123…`)."""
+    match = CHANNEL_MENTION.match(token)
+    if match:
+        return match.group(1)
+    if BARE_CHANNEL.match(token):
+        return token
+    raise UsageError(
+        f"`{html.unescape(token)}` is not a channel: pick it from Slack's autocomplete (#name) or give its ID (C…)",
+        subcommand,
+    )
+
+
+def _channels(args: list[str], _text: str) -> Command:
+    _expect(args, 1, 3, "channels")
+    server_id = parse_id(args[0], "server", "channels")
+    if len(args) == 1:
+        return Command(Action.CHANNELS, server_id=server_id)
+    if len(args) != 3 or args[1].lower() not in ("add", "remove"):
+        raise UsageError("say add or remove, then the channel", "channels")
+    channel = parse_channel(args[2], "channels")
+    return Command(Action.CHANNELS, server_id=server_id, channel_id=channel, switch=args[1].lower() == "add")
+
+
 def _help(_args: list[str], _text: str) -> Command:
     return Command(Action.HELP)
 
@@ -298,6 +327,13 @@ SUBCOMMANDS: dict[str, Syntax] = {
         "/backup approvals SERVER on|off",
         "the two-person rule: a second owner approves each delete and restore",
         "/backup approvals 12345 on",
+    ),
+    "channels": Syntax(
+        Action.CHANNELS,
+        _channels,
+        "/backup channels SERVER [add|remove #channel]",
+        "the channels a server is run from and announced in",
+        "/backup channels 12345 add #prod-ops",
     ),
 }
 ALIASES = {"ls": "list", "-h": "help", "--help": "help", "?": "help"}

@@ -43,6 +43,7 @@ class Action(Enum):
     APPROVALS = "approvals"
     APPROVE = "approve"
     DENY = "deny"
+    CHANNELS = "channels"
 
 
 REQUIRED_ROLE: dict[Action, Role] = {
@@ -52,6 +53,7 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.RESTORE: Role.OWNER,
     Action.APPROVE: Role.OWNER,
     Action.DENY: Role.OWNER,
+    Action.CHANNELS: Role.VIEWER,  # showing a server's channels; changing them is for admins
 }
 FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS})
 ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS})

@@ -406,6 +406,11 @@ class Store:
             db["audit"].create_index(["action", "id"], if_not_exists=True)
             db["audit"].create_index(["outcome", "id"], if_not_exists=True)
             db["home_opened"].create({"user_id": str, "at": str}, pk="user_id", if_not_exists=True)
+            db["server_channels"].create(
+                {"server_id": int, "channel_id": str, "added_by": str, "added_at": str},
+                pk=("server_id", "channel_id"),
+                if_not_exists=True,
+            )
             db["followed"].create_index(["state"], if_not_exists=True)
             db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -506,6 +511,28 @@ class Store:
                 [*args, limit],
             ).fetchall()
         return [AuditEntry(*row) for row in rows]
+
+    def bind_channel(self, server_id: int, channel_id: str, added_by: str, *, bound: bool) -> bool:
+        """Bind a server to a channel, or unbind it; True if that changed anything."""
+        with self._writing() as db:
+            if bound:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO server_channels (server_id, channel_id, added_by, added_at) VALUES (?,?,?,?)",
+                    [server_id, channel_id, added_by, iso_seconds(self._clock())],
+                )
+            else:
+                cursor = db.execute(
+                    "DELETE FROM server_channels WHERE server_id = ? AND channel_id = ?", [server_id, channel_id]
+                )
+            return cursor.rowcount == 1
+
+    def channels_of(self, server_id: int) -> list[str]:
+        """The channels a server is run from and announced in (none: anywhere, as before)."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT channel_id FROM server_channels WHERE server_id = ? ORDER BY added_at, channel_id", [server_id]
+            )
+            return [row[0] for row in rows]
 
     def home_opened(self, user_id: str) -> None:
         """Remember that this person has looked at their Home tab (so it is worth refreshing)."""

@@ -238,3 +238,15 @@ def test_audit_filters_and_a_csv_a_spreadsheet_cannot_run(tmp_path):
     )
     assert quoted[1][7] == 'say "hi", then\nleave', "RFC 4180 quoting round-trips commas, quotes and line breaks"
     assert run("audit", "--since", "yesterday", tmp_path=tmp_path).returncode == 2
+
+
+def test_channels_from_the_shell(tmp_path):
+    assert run("channels", "12345", tmp_path=tmp_path).stdout.strip() == "server 12345: no channels (run from anywhere)"
+    assert run("channels", "12345", "add", "C0PRODOPS", tmp_path=tmp_path).stdout.strip() == "server 12345: C0PRODOPS"
+    assert run("channels", "12345", "add", tmp_path=tmp_path).returncode == 2
+    assert "not a channel" in run("channels", "12345", "add", "prod", tmp_path=tmp_path).stderr
+    assert "no channels" in run("channels", "12345", "remove", "C0PRODOPS", tmp_path=tmp_path).stdout
+    details = [
+        e["detail"] for e in json.loads(run("audit", "--json", "--action", "channels", tmp_path=tmp_path).stdout)
+    ]
+    assert "unbound from C0PRODOPS" in details and "bound to C0PRODOPS" in details

@@ -19,6 +19,7 @@ EXPECTED = {
     Action.APPROVALS: (False, False, False, False, True),
     Action.APPROVE: (False, False, False, True, True),
     Action.DENY: (False, False, False, True, True),
+    Action.CHANNELS: (False, True, True, True, True),  # showing them; changing them is checked as admin-only
 }
 STANDINGS = [(False, None), (False, Role.VIEWER), (False, Role.OPERATOR), (False, Role.OWNER), (True, None)]
 

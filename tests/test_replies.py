@@ -11,7 +11,7 @@ class Sent(list):
 
 
 class QuietNotifier:
-    async def announce(self, where, message):
+    async def announce(self, where, message, server_id=None):
         return None
 
 
@@ -51,7 +51,7 @@ async def test_announcements_go_out_before_the_reply():
     order = []
 
     class Notifier:
-        async def announce(self, where, message):
+        async def announce(self, where, message, server_id=None):
             order.append(("announce", where))
             return None
 

@@ -67,7 +67,7 @@ def button_registrar(app: AsyncApp, deps: Deps):
                 await ack()
                 response_url = body.get("response_url") or ""
                 it = Press(
-                    Actor(body["user"]["id"]),
+                    Actor(body["user"]["id"], channel_id=_channel(body)),
                     str(action.get("value", "")),
                     _channel(body),
                     response_url,
@@ -105,8 +105,9 @@ def confirmed(result: Done | Awaiting, done_reply, announce) -> Outcome:
     """A confirmed delete or restore: done (reply and announce), or waiting for approval (reply and card)."""
     if isinstance(result, Awaiting):
         request = result.request
-        return Outcome(approvals.awaiting_message(request), card=(request.id, approvals.approval_card(request)))
-    return Outcome(done_reply(result), [announce(result.confirmation)])
+        card = (request.id, approvals.approval_card(request))
+        return Outcome(approvals.awaiting_message(request), card=card, server_id=request.target_server_id)
+    return Outcome(done_reply(result), [announce(result.confirmation)], server_id=result.confirmation.target_server_id)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -151,11 +152,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @app.view(ids.RESTORE_MODAL)
     async def restore_submitted(ack, body, view, client) -> None:
-        actor = Actor(body["user"]["id"])
         meta = _metadata(view)
         if meta is None:
             await ack(response_action="errors", errors={ids.RESTORE_INPUT_BLOCK: DAMAGED_FORM})
             return
+        asked_in = meta.get("ch") if isinstance(meta.get("ch"), str) else None
+        actor = Actor(body["user"]["id"], channel_id=asked_in)
         token, channel_id, response_url = str(meta.get("c", "")), meta.get("ch"), meta.get("ru")
         typed = _typed(view)
         refusal: Exception | None = None

@@ -53,9 +53,12 @@ async def _create(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     follow = ReplyTo(channel_id=it.channel_id, response_url=it.response_url)
     backup = await deps.ops.create_backup(it.actor, cmd.server_id, cmd.description, follow=follow)
     if isinstance(backup, Accepted):
-        return Outcome(messages.accepted_message(backup), [messages.announce_accepted(it.actor.user_id, backup)])
+        announce = messages.announce_accepted(it.actor.user_id, backup)
+        return Outcome(messages.accepted_message(backup), [announce], server_id=cmd.server_id)
     return Outcome(
-        messages.created_message(backup, deps.clock()), [messages.announce_created(it.actor.user_id, backup)]
+        messages.created_message(backup, deps.clock()),
+        [messages.announce_created(it.actor.user_id, backup)],
+        server_id=backup.server.id,
     )
 
 
@@ -88,7 +91,17 @@ async def _approvals(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     return Outcome(messages.approvals_set_message(cmd.server_id, cmd.switch, changed))
 
 
+async def _channels(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    if cmd.channel_id is None:
+        channels = await deps.ops.channels(it.actor, cmd.server_id)
+        return Outcome(messages.channels_message(cmd.server_id, channels))
+    changed = await deps.ops.bind_channel(it.actor, cmd.server_id, cmd.channel_id, bound=bool(cmd.switch))
+    channels = await deps.ops.channels(it.actor, cmd.server_id)
+    return Outcome(messages.channels_message(cmd.server_id, channels, changed=(cmd.channel_id, cmd.switch, changed)))
+
+
 RUNNERS: dict[Action, Runner] = {
+    Action.CHANNELS: _channels,
     Action.APPROVALS: _approvals,
     Action.LIST: _list,
     Action.SERVERS: _servers,
@@ -117,7 +130,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(**ephemeral(messages.help_message(is_admin, role)))
             return
         await ack()
-        it = Invocation(Actor(command["user_id"]), command.get("channel_id"), command["response_url"])
+        channel_id = command.get("channel_id")
+        it = Invocation(Actor(command["user_id"], channel_id=channel_id), channel_id, command["response_url"])
 
         async def work() -> Outcome:
             return await RUNNERS[cmd.action](deps, cmd, it)

@@ -80,9 +80,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
             server_id = parse_id(str(view.get("private_metadata") or ""), "server")
             backup = await deps.ops.create_backup(actor, server_id, description[:255], follow=ReplyTo(None, None))
             if isinstance(backup, Accepted):
-                return Outcome(messages.accepted_message(backup), [messages.announce_accepted(actor.user_id, backup)])
+                announce = messages.announce_accepted(actor.user_id, backup)
+                return Outcome(messages.accepted_message(backup), [announce], server_id=server_id)
             return Outcome(
-                messages.created_message(backup, deps.clock()), [messages.announce_created(actor.user_id, backup)]
+                messages.created_message(backup, deps.clock()),
+                [messages.announce_created(actor.user_id, backup)],
+                server_id=server_id,
             )
 
         async def on_home(message: dict) -> None:

@@ -117,11 +117,24 @@ class SlackNotifier:
         self.responses = responses
         self._clock = clock
 
-    async def announce(self, where: str | None, message: dict) -> str | None:
-        """Announce in the notify channel, else where it happened; returns a problem to tell the person, if any."""
+    async def _channels_for(self, where: str | None, server_id: int | None) -> list[str]:
+        """A bound server's own channels; else the notify channel; else where it happened."""
+        if server_id is not None:
+            try:
+                bound = await asyncio.to_thread(self.store.channels_of, server_id)
+            except StoreUnavailable:
+                bound = []
+            if bound:
+                return bound
         channel = self.notify_channel or where
-        if not channel:
-            return None
+        return [channel] if channel else []
+
+    async def announce(self, where: str | None, message: dict, server_id: int | None = None) -> str | None:
+        """Announce to the team (see `_channels_for`); returns a problem to tell the person, if any."""
+        problems = [await self._announce_in(channel, message) for channel in await self._channels_for(where, server_id)]
+        return " ".join(p for p in problems if p) or None
+
+    async def _announce_in(self, channel: str, message: dict) -> str | None:
         try:
             item_id = await asyncio.to_thread(
                 self.store.enqueue_announcement, channel, message, claim_seconds=SEND_CLAIM_SECONDS
@@ -168,11 +181,14 @@ class SlackNotifier:
         except StoreUnavailable as exc:
             log.warning("could not keep where approval card %s went (%s): it will not be updated", approval_id, exc)
 
-    async def post_card(self, where: str | None, approval_id: str, message: dict) -> str | None:
+    async def post_card(
+        self, where: str | None, approval_id: str, message: dict, server_id: int | None = None
+    ) -> str | None:
         """Post an approval card like an announcement (kept until Slack takes it); returns a problem, if any."""
-        channel = self.notify_channel or where
-        if not channel:
+        channels = await self._channels_for(where, server_id)
+        if not channels:
             return "There is no channel for the approval card: set BACKUPBOT_NOTIFY_CHANNEL."
+        channel = channels[0]
         try:
             item_id = await asyncio.to_thread(
                 self.store.enqueue_announcement,
@@ -230,23 +246,25 @@ class SlackNotifier:
             log.info("could not update an earlier reply (%s): it may have expired", status)
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
-        await self.announce(followed.channel_id, messages.announce_finished(followed, backup, manual_count))
+        await self.announce(
+            followed.channel_id, messages.announce_finished(followed, backup, manual_count), followed.server_id
+        )
         await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
         if self.home_refresh is not None:
             await self.home_refresh(followed.requested_by)
 
     async def follow_ended(self, followed: Followed, why: str) -> None:
-        await self.announce(followed.channel_id, messages.announce_ended(followed, why))
+        await self.announce(followed.channel_id, messages.announce_ended(followed, why), followed.server_id)
         await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
         if self.home_refresh is not None:
             await self.home_refresh(followed.requested_by)
 
     async def automatic_failed(self, backup: Backup) -> None:
         """Only the notify channel hears of these: no one asked, so there is no other channel."""
-        if not self.notify_channel:
+        if not await self._channels_for(None, backup.server.id):
             log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
             return
-        await self.announce(None, messages.announce_automatic_failed(backup, self._clock()))
+        await self.announce(None, messages.announce_automatic_failed(backup, self._clock()), backup.server.id)
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
@@ -267,6 +285,7 @@ class Outcome:
     reply: dict
     announcements: list[dict] = field(default_factory=list)
     card: tuple[str, dict] | None = None  # an approval card to post: (request id, message)
+    server_id: int | None = None  # whose channels hear the announcements, if it is bound to some
 
 
 @dataclass
@@ -332,9 +351,9 @@ async def _answer(deps: Deps, work, send: Send, send_error: Send | None, channel
         if outcome is None:
             return
         reply = outcome.reply
-        problems = [await deps.notifier.announce(channel_id, a) for a in outcome.announcements]
+        problems = [await deps.notifier.announce(channel_id, a, outcome.server_id) for a in outcome.announcements]
         if outcome.card is not None:
-            problems.append(await deps.notifier.post_card(channel_id, *outcome.card))
+            problems.append(await deps.notifier.post_card(channel_id, *outcome.card, outcome.server_id))
         for problem in filter(None, problems):
             reply = with_note(reply, problem)
         await _deliver(send, reply)

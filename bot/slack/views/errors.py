@@ -21,6 +21,7 @@ from bot.ops import (
     OpsError,
     OwnRequest,
     PermissionDenied,
+    WrongChannel,
 )
 from bot.parsing import UsageError
 from bot.policy import Action
@@ -52,6 +53,7 @@ ACTION_VERBS = {
     Action.APPROVALS: "turn the two-person rule on or off",
     Action.APPROVE: "approve this",
     Action.DENY: "deny this",
+    Action.CHANNELS: "change a server's channels",
 }
 
 
@@ -86,6 +88,9 @@ def error_text(error: Exception) -> str:
         return f":x: The backup API refused this: “{escape(error.provider_message)}”. Nothing was changed."
     if isinstance(error, NotFound):
         return f":mag: The backup API says it can't find that: “{escape(error)}” (404)."
+    if isinstance(error, WrongChannel):
+        where = ", ".join(f"<#{c}>" for c in error.channels)
+        return f":round_pushpin: Server *{error.server_id}* is run only from {where}: ask there. Nothing was done."
     if isinstance(error, OwnRequest):
         return (
             ":no_entry: You asked for this, so someone else must decide: an owner of the server or an admin. "

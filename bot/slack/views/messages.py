@@ -290,6 +290,27 @@ def cancelled_message(conf: Confirmation) -> Message:
     )
 
 
+def channels_message(server_id: int, channels: list[str], changed: tuple[str, bool, bool] | None = None) -> Message:
+    lines = []
+    if changed is not None:
+        channel, added, did = changed
+        verb = (
+            ("now bound to" if added else "no longer bound to")
+            if did
+            else ("already bound to" if added else "was not bound to")
+        )
+        lines.append(f":round_pushpin: Server *{server_id}* is {verb} <#{channel}>.")
+    if channels:
+        where = ", ".join(f"<#{c}>" for c in channels)
+        lines.append(
+            f"Server *{server_id}* is run from and announced in {where}: its backups are created, deleted and "
+            "restored only there. Listing works anywhere."
+        )
+    else:
+        lines.append(f"Server *{server_id}* has no channels of its own: it may be run from anywhere.")
+    return simple("\n".join(lines))
+
+
 def approvals_set_message(server_id: int, on: bool, changed: bool) -> Message:
     if on:
         text = (
