@@ -326,7 +326,7 @@ async def answer(
         try:
             await _answer(deps, work, send, send_error, channel_id, context.request_id)
         finally:
-            deps.metrics.request_served(kind, context.outcome or "failed")
+            deps.metrics.request_served(kind, context.outcome or "done")
         if refresh_home and context.outcome == "done" and context.action in CHANGES and deps.home_refresh and user_id:
             await deps.home_refresh(user_id)
 
@@ -339,12 +339,17 @@ async def _answer(deps: Deps, work, send: Send, send_error: Send | None, channel
         except EXPECTED_ERRORS as exc:
             if isinstance(exc, BackupApiError | StoreUnavailable):
                 log.warning("%s: %s", type(exc).__name__, exc)
+            context = observe.current()
+            if context is not None and not context.outcome:  # refused before any attempt was audited
+                observe.note_attempt("", "failed" if isinstance(exc, BackupApiError | StoreUnavailable) else "denied")
             await _deliver(report, error_message(exc))
             return
         except asyncio.CancelledError:
+            observe.note_attempt("", "failed")
             await asyncio.wait_for(_deliver(report, interrupted_message()), INTERRUPTED_REPLY_SECONDS)
             raise
         except Exception as exc:
+            observe.note_attempt("", "failed")
             log.exception("unexpected error (ref %s)", ref)
             await _deliver(report, with_note(error_message(exc), f"Reference for the admins: `{ref}`"))
             return
