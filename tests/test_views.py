@@ -248,3 +248,18 @@ def test_approval_views_pass_slacks_checks_and_escape_what_people_wrote(state):
         valid(message)
         assert not [b for b in message["blocks"] if b["type"] == "actions"], "a decided request has no buttons"
         assert "<!channel>" not in str(message)
+
+
+def test_the_home_view_passes_slacks_checks_with_hostile_names_and_many_servers():
+    from bot.ops import HomeView, ServerSummary
+    from bot.slack.views.home import home_view
+
+    servers = [
+        ServerSummary(n, f"<!channel> node-{n}", "owner", n % 2 == 0, backup(1), 1, 10, True) for n in range(1, 160)
+    ]
+    waiting = [approval_request(id=f"r{n}") for n in range(12)]
+    home = HomeView("U1", False, servers, waiting, [], api_problem="the backup API is failing (503)")
+    view = home_view(home, NOW, note="x" * 5000)
+    View(**view).to_dict()
+    assert len(view["blocks"]) <= 100 and "<!channel>" not in str(view)
+    assert "…and" in base.flatten_text(view["blocks"]) and "more servers" in base.flatten_text(view["blocks"])

@@ -10,6 +10,7 @@ from bot.slack.ids import APPROVE, DENY, HOME_CREATE, HOME_REFRESH
 from bot.slack.views.approvals import request_facts
 from bot.slack.views.base import (
     MANUAL_LIMIT,
+    MAX_SECTION,
     ago,
     button,
     context,
@@ -18,6 +19,7 @@ from bot.slack.views.base import (
     size_words,
     slack_date,
     status_words,
+    truncate,
 )
 from bot.slack.views.messages import audit_line
 
@@ -50,7 +52,7 @@ def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
         ),
     ]
     if note:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": note}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(note, MAX_SECTION)}})
     if home.api_problem:
         blocks.append(
             context(f":construction: The backup API did not answer for every server ({escape(home.api_problem)}).")
