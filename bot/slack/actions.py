@@ -23,6 +23,7 @@ from bot.policy import Action
 from bot.slack import ids
 from bot.slack.homepage import publish_home
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
+from bot.slack.requests import submitted_text
 from bot.slack.views import approvals, messages, modals
 from bot.slack.views.errors import mismatch_text
 
@@ -159,7 +160,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         asked_in = meta.get("ch") if isinstance(meta.get("ch"), str) else None
         actor = Actor(body["user"]["id"], channel_id=asked_in)
         token, channel_id, response_url = str(meta.get("c", "")), meta.get("ch"), meta.get("ru")
-        typed = _typed(view)
+        typed = submitted_text(view, ids.RESTORE_INPUT_BLOCK, ids.RESTORE_INPUT_ACTION)
         refusal: Exception | None = None
         try:
             await ops.check_restore_text(actor, token, typed)
@@ -177,7 +178,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 channel_id if isinstance(channel_id, str) else None,
                 response_url if isinstance(response_url, str) else None,
             )
-            result = await ops.confirm_restore(actor, token, typed, reason=_reason(view), reply_to=where)
+            result = await ops.confirm_restore(
+                actor,
+                token,
+                typed,
+                reason=submitted_text(view, ids.RESTORE_REASON_BLOCK, ids.RESTORE_REASON_ACTION),
+                reply_to=where,
+            )
             return confirmed(
                 result, messages.restore_started_message, lambda c: messages.announce_restore(actor.user_id, c)
             )
@@ -216,22 +223,6 @@ def _metadata(view: dict) -> dict | None:
         return None
     reply_to = [meta.get("ru"), meta.get("ch")]
     return meta if any(isinstance(where, str) and where for where in reply_to) else None
-
-
-def _typed(view: dict) -> str:
-    """What the person typed in the restore form; nothing if the submission carries no such field."""
-    values = ((view.get("state") or {}).get("values")) or {}
-    field = (values.get(ids.RESTORE_INPUT_BLOCK) or {}).get(ids.RESTORE_INPUT_ACTION) or {}
-    typed = field.get("value") if isinstance(field, dict) else None
-    return typed if isinstance(typed, str) else ""
-
-
-def _reason(view: dict) -> str:
-    """The optional "Why?" of the restore form."""
-    values = ((view.get("state") or {}).get("values")) or {}
-    field = (values.get(ids.RESTORE_REASON_BLOCK) or {}).get(ids.RESTORE_REASON_ACTION) or {}
-    reason = field.get("value") if isinstance(field, dict) else None
-    return reason if isinstance(reason, str) else ""
 
 
 def _page_state(value: object) -> tuple[int | None, str | None, int]:

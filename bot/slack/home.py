@@ -16,6 +16,7 @@ from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
 from bot.slack.homepage import publish_home
 from bot.slack.replies import Deps, Outcome, answer
+from bot.slack.requests import submitted_text
 from bot.slack.views import messages, modals
 from bot.store import StoreUnavailable
 
@@ -72,9 +73,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def create_submitted(ack, body, view) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
-        values = ((view.get("state") or {}).get("values")) or {}
-        field = (values.get(ids.CREATE_DESCRIPTION_BLOCK) or {}).get(ids.CREATE_DESCRIPTION_ACTION) or {}
-        description = plain_description(field.get("value") or "") if isinstance(field, dict) else ""
+        typed = submitted_text(view, ids.CREATE_DESCRIPTION_BLOCK, ids.CREATE_DESCRIPTION_ACTION)
+        description = plain_description(typed)
 
         async def work() -> Outcome:
             server_id = parse_id(str(view.get("private_metadata") or ""), "server")

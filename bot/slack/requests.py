@@ -50,6 +50,14 @@ def request_kind(body: dict) -> str:
     return "action"
 
 
+def submitted_text(view: dict, block_id: str, action_id: str) -> str:
+    """What was typed into one input of a submitted form; nothing if the submission carries no such field."""
+    values = (view.get("state") or {}).get("values") or {}
+    field = (values.get(block_id) or {}).get(action_id) if isinstance(values, dict) else None
+    text = field.get("value") if isinstance(field, dict) else None
+    return text if isinstance(text, str) else ""
+
+
 class SlackRequest(AsyncBoltRequest):
     """An HTTP request to the Bolt app, its body parsed by `parse_body` instead of Bolt's guess."""
 

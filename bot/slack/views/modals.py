@@ -1,4 +1,4 @@
-"""Modals: the restore form that asks for the server's name."""
+"""Modals: the restore form that asks for the server's name, and Take a backup from the Home tab."""
 
 from __future__ import annotations
 
@@ -16,62 +16,74 @@ from bot.slack.views.base import confirmation_facts, section, server_words, trun
 from bot.store import Confirmation
 
 
-def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
-    target = server_words(conf.target_server_id, conf.target_server_name)
+def _plain(text: str) -> dict:
+    return {"type": "plain_text", "text": text}
+
+
+def _modal(callback_id: str, metadata: str, title: str, submit: str, blocks: list[dict]) -> dict:
     return {
         "type": "modal",
-        "callback_id": RESTORE_MODAL,
-        "private_metadata": private_metadata,
-        "title": {"type": "plain_text", "text": "Restore server"},
-        "submit": {"type": "plain_text", "text": "Restore"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            section(f"{confirmation_facts(conf)} will *replace everything* on {target}. This cannot be undone."),
-            {
-                "type": "input",
-                "block_id": RESTORE_INPUT_BLOCK,
-                "label": {
-                    "type": "plain_text",
-                    "text": f"Type {truncate(conf.target_server_name, 1900)} to confirm",
-                },
-                "hint": {
-                    "type": "plain_text",
-                    "text": f"The server's name, or its ID {conf.target_server_id}.",
-                },
-                "element": {"type": "plain_text_input", "action_id": RESTORE_INPUT_ACTION},
-            },
-            {
-                "type": "input",
-                "block_id": RESTORE_REASON_BLOCK,
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Why? (optional)"},
-                "hint": {
-                    "type": "plain_text",
-                    "text": "Shown to whoever approves it, where the two-person rule is on.",
-                },
-                "element": {"type": "plain_text_input", "action_id": RESTORE_REASON_ACTION, "max_length": 500},
-            },
-        ],
+        "callback_id": callback_id,
+        "private_metadata": metadata,
+        "title": _plain(title),
+        "submit": _plain(submit),
+        "close": _plain("Cancel"),
+        "blocks": blocks,
     }
+
+
+def _text_input(
+    block_id: str, action_id: str, label: str, *, hint: str | None = None, optional: bool = False, max_length=None
+) -> dict:
+    element = {"type": "plain_text_input", "action_id": action_id}
+    if max_length:
+        element["max_length"] = max_length
+    block = {"type": "input", "block_id": block_id, "label": _plain(label), "element": element}
+    if hint:
+        block["hint"] = _plain(hint)
+    if optional:
+        block["optional"] = True
+    return block
+
+
+def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
+    target = server_words(conf.target_server_id, conf.target_server_name)
+    return _modal(
+        RESTORE_MODAL,
+        private_metadata,
+        "Restore server",
+        "Restore",
+        [
+            section(f"{confirmation_facts(conf)} will *replace everything* on {target}. This cannot be undone."),
+            _text_input(
+                RESTORE_INPUT_BLOCK,
+                RESTORE_INPUT_ACTION,
+                f"Type {truncate(conf.target_server_name, 1900)} to confirm",
+                hint=f"The server's name, or its ID {conf.target_server_id}.",
+            ),
+            _text_input(
+                RESTORE_REASON_BLOCK,
+                RESTORE_REASON_ACTION,
+                "Why? (optional)",
+                hint="Shown to whoever approves it, where the two-person rule is on.",
+                optional=True,
+                max_length=500,
+            ),
+        ],
+    )
 
 
 def create_modal(server_id: int, server_name: str | None) -> dict:
     """Take a backup, from the Home tab: asks for a description, then works like `/backup create`."""
-    return {
-        "type": "modal",
-        "callback_id": CREATE_MODAL,
-        "private_metadata": str(server_id),
-        "title": {"type": "plain_text", "text": "Take a backup"},
-        "submit": {"type": "plain_text", "text": "Take it"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return _modal(
+        CREATE_MODAL,
+        str(server_id),
+        "Take a backup",
+        "Take it",
+        [
             section(f"A manual backup of {server_words(server_id, server_name)}. I'll follow it to completion."),
-            {
-                "type": "input",
-                "block_id": CREATE_DESCRIPTION_BLOCK,
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Description"},
-                "element": {"type": "plain_text_input", "action_id": CREATE_DESCRIPTION_ACTION, "max_length": 255},
-            },
+            _text_input(
+                CREATE_DESCRIPTION_BLOCK, CREATE_DESCRIPTION_ACTION, "Description", optional=True, max_length=255
+            ),
         ],
-    }
+    )
