@@ -39,6 +39,10 @@ RUNNING_STATUSES = frozenset({"in_progress", "pending", "queued", "creating", "r
 BACKUP_TYPES = ("manual", "automatic")
 
 
+# The provider keeps at most this many manual backups per server; a create beyond it is refused (400).
+MANUAL_LIMIT = 10
+
+
 class BackupApiError(Exception):
     status_code: int | None = None
 

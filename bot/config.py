@@ -21,6 +21,9 @@ DEFAULT_POLL_SECONDS = 30.0
 DEFAULT_PORT = 3000
 DEFAULT_SHUTDOWN_SECONDS = 20.0
 DEFAULT_APPROVAL_MINUTES = 30.0
+DEFAULT_DELETE_GRACE_SECONDS = 30.0
+# A reply's response_url lives 30 minutes: the end of a longer window could not be shown in it.
+MAX_DELETE_GRACE_SECONDS = 1800.0
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "vps_api_token"})
 
@@ -44,6 +47,9 @@ class Settings:
     port: int = field(default=DEFAULT_PORT, metadata={"env": "PORT"})
     shutdown_seconds: float = field(default=DEFAULT_SHUTDOWN_SECONDS, metadata={"env": "BACKUPBOT_SHUTDOWN_SECONDS"})
     approval_minutes: float = field(default=DEFAULT_APPROVAL_MINUTES, metadata={"env": "BACKUPBOT_APPROVAL_MINUTES"})
+    delete_grace_seconds: float = field(
+        default=DEFAULT_DELETE_GRACE_SECONDS, metadata={"env": "BACKUPBOT_DELETE_GRACE_SECONDS"}
+    )
     log_format: str = field(default="text", metadata={"env": "BACKUPBOT_LOG_FORMAT"})
     log_level: str = field(default="INFO", metadata={"env": "BACKUPBOT_LOG_LEVEL"})
     metrics_port: int | None = field(default=None, metadata={"env": "BACKUPBOT_METRICS_PORT"})
@@ -106,6 +112,14 @@ def _parse(name: str, env: str, raw: str) -> object:
             raise ConfigError(f"{env} must be a number of {unit}, not {raw!r}") from None
         if not value > 0 or value == float("inf"):
             raise ConfigError(f"{env} must be a number of {unit} more than 0, not {raw!r}")
+        return value
+    if name == "delete_grace_seconds":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be a number of seconds, not {raw!r}") from None
+        if not 0 <= value <= MAX_DELETE_GRACE_SECONDS:
+            raise ConfigError(f"{env} must be between 0 and {MAX_DELETE_GRACE_SECONDS:g} seconds, not {raw!r}")
         return value
     if name == "log_format":
         if raw.lower() not in ("text", "json"):

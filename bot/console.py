@@ -368,8 +368,11 @@ class Console:
             )
         )
         while True:
-            values: dict[str, dict[str, str]] = {}
+            values: dict[str, dict[str, str | list[str]]] = {}
             for block in inputs:
+                if block["element"].get("type") == "checkboxes":
+                    values[block["block_id"]] = {block["element"]["action_id"]: await self._checkboxes(block)}
+                    continue
                 hint = block.get("hint", {}).get("text", "")
                 if hint:
                     self._say(f"  ({hint})")
@@ -388,6 +391,18 @@ class Console:
                     self._say(self._paint(f"  ✖ {message}", "31"))
                 continue
             return
+
+    async def _checkboxes(self, block: dict) -> list[str]:
+        """Each option asked for in turn, [Y/n] when it starts ticked; returns the values ticked."""
+        element = block["element"]
+        ticked = {o["value"] for o in element.get("initial_options", [])}
+        chosen = []
+        for option in element.get("options", []):
+            on = option["value"] in ticked
+            typed = (await self._read(f"{option['text']['text']}? {'[Y/n]' if on else '[y/N]'} ") or "").strip().lower()
+            if typed in ("y", "yes") or (on and typed not in ("n", "no")):
+                chosen.append(option["value"])
+        return chosen
 
     # --- rendering ------------------------------------------------------------------
 

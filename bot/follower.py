@@ -7,10 +7,15 @@ backups in progress (never one per backup), and the rounds back off while
 the API is failing. A report is claimed in the store before it is sent, so
 two racing rounds report a backup exactly once.
 
+Restores waiting on a safety backup (`restore_chains`) are watched in the
+same rounds and the same list calls: each round hands every waiting chain
+its safety backup as listed, through `chain_step`, which sends the restore
+once it has completed.
+
 It is the bot's one background loop: between rounds it also runs its
 `chores` every `tick` seconds — delivering due announcements (so a
-rate-limited one goes out when Slack said it may) and expiring approval
-requests nobody decided in time.
+rate-limited one goes out when Slack said it may), expiring approval
+requests nobody decided in time, sending deletes whose undo window ended.
 
 The follower knows nothing of Slack: it reports through a `Notifier`.
 """
@@ -27,7 +32,7 @@ from typing import Protocol
 
 from bot.backup_api import Backup, BackupApi, BackupApiError
 from bot.clock import utc_now
-from bot.store import Followed, Store
+from bot.store import Followed, RestoreChain, Store
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,9 @@ class Follower:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         chores: list[Callable[[], Awaitable[object]]] | None = None,
         tick: float = 1.0,
+        chain_step: Callable[[RestoreChain, Backup | None], Awaitable[object]] | None = None,
     ):
+        self.chain_step = chain_step
         self.api = api
         self.store = store
         self.notifier = notifier
@@ -76,13 +83,20 @@ class Follower:
     async def poll_once(self) -> bool:
         """Check every followed backup once; False if the API failed for any server."""
         followed = await asyncio.to_thread(self.store.following)
+        chains = await asyncio.to_thread(self.store.waiting_chains) if self.chain_step else []
         by_server: dict[int, list[Followed]] = defaultdict(list)
+        chains_by_server: dict[int, list[RestoreChain]] = defaultdict(list)
         for item in followed:
             by_server[item.server_id].append(item)
-        results = await asyncio.gather(*(self._check_server(sid, items) for sid, items in by_server.items()))
+        for chain in chains:
+            chains_by_server[chain.target_server_id].append(chain)
+        servers = sorted({*by_server, *chains_by_server})
+        results = await asyncio.gather(
+            *(self._check_server(sid, by_server[sid], chains_by_server[sid]) for sid in servers)
+        )
         return all(results)
 
-    async def _check_server(self, server_id: int, items: list[Followed]) -> bool:
+    async def _check_server(self, server_id: int, items: list[Followed], chains: list[RestoreChain] = ()) -> bool:
         try:
             backups = await self.api.list_backups(server_id, "manual")
         except BackupApiError as exc:
@@ -91,6 +105,8 @@ class Follower:
                 await self._maybe_give_up(item, None)
             return False
         by_id = {b.id: b for b in backups}
+        for chain in chains:
+            await self._report(self.chain_step(chain, by_id.get(chain.safety_backup_id)))
         for item in items:
             backup = by_id.get(item.backup_id)
             if backup is None:
@@ -126,7 +142,7 @@ class Follower:
         try:
             await call
         except Exception:
-            log.exception("could not report on a followed backup")
+            log.exception("could not report on a followed backup or a waiting restore")
 
     async def run(self) -> None:
         delay = self.poll_seconds

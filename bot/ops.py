@@ -14,11 +14,20 @@ consumes the confirmation atomically, so a double press acts at most once.
 Audit entries, and what follows a write the API accepted (following the new
 backup), go through `DurableWrites`: a busy store delays them but never
 loses them, and never turns a write that happened into a reported failure.
+
+The safety nets live here too. A confirmed delete waits out its undo window
+in the store (`delete_windows`) and is sent by the background loop
+(`send_due_deletes`). A restore with a safety backup is a chain in the store
+(`restore_chains`): the safety backup is created at once, the background
+loop watches it (`advance_chain`), and the restore is sent once, only after
+it completed. A create refused at the 10-backup limit names the oldest manual
+backup, and `confirm_make_room` deletes it and creates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +35,15 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from bot import observe
-from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError, NotFound
+from bot.backup_api import (
+    MANUAL_LIMIT,
+    AcceptedButUnreadable,
+    Backup,
+    BackupApi,
+    BackupApiError,
+    BadRequest,
+    NotFound,
+)
 from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
@@ -35,16 +52,25 @@ from bot.store import (
     ApprovalState,
     AuditEntry,
     AuditSearch,
+    ChainState,
     Confirmation,
     ConfirmationState,
+    DeleteWindow,
+    RestoreChain,
     Store,
     StoreUnavailable,
+    WindowState,
 )
 
 log = logging.getLogger(__name__)
 
 CONFIRMATION_TTL = timedelta(minutes=15)
 APPROVAL_TTL = timedelta(minutes=30)
+# A chain step (asking for the safety backup, sending the restore) takes at most a few API timeouts;
+# one stuck longer than this belonged to a process that died.
+CHAIN_STEP_SECONDS = 180.0
+SAFETY_GIVE_UP = timedelta(hours=6)
+MAKE_ROOM = "make_room"
 
 
 @dataclass(frozen=True)
@@ -148,6 +174,7 @@ class Decision:
     request: ApprovalRequest
     provider_message: str | None = None
     error: Exception | None = None
+    chain: ChainStarted | None = None  # an approved restore that first takes a safety backup
 
 
 class ApprovalUnavailable(OpsError):
@@ -215,6 +242,93 @@ class Done:
     provider_message: str | None = None
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """A confirmed delete in its undo window: sent when the window ends, unless undone."""
+
+    window: DeleteWindow
+
+
+@dataclass(frozen=True)
+class DeleteSent:
+    """A delete whose window ended: sent (`why` None), or it could not be (`why` says so)."""
+
+    window: DeleteWindow
+    why: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainStarted:
+    """A restore waiting on its safety backup, which the API accepted."""
+
+    chain: RestoreChain
+    safety: Backup
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """How a restore chain moved on: the restore sent (`why` None), or stopped with nothing restored
+    (`offer_without`: the person may restore without a safety backup), or interrupted."""
+
+    chain: RestoreChain
+    provider_message: str | None = None
+    why: str | None = None
+    offer_without: bool = False
+
+
+@dataclass(frozen=True)
+class RoomMade:
+    """The oldest manual backup deleted to make room, and the new backup (or why it was not created)."""
+
+    confirmation: Confirmation
+    created: Backup | Accepted | None
+    error: Exception | None = None
+
+
+class SafetyBackupFailed(OpsError):
+    """The safety backup could not be made, so the restore was not sent."""
+
+    def __init__(self, chain: RestoreChain, why: str, *, no_room: bool = False):
+        self.chain, self.why, self.no_room = chain, why, no_room
+        super().__init__(f"the restore was not sent: {why}")
+
+
+class NoRoom(OpsError):
+    """A create refused because the server already keeps the most manual backups the provider allows."""
+
+    def __init__(
+        self,
+        server_id: int,
+        count: int,
+        oldest: Backup | None,
+        *,
+        description: str,
+        may_make_room: bool,
+        ruled: bool,
+        provider_message: str,
+    ):
+        self.server_id, self.count, self.oldest = server_id, count, oldest
+        self.description, self.may_make_room, self.ruled = description, may_make_room, ruled
+        self.provider_message = provider_message
+        super().__init__(f"server {server_id} already has {count} manual backups")
+
+
+class UndoUnavailable(OpsError):
+    """The delete was already sent, undone, or the button is unknown."""
+
+    def __init__(self, window: DeleteWindow | None):
+        self.window = window
+        super().__init__(f"this delete is {window.state.value if window else 'unknown'}")
+
+
+class RuledServer(OpsError):
+    """Making room is one confirmed step; on a server under the two-person rule a delete needs approval."""
+
+    def __init__(self, server_id: int):
+        self.server_id = server_id
+        super().__init__(f"server {server_id} is under the two-person rule")
+
+
 class Operations:
     def __init__(
         self,
@@ -226,7 +340,9 @@ class Operations:
         approval_ttl: timedelta = APPROVAL_TTL,
         clock: Callable[[], datetime] = utc_now,
         durable: DurableWrites | None = None,
+        delete_grace: timedelta = timedelta(0),
     ):
+        self.delete_grace = delete_grace
         self.api = api
         self.store = store
         self.admins = admins
@@ -378,6 +494,9 @@ class Operations:
                 actor, Action.CREATE, "done", server_id=server_id, detail=f"{description} [answer unreadable]".strip()
             )
             return Accepted(server_id, description, str(exc))
+        except BadRequest as exc:
+            await self._no_room_or(exc, actor, server_id, description)
+            raise
         await self._learn([backup])
         if follow is not None and backup.is_running:
             await self.durable.write(
@@ -397,10 +516,19 @@ class Operations:
     # --- deleting and restoring --------------------------------------------
 
     async def _find(self, actor: Actor, action: Action, backup_id: int, *, gone: bool = False) -> Backup:
-        try:
-            return await self._api(actor, action, self.api.find_backup(backup_id), backup_id=backup_id)
-        except NotFound:
-            raise BackupNotFound(backup_id, gone=gone) from None
+        backup, _all = await self._find_among(actor, action, backup_id, gone=gone)
+        return backup
+
+    async def _find_among(
+        self, actor: Actor, action: Action, backup_id: int, *, gone: bool = False
+    ) -> tuple[Backup, list[Backup]]:
+        """The backup, and every backup the API listed (there is no endpoint for one)."""
+        backups = await self._api(actor, action, self.api.list_backups(), backup_id=backup_id)
+        for backup in backups:
+            if backup.id == backup_id:
+                return backup, backups
+        await self._audit(actor, action, "failed", backup_id=backup_id, detail=f"no backup {backup_id}")
+        raise BackupNotFound(backup_id, gone=gone)
 
     async def _authorize_on_backup(self, actor: Actor, action: Action, backup: Backup) -> None:
         """Someone with no role on the backup's server hears what they would of a backup that does not exist."""
@@ -417,8 +545,12 @@ class Operations:
         await self._from_its_channel(actor, Action.DELETE, backup.server.id, backup_id=backup_id)
         return await self._confirmation(Action.DELETE, backup, backup.server.id, backup.server.name, actor)
 
-    async def request_restore(self, actor: Actor, backup_id: int, target_server_id: int | None = None) -> Confirmation:
-        backup = await self._find(actor, Action.RESTORE, backup_id)
+    async def request_restore(
+        self, actor: Actor, backup_id: int, target_server_id: int | None = None, *, safety: bool = True
+    ) -> Confirmation:
+        """A restore to confirm; it records what the restore undoes (the target's newer backups) and
+        whether the target has room for a safety backup, and whether the form offers one ticked."""
+        backup, backups = await self._find_among(actor, Action.RESTORE, backup_id)
         target = backup.server.id if target_server_id is None else target_server_id
         await self._authorize_on_backup(actor, Action.RESTORE, backup)
         if target != backup.server.id:
@@ -436,10 +568,26 @@ class Operations:
             raise NotRestorable(backup)
         names = await self._db(self.store.server_names)
         target_name = backup.server.name if target == backup.server.id else names.get(target, str(target))
-        return await self._confirmation(Action.RESTORE, backup, target, target_name, actor)
+        on_target = [b for b in backups if b.server.id == target]
+        newer = sorted(
+            (b for b in on_target if (b.created_at, b.id) > (backup.created_at, backup.id)),
+            key=lambda b: (b.created_at, b.id),
+        )
+        return await self._confirmation(
+            Action.RESTORE,
+            backup,
+            target,
+            target_name,
+            actor,
+            newer_count=len(newer),
+            newest_id=newer[-1].id if newer else None,
+            newest_at=newer[-1].created_at.isoformat() if newer else None,
+            target_manual_count=sum(b.backup_type == "manual" for b in on_target),
+            safety=int(safety),
+        )
 
     async def _confirmation(
-        self, action: Action, backup: Backup, target_id: int, target_name: str, actor: Actor
+        self, action: Action, backup: Backup, target_id: int, target_name: str, actor: Actor, **extra: Any
     ) -> Confirmation:
         await self._learn([backup])
         return await self._db(
@@ -452,7 +600,9 @@ class Operations:
             target_server_name=target_name,
             backup_created_at=backup.created_at.isoformat(),
             backup_type=backup.backup_type,
+            backup_description=backup.description,
             requested_by=actor.user_id,
+            **extra,
         )
 
     async def pending_confirmation(self, actor: Actor, token: str, action: Action) -> Confirmation:
@@ -496,13 +646,29 @@ class Operations:
             await self._authorize(actor, action, conf.target_server_id, backup_id=conf.backup_id)
         await self._from_its_channel(actor, action, conf.server_id, conf.target_server_id, backup_id=conf.backup_id)
 
-    async def confirm_delete(self, actor: Actor, token: str, *, reply_to: ReplyTo | None = None) -> Done | Awaiting:
+    async def confirm_delete(
+        self, actor: Actor, token: str, *, reply_to: ReplyTo | None = None
+    ) -> Done | Awaiting | Scheduled:
         conf = await self.authorize_confirmation(actor, token, Action.DELETE)
         audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
         backup = await self._still_there(actor, Action.DELETE, conf)
         await self._claim(conf, actor, Action.DELETE)
         if await self.needs_approval(conf.server_id, conf.target_server_id):
             return await self._ask_approval(actor, conf, backup, "", reply_to)
+        if self.delete_grace > timedelta(0):
+            window = await self._db(
+                self.store.open_delete_window,
+                backup_id=conf.backup_id,
+                server_id=conf.server_id,
+                server_name=conf.server_name,
+                backup_type=conf.backup_type,
+                requested_by=actor.user_id,
+                approved_by=None,
+                channel_id=reply_to.channel_id if reply_to else None,
+                response_url=reply_to.response_url if reply_to else None,
+                due_at=(self._clock() + self.delete_grace).timestamp(),
+            )
+            return Scheduled(window)
         try:
             await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
         except NotFound:
@@ -511,15 +677,27 @@ class Operations:
         return Done(conf)
 
     async def confirm_restore(
-        self, actor: Actor, token: str, typed: str, *, reason: str = "", reply_to: ReplyTo | None = None
-    ) -> Done | Awaiting:
+        self,
+        actor: Actor,
+        token: str,
+        typed: str,
+        *,
+        reason: str = "",
+        reply_to: ReplyTo | None = None,
+        safety: bool | None = None,
+    ) -> Done | Awaiting | ChainStarted:
+        """Send the restore; or, with a safety backup (the form's box, default the confirmation's),
+        start the chain that sends it once the safety backup has completed."""
         conf = await self.check_restore_text(actor, token, typed)
+        safety = conf.safety if safety is None else safety
         audit = {"server_id": conf.target_server_id, "backup_id": conf.backup_id}
         await self._authorize_on(actor, conf)
         backup = await self._still_there(actor, Action.RESTORE, conf)
         await self._claim(conf, actor, Action.RESTORE)
         if await self.needs_approval(conf.server_id, conf.target_server_id):
-            return await self._ask_approval(actor, conf, backup, reason, reply_to)
+            return await self._ask_approval(actor, conf, backup, reason, reply_to, safety=safety)
+        if safety:
+            return await self._start_chain(actor, conf, reply_to)
         message = await self._spend(
             conf, self._api(actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit)
         )
@@ -578,6 +756,279 @@ class Operations:
     async def _claim(self, conf: Confirmation, actor: Actor, action: Action) -> None:
         if not await self._db(self.store.use_confirmation, conf.id, actor.user_id):
             await self._refused(actor, action, await self._db(self.store.confirmation, conf.id))
+
+    # --- safety nets: room at the limit -------------------------------------------
+
+    async def _room(self, server_id: int) -> tuple[int, Backup | None]:
+        """How many manual backups the server keeps, and the oldest of them."""
+        manual = await self.api.list_backups(server_id, "manual")
+        oldest = min(manual, key=lambda b: (b.created_at, b.id), default=None)
+        return len(manual), oldest
+
+    async def _no_room_or(self, refusal: BadRequest, actor: Actor, server_id: int, description: str) -> None:
+        """Raise NoRoom if a refused create met the 10-backup limit; else return (the refusal stands)."""
+        try:
+            count, oldest = await self._room(server_id)
+        except BackupApiError:
+            return
+        if count < MANUAL_LIMIT:
+            return
+        admin = await self.is_admin(actor)
+        role = await self._db(self.store.role_of, actor.user_id, server_id)
+        raise NoRoom(
+            server_id,
+            count,
+            oldest,
+            description=description,
+            may_make_room=is_allowed(Action.DELETE, is_admin=admin, role=role),
+            ruled=await self.needs_approval(server_id),
+            provider_message=refusal.provider_message,
+        ) from refusal
+
+    async def request_make_room(self, actor: Actor, server_id: int, backup_id: int, description: str) -> Confirmation:
+        """Ask to confirm deleting the oldest manual backup (by name) and then creating the new one."""
+        backup = await self._find(actor, Action.DELETE, backup_id)
+        if backup.server.id != server_id or backup.backup_type != "manual":
+            raise BackupNotFound(backup_id)
+        await self._authorize_on_backup(actor, Action.DELETE, backup)
+        await self._authorize(actor, Action.CREATE, server_id, backup_id=backup_id)
+        await self._from_its_channel(actor, Action.DELETE, server_id, backup_id=backup_id)
+        await self._not_ruled(actor, server_id, backup_id)
+        return await self._confirmation(
+            Action.DELETE,
+            backup,
+            server_id,
+            backup.server.name,
+            actor,
+            purpose=MAKE_ROOM,
+            description=description[:255],
+        )
+
+    async def _not_ruled(self, actor: Actor, server_id: int, backup_id: int) -> None:
+        if await self.needs_approval(server_id):
+            await self._audit(
+                actor,
+                Action.DELETE,
+                "denied",
+                server_id=server_id,
+                backup_id=backup_id,
+                detail="making room needs the two-person rule's approval: delete first, then create",
+            )
+            raise RuledServer(server_id)
+
+    async def confirm_make_room(self, actor: Actor, token: str, *, reply_to: ReplyTo | None = None) -> RoomMade:
+        """Delete the confirmed backup at once (it was confirmed by name: no undo window), then create.
+
+        If the delete fails, nothing is created; if the create fails, the delete still happened and
+        the result says both.
+        """
+        conf = await self.authorize_confirmation(actor, token, Action.DELETE)
+        if conf.purpose != MAKE_ROOM:
+            await self._refused(actor, Action.DELETE, None)
+        await self._authorize(actor, Action.CREATE, conf.server_id, backup_id=conf.backup_id)
+        await self._not_ruled(actor, conf.server_id, conf.backup_id)
+        audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
+        await self._still_there(actor, Action.DELETE, conf)
+        await self._claim(conf, actor, Action.DELETE)
+        try:
+            await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
+        except NotFound:
+            raise BackupNotFound(conf.backup_id, gone=True) from None
+        await self._audit(actor, Action.DELETE, "done", detail="the oldest manual backup, to make room", **audit)
+        try:
+            created = await self.create_backup(actor, conf.server_id, conf.description, follow=reply_to)
+        except (BackupApiError, OpsError) as exc:
+            return RoomMade(conf, None, exc)
+        return RoomMade(conf, created)
+
+    # --- safety nets: the undo window for deletes ---------------------------------------
+
+    async def undo_delete(self, actor: Actor, window_id: str) -> DeleteWindow:
+        """Stop a delete in its window: its requester, an owner of the server, or an admin."""
+        window = await self._db(self.store.delete_window, window_id)
+        if window is None:
+            await self._audit(actor, Action.DELETE, "denied", detail="undo of an unknown delete")
+            raise UndoUnavailable(None)
+        audit = {"server_id": window.server_id, "backup_id": window.backup_id}
+        if actor.user_id != window.requested_by:
+            await self._authorize(actor, Action.DELETE, window.server_id, backup_id=window.backup_id)
+        if not await self._db(self.store.undo_delete, window.id, actor.user_id):
+            now = await self._db(self.store.delete_window, window.id)
+            await self._audit(actor, Action.DELETE, "denied", detail=f"undo, but the delete is {now.state}", **audit)
+            raise UndoUnavailable(now)
+        by = "" if actor.user_id == window.requested_by else f" (asked by {window.requested_by})"
+        await self._audit(actor, Action.DELETE, "cancelled", detail=f"undone in its window{by}", **audit)
+        return await self._db(self.store.delete_window, window.id)
+
+    async def send_due_deletes(self) -> list[DeleteSent]:
+        """Send the deletes whose window has ended, each once (claimed in the store), audited for their requester."""
+        results = []
+        for window in await self._db(self.store.claim_due_deletes):
+            audit = {"server_id": window.server_id, "backup_id": window.backup_id}
+            why = None
+            try:
+                await self.api.delete_backup(window.backup_id)
+                state, outcome = WindowState.DONE, "done"
+            except NotFound:
+                state, outcome, why = WindowState.GONE, "failed", "the backup no longer exists"
+            except BackupApiError as exc:
+                state, outcome, why = WindowState.FAILED, "failed", f"{type(exc).__name__}: {exc}"
+            await self.durable.write(
+                "delete window", self.store.end_delete_window, window_id=window.id, state=state, detail=why or ""
+            )
+            approved = f", approved by {window.approved_by}" if window.approved_by else ""
+            detail = f"after its undo window{approved}" + (f"; {why}" if why else "")
+            await self._audit(Actor(window.requested_by), Action.DELETE, outcome, detail=detail, **audit)
+            results.append(DeleteSent(await self._db(self.store.delete_window, window.id), why))
+        return results
+
+    # --- safety nets: a safety backup before a restore --------------------------------------
+
+    async def _start_chain(
+        self,
+        requester: Actor,
+        source: Confirmation | ApprovalRequest,
+        reply_to: ReplyTo | None,
+        *,
+        approved_by: str | None = None,
+    ) -> ChainStarted:
+        """Record the chain, then ask for the safety backup (an ordinary create on the requester's behalf).
+
+        The chain is written first, so a bot that dies while asking leaves a trace that is reported
+        (`interrupted_chains`) rather than a restore nobody hears of.
+        """
+        target = source.target_server_id
+        chain = await self._db(
+            self.store.start_chain,
+            backup_id=source.backup_id,
+            server_id=source.server_id,
+            server_name=source.server_name,
+            target_server_id=target,
+            target_server_name=source.target_server_name,
+            requested_by=requester.user_id,
+            approved_by=approved_by,
+            channel_id=reply_to.channel_id if reply_to else None,
+            response_url=reply_to.response_url if reply_to else None,
+            safety_backup_id=None,
+        )
+        description = f"Safety backup before restoring from #{source.backup_id}"
+        try:
+            safety = await self._api(
+                requester, Action.CREATE, self.api.create_backup(target, description), server_id=target
+            )
+        except AcceptedButUnreadable:
+            await self._audit(
+                requester, Action.CREATE, "done", server_id=target, detail=f"{description} [answer unreadable]"
+            )
+            why = "the backup API accepted the safety backup but its answer could not be read, so I cannot follow it"
+            raise await self._stop_chain(chain, ChainState.CREATING, why) or SafetyBackupFailed(chain, why) from None
+        except BackupApiError as exc:
+            no_room = False
+            if isinstance(exc, BadRequest):
+                with contextlib.suppress(BackupApiError):
+                    no_room = (await self._room(target))[0] >= MANUAL_LIMIT
+            why = (
+                f"there is no room for a safety backup: server {target} already has {MANUAL_LIMIT} manual backups"
+                if no_room
+                else f"the safety backup failed ({exc})"
+            )
+            stopped = await self._stop_chain(chain, ChainState.CREATING, why, no_room=no_room)
+            raise stopped or SafetyBackupFailed(chain, why, no_room=no_room) from exc
+        await self._learn([safety])
+        await self.durable.write(
+            "restore chain",
+            self.store.move_chain,
+            chain_id=chain.id,
+            old=ChainState.CREATING,
+            new=ChainState.WAITING,
+            safety_backup_id=safety.id,
+        )
+        await self._audit(requester, Action.CREATE, "done", server_id=target, backup_id=safety.id, detail=description)
+        return ChainStarted(await self._db(self.store.chain, chain.id), safety)
+
+    async def _stop_chain(
+        self, chain: RestoreChain, old: ChainState, why: str, *, no_room: bool = False
+    ) -> SafetyBackupFailed | None:
+        """End a chain with nothing restored; returns the error to raise (None if another process ended it)."""
+        if not await self._db(self.store.move_chain, chain.id, old, ChainState.FAILED, detail=why):
+            return None
+        await self._audit(
+            Actor(chain.requested_by),
+            Action.RESTORE,
+            "failed",
+            server_id=chain.target_server_id,
+            backup_id=chain.backup_id,
+            detail=f"not sent: {why}",
+        )
+        return SafetyBackupFailed(await self._db(self.store.chain, chain.id), why, no_room=no_room)
+
+    async def advance_chain(self, chain: RestoreChain, safety: Backup | None) -> ChainStep | None:
+        """Move a waiting chain on, given its safety backup as the API lists it now (None: not listed).
+
+        Completed: the chain is claimed (waiting → restoring) and the restore sent by the one caller
+        that claimed it. Anything else that ended, or a safety backup gone: nothing restored.
+        """
+        label = f"safety backup #{chain.safety_backup_id}"
+        if safety is not None and safety.is_running:
+            if self._clock() - datetime.fromisoformat(chain.created_at) < SAFETY_GIVE_UP:
+                return None
+            why = f"{label} was still {safety.status.replace('_', ' ')} after 6 hours"
+        elif safety is None:
+            why = f"{label} is no longer in the backup API's list"
+        elif not safety.is_restorable:
+            why = f"{label} ended {safety.status}"
+        else:
+            return await self._send_chained_restore(chain, safety)
+        stopped = await self._stop_chain(chain, ChainState.WAITING, why)
+        return ChainStep(stopped.chain, why=why, offer_without=True) if stopped else None
+
+    async def _send_chained_restore(self, chain: RestoreChain, safety: Backup) -> ChainStep | None:
+        if not await self._db(self.store.move_chain, chain.id, ChainState.WAITING, ChainState.RESTORING):
+            return None
+        requester = Actor(chain.requested_by)
+        audit = {"server_id": chain.target_server_id, "backup_id": chain.backup_id}
+        approved = f", approved by {chain.approved_by}" if chain.approved_by else ""
+        try:
+            message = await self.api.restore(chain.target_server_id, chain.backup_id)
+        except BackupApiError as exc:
+            why = f"the restore failed ({exc})"
+            await self.durable.write(
+                "restore chain",
+                self.store.move_chain,
+                chain_id=chain.id,
+                old=ChainState.RESTORING,
+                new=ChainState.FAILED,
+                detail=why,
+            )
+            await self._audit(
+                requester, Action.RESTORE, "failed", detail=f"after {safety.id}{approved}; {why}", **audit
+            )
+            return ChainStep(await self._db(self.store.chain, chain.id), why=why)
+        await self.durable.write(
+            "restore chain", self.store.move_chain, chain_id=chain.id, old=ChainState.RESTORING, new=ChainState.DONE
+        )
+        detail = f"from backup {chain.backup_id} of server {chain.server_id}, after safety backup {safety.id}{approved}"
+        await self._audit(requester, Action.RESTORE, "done", detail=detail, **audit)
+        return ChainStep(await self._db(self.store.chain, chain.id), provider_message=message)
+
+    async def interrupted_chains(self) -> list[ChainStep]:
+        """Chains whose process died mid-step: reported once, audited, never re-sent."""
+        steps = []
+        for chain in await self._db(self.store.interrupt_stale_chains, CHAIN_STEP_SECONDS):
+            if chain.safety_backup_id is None:
+                why = "the bot stopped while asking for the safety backup, so the restore was not sent"
+            else:
+                why = "the bot stopped while sending the restore: it may have been sent"
+            await self._audit(
+                Actor(chain.requested_by),
+                Action.RESTORE,
+                "failed",
+                server_id=chain.target_server_id,
+                backup_id=chain.backup_id,
+                detail=f"interrupted: {why}",
+            )
+            steps.append(ChainStep(chain, why=why, offer_without=chain.safety_backup_id is None))
+        return steps
 
     # --- the Home tab -----------------------------------------------------------
 
@@ -703,7 +1154,14 @@ class Operations:
         return any(sid in rules for sid in server_ids)
 
     async def _ask_approval(
-        self, actor: Actor, conf: Confirmation, backup: Backup, reason: str, reply_to: ReplyTo | None
+        self,
+        actor: Actor,
+        conf: Confirmation,
+        backup: Backup,
+        reason: str,
+        reply_to: ReplyTo | None,
+        *,
+        safety: bool = False,
     ) -> Awaiting:
         """The requester has confirmed: record the request instead of sending the write."""
         request = await self._db(
@@ -722,6 +1180,7 @@ class Operations:
             origin_channel=reply_to.channel_id if reply_to else None,
             response_url=reply_to.response_url if reply_to else None,
             expires_at=(self._clock() + self.approval_ttl).timestamp(),
+            safety=int(safety and conf.action == Action.RESTORE.value),
         )
         return Awaiting(request)
 
@@ -767,11 +1226,26 @@ class Operations:
             backup = await self.api.find_backup(request.backup_id)
             if action is Action.RESTORE and not backup.is_restorable:
                 raise NotRestorable(backup)
+            if action is Action.RESTORE and request.safety:
+                reply_to = ReplyTo(request.origin_channel, request.response_url)
+                started = await self._start_chain(requester, request, reply_to, approved_by=actor.user_id)
+                detail = f"safety backup #{started.safety.id} started; the restore follows once it completes"
+                await self.durable.write(
+                    "approval state", self.store.approval_carried_out, request_id=request.id, detail=detail
+                )
+                await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
+                return Decision(await self._db(self.store.approval, request.id), chain=started)
             if action is Action.DELETE:
                 await self.api.delete_backup(request.backup_id)
                 message = None
             else:
                 message = await self.api.restore(request.target_server_id, request.backup_id)
+        except SafetyBackupFailed as exc:
+            await self.durable.write(
+                "approval state", self.store.approval_write_failed, request_id=request.id, detail=str(exc)
+            )
+            await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
+            return Decision(await self._db(self.store.approval, request.id), error=exc)
         except (BackupApiError, NotRestorable) as exc:
             why = "the backup no longer exists" if isinstance(exc, NotFound) else f"{type(exc).__name__}: {exc}"
             await self.durable.write(

@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.follower import Follower
 from bot.observe import Metrics
 from bot.ops import Operations
+from bot.slack import safety
 from bot.slack.app import create_app
 from bot.slack.approvals import expire_due
 from bot.slack.replies import Deps, ResponseUrls, SlackNotifier, slack_retry_handlers
@@ -103,7 +104,12 @@ def build_runtime(
         **(api_options or {}),
     )
     ops = Operations(
-        api, store, admins=settings.admins, clock=clock, approval_ttl=timedelta(minutes=settings.approval_minutes)
+        api,
+        store,
+        admins=settings.admins,
+        clock=clock,
+        approval_ttl=timedelta(minutes=settings.approval_minutes),
+        delete_grace=timedelta(seconds=settings.delete_grace_seconds),
     )
     client = slack_client or AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
@@ -118,6 +124,12 @@ def build_runtime(
         deps.notifier,
         poll_seconds=settings.poll_seconds,
         clock=clock,
-        chores=[notifier.drain_outbox, functools.partial(expire_due, deps)],
+        chores=[
+            notifier.drain_outbox,
+            functools.partial(expire_due, deps),
+            functools.partial(safety.send_due_deletes, deps),
+            functools.partial(safety.report_interrupted, deps),
+        ],
+        chain_step=functools.partial(safety.advance_chain, deps),
     )
     return Runtime(settings, store, api, ops, app, deps, follower)

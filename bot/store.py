@@ -4,7 +4,9 @@ Tables: grants, admins, audit, servers (names learned from API answers),
 followed (backups the bot follows to completion), confirmations (pending
 deletes and restores, consumed at most once), outbox (announcements kept
 until Slack accepts them), noticed and seen (things reported or handled
-once). The schema is created and migrated idempotently on open; WAL mode
+once), approval_requests (the two-person rule), delete_windows (confirmed
+deletes in their undo window) and restore_chains (restores waiting on their
+safety backup). The schema is created and migrated idempotently on open; WAL mode
 lets `serve` and the CLI share a file.
 
 Two connections, each behind its own lock: one for writes, one for reads.
@@ -34,7 +36,7 @@ import sqlite_utils
 from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
 DEFAULT_BUSY_SECONDS = 0.5
@@ -154,6 +156,14 @@ class Confirmation:
     state: ConfirmationState
     used_by: str | None
     used_at: str | None
+    backup_description: str = ""
+    newer_count: int = 0
+    newest_id: int | None = None
+    newest_at: str | None = None
+    target_manual_count: int | None = None
+    safety: bool = True  # the restore form's safety-backup box starts ticked
+    purpose: str | None = None  # "make_room": delete the oldest manual backup, then create
+    description: str = ""  # the backup to create once room is made
 
 
 @dataclass(frozen=True)
@@ -207,9 +217,70 @@ class ApprovalRequest:
     decided_at: str | None
     detail: str | None
 
+    safety: bool = False
+
     @property
     def servers(self) -> set[int]:
         return {self.server_id, self.target_server_id}
+
+
+class WindowState(StrEnum):
+    WAITING = "waiting"  # in its undo window
+    SENDING = "sending"  # claimed: the DELETE is going out
+    DONE = "done"
+    GONE = "gone"  # the backup was already gone when the window ended
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+@dataclass(frozen=True)
+class DeleteWindow:
+    """A confirmed delete waiting out its undo window; sent once when `due_at` (epoch seconds) comes."""
+
+    id: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    backup_type: str
+    requested_by: str
+    approved_by: str | None
+    channel_id: str | None
+    response_url: str | None
+    due_at: float
+    state: WindowState
+    created_at: str
+    decided_by: str | None = None
+    detail: str | None = None
+
+
+class ChainState(StrEnum):
+    CREATING = "creating"  # the safety backup is being asked for
+    WAITING = "waiting"  # the safety backup is running
+    RESTORING = "restoring"  # claimed: the restore is going out
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the bot stopped mid-step; nothing is re-sent
+
+
+@dataclass(frozen=True)
+class RestoreChain:
+    """A restore that waits for its safety backup to complete; the restore is sent once, after it."""
+
+    id: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    target_server_id: int
+    target_server_name: str
+    requested_by: str
+    approved_by: str | None
+    channel_id: str | None
+    response_url: str | None
+    safety_backup_id: int | None
+    state: ChainState
+    created_at: str
+    updated_at: float
+    detail: str | None = None
 
 
 def open_problem(path: str, exc: Exception) -> str:
@@ -413,7 +484,73 @@ class Store:
             )
             db["followed"].create_index(["state"], if_not_exists=True)
             db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
+            self._migrate_safety_nets(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @staticmethod
+    def _migrate_safety_nets(db: sqlite_utils.Database) -> None:
+        """Version 6: what a restore undoes, the safety backup, the undo window, room at the limit."""
+        extra = {
+            "confirmations": {
+                "backup_description": str,
+                "newer_count": int,
+                "newest_id": int,
+                "newest_at": str,
+                "target_manual_count": int,
+                "safety": int,
+                "purpose": str,
+                "description": str,
+            },
+            "approval_requests": {"safety": int},
+        }
+        for table, columns in extra.items():
+            for name, kind in columns.items():
+                if name not in db[table].columns_dict:
+                    db[table].add_column(name, kind)
+        db["delete_windows"].create(
+            {
+                "id": str,
+                "backup_id": int,
+                "server_id": int,
+                "server_name": str,
+                "backup_type": str,
+                "requested_by": str,
+                "approved_by": str,
+                "channel_id": str,
+                "response_url": str,
+                "due_at": float,
+                "state": str,
+                "claimed_until": float,
+                "created_at": str,
+                "decided_by": str,
+                "detail": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db["delete_windows"].create_index(["state", "due_at"], if_not_exists=True)
+        db["restore_chains"].create(
+            {
+                "id": str,
+                "backup_id": int,
+                "server_id": int,
+                "server_name": str,
+                "target_server_id": int,
+                "target_server_name": str,
+                "requested_by": str,
+                "approved_by": str,
+                "channel_id": str,
+                "response_url": str,
+                "safety_backup_id": int,
+                "state": str,
+                "created_at": str,
+                "updated_at": float,
+                "detail": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        db["restore_chains"].create_index(["state", "updated_at"], if_not_exists=True)
 
     # --- grants and admins ------------------------------------------------
 
@@ -665,6 +802,10 @@ class Store:
         row = rows[0]
         row["created_at"] = datetime.fromisoformat(row["created_at"])
         row["state"] = ConfirmationState(row["state"])
+        row["safety"] = row.get("safety") is None or bool(row["safety"])
+        row["newer_count"] = row.get("newer_count") or 0
+        row["backup_description"] = row.get("backup_description") or ""
+        row["description"] = row.get("description") or ""
         return Confirmation(**row)
 
     def _move(self, token: str, old: ConfirmationState, new: ConfirmationState, used_by: str | None = None) -> bool:
@@ -789,6 +930,12 @@ class Store:
                 "approval_requests": db.execute(
                     "SELECT count(*) FROM approval_requests WHERE state = 'pending'"
                 ).fetchone()[0],
+                "deletes_in_window": db.execute(
+                    "SELECT count(*) FROM delete_windows WHERE state IN ('waiting', 'sending')"
+                ).fetchone()[0],
+                "restores_waiting": db.execute(
+                    "SELECT count(*) FROM restore_chains WHERE state IN ('creating', 'waiting', 'restoring')"
+                ).fetchone()[0],
             }
 
     def pending_announcements(self) -> int:
@@ -893,12 +1040,135 @@ class Store:
             ]
         return [self.approval(i) for i in ids if self._decide(i, ApprovalState.PENDING, ApprovalState.EXPIRED, None)]
 
+    # --- undo windows for deletes ---------------------------------------------
+
+    def open_delete_window(self, **fields: Any) -> DeleteWindow:
+        token = secrets.token_urlsafe(12)
+        row = {**fields, "id": token, "created_at": iso_seconds(self._clock()), "state": WindowState.WAITING.value}
+        with self._writing() as db:
+            db["delete_windows"].insert(row)
+        return self.delete_window(token)
+
+    def delete_window(self, window_id: str) -> DeleteWindow | None:
+        with self._reading() as db:
+            rows = list(db["delete_windows"].rows_where("id = ?", [window_id]))
+        return _window(rows[0]) if rows else None
+
+    def undo_delete(self, window_id: str, by: str) -> bool:
+        """waiting → undone: only while the DELETE has not gone out."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE delete_windows SET state = 'undone', decided_by = ? WHERE id = ? AND state = 'waiting'",
+                [by, window_id],
+            )
+            return cursor.rowcount == 1
+
+    def claim_due_deletes(self, *, claim_seconds: float = 120.0, limit: int = 20) -> list[DeleteWindow]:
+        """Deletes whose window has ended, each claimed by this caller alone (waiting → sending).
+
+        A claim whose holder died is taken again once it lapses: sending a DELETE twice is harmless
+        (the second finds nothing), leaving it unsent is not.
+        """
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            rows = db.execute(
+                "UPDATE delete_windows SET state = 'sending', claimed_until = ? WHERE id IN ("
+                "SELECT id FROM delete_windows WHERE (state = 'waiting' AND due_at <= ?) "
+                "OR (state = 'sending' AND claimed_until < ?) ORDER BY due_at LIMIT ?) "
+                "AND (state = 'waiting' OR claimed_until < ?) RETURNING id",
+                [now + claim_seconds, now, now, limit, now],
+            ).fetchall()
+        return [self.delete_window(row[0]) for row in rows]
+
+    def end_delete_window(self, window_id: str, state: WindowState, detail: str = "") -> bool:
+        """sending → done, gone or failed."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE delete_windows SET state = ?, detail = ?, claimed_until = NULL WHERE id = ? AND state = 'sending'",
+                [state.value, detail, window_id],
+            )
+            return cursor.rowcount == 1
+
+    # --- restores waiting on a safety backup -------------------------------------
+
+    def start_chain(self, **fields: Any) -> RestoreChain:
+        token = secrets.token_urlsafe(12)
+        row = {
+            **fields,
+            "id": token,
+            "created_at": iso_seconds(self._clock()),
+            "updated_at": self._clock().timestamp(),
+            "state": ChainState.CREATING.value,
+        }
+        with self._writing() as db:
+            db["restore_chains"].insert(row)
+        return self.chain(token)
+
+    def chain(self, chain_id: str) -> RestoreChain | None:
+        with self._reading() as db:
+            rows = list(db["restore_chains"].rows_where("id = ?", [chain_id]))
+        return _chain(rows[0]) if rows else None
+
+    def waiting_chains(self) -> list[RestoreChain]:
+        with self._reading() as db:
+            rows = list(db["restore_chains"].rows_where("state = ?", [ChainState.WAITING.value], order_by="created_at"))
+        return [_chain(r) for r in rows]
+
+    def move_chain(
+        self, chain_id: str, old: ChainState, new: ChainState, *, detail: str | None = None, **fields: Any
+    ) -> bool:
+        """Move a chain from `old` to `new`; True only for the one caller that did it."""
+        sets = {"state": new.value, "updated_at": self._clock().timestamp(), **fields}
+        if detail is not None:
+            sets["detail"] = detail
+        assignments = ", ".join(f"{name} = ?" for name in sets)
+        with self._writing() as db:
+            cursor = db.execute(
+                f"UPDATE restore_chains SET {assignments} WHERE id = ? AND state = ?",
+                [*sets.values(), chain_id, old.value],
+            )
+            return cursor.rowcount == 1
+
+    def interrupt_stale_chains(self, older_than_seconds: float) -> list[RestoreChain]:
+        """Chains stuck mid-step (creating or restoring) longer than a step can take: their process died.
+
+        Each becomes interrupted for the one caller that moves it; nothing is re-sent, since the
+        step may have happened.
+        """
+        cutoff = self._clock().timestamp() - older_than_seconds
+        with self._reading() as db:
+            rows = list(
+                db["restore_chains"].rows_where(
+                    "state IN ('creating', 'restoring') AND updated_at < ?", [cutoff], order_by="created_at"
+                )
+            )
+        moved = []
+        for row in rows:
+            old = ChainState(row["state"])
+            if self.move_chain(row["id"], old, ChainState.INTERRUPTED, detail=f"interrupted while {old.value}"):
+                moved.append(self.chain(row["id"]))
+        return moved
+
+
+def _window(row: dict) -> DeleteWindow:
+    row = dict(row)
+    row.pop("claimed_until", None)
+    row["state"] = WindowState(row["state"])
+    return DeleteWindow(**row)
+
+
+def _chain(row: dict) -> RestoreChain:
+    row = dict(row)
+    row["state"] = ChainState(row["state"])
+    return RestoreChain(**row)
+
 
 def _approval(row: dict) -> ApprovalRequest:
     row = dict(row)
     row["state"] = ApprovalState(row["state"])
     row["backup_description"] = row.get("backup_description") or ""
     row["reason"] = row.get("reason") or ""
+    row["safety"] = bool(row.get("safety"))
     return ApprovalRequest(**row)
 
 

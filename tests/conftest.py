@@ -171,6 +171,7 @@ class LiveStack:
             admins=frozenset({ADMIN}),
             notify_channel=notify_channel,
             poll_seconds=poll_seconds,
+            delete_grace_seconds=0.0,  # deletes at once, unless a test is about the undo window
         ).with_overrides(**settings)
         options = {"backoff_seconds": 0.0, "timeout": 2.0, **(api_options or {})}
         self.runtime: Runtime = build_runtime(self.settings, api_transport=SimulatorTransport(sim), api_options=options)
@@ -234,12 +235,15 @@ class LiveStack:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return self.post(body), url.rsplit("/", 1)[1]
 
-    def submit(self, view: dict, typed: str, *, user: str = ADMIN) -> httpx.Response:
-        from bot.slack.ids import RESTORE_INPUT_ACTION, RESTORE_INPUT_BLOCK
+    def submit(self, view: dict, typed: str, *, user: str = ADMIN, safety: bool | None = False) -> httpx.Response:
+        """Submit the restore form with `typed` as the server's name; the safety-backup box unticked
+        (`safety=False`), ticked (True), or left out of the submission (None)."""
+        from bot.slack import ids
 
-        payload = view_submission_payload(
-            user_id=user, view=view, values={RESTORE_INPUT_BLOCK: {RESTORE_INPUT_ACTION: typed}}
-        )
+        values: dict = {ids.RESTORE_INPUT_BLOCK: {ids.RESTORE_INPUT_ACTION: typed}}
+        if safety is not None:
+            values[ids.RESTORE_SAFETY_BLOCK] = {ids.RESTORE_SAFETY_ACTION: [ids.SAFETY_OPTION] if safety else []}
+        payload = view_submission_payload(user_id=user, view=view, values=values)
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())
 
     def grant(self, user: str, server: int, role: str) -> None:

@@ -191,7 +191,7 @@ def test_bad_request_shows_the_providers_text(stack):
     for _ in range(2):
         stack.ask("create 12346")
     reply, _ = stack.ask("create 12346")
-    assert "refused this: “Manual backup limit reached: at most 10 manual backups per server.”" in text_of(reply)
+    assert "The backup API said: “Manual backup limit reached: at most 10 manual backups per server.”" in text_of(reply)
     assert stack.runtime.store.audit_entries(1)[0].outcome == "failed"
 
 

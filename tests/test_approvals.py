@@ -185,6 +185,7 @@ def test_a_restore_carries_its_reason_to_the_card_and_runs_once_approved(ruled):
     values = {
         ids.RESTORE_INPUT_BLOCK: {ids.RESTORE_INPUT_ACTION: "web-server-01"},
         ids.RESTORE_REASON_BLOCK: {ids.RESTORE_REASON_ACTION: "nginx 1.27 broke <TLS> & logins"},
+        ids.RESTORE_SAFETY_BLOCK: {ids.RESTORE_SAFETY_ACTION: []},  # without a safety backup
     }
     payload = view_submission_payload(user_id=OWNER, view=view, values=values)
     assert ruled.post(urlencode({"payload": json.dumps(payload)}).encode()).status_code == 200

@@ -10,11 +10,13 @@ from bot.console import run_console
 from bot.sim.fake_api import BackupSimulator
 
 
-def session(lines: list[str], *, demo=True, user="U0CONSOLE", simulator=None, tmp_path=None, poll=30.0) -> str:
+def session(
+    lines: list[str], *, demo=True, user="U0CONSOLE", simulator=None, tmp_path=None, poll=30.0, grace=0.0
+) -> str:
     out = io.StringIO()
-    settings = (
-        Settings(db_path=str(tmp_path / "console.db"), poll_seconds=poll) if tmp_path else Settings(poll_seconds=poll)
-    )
+    settings = Settings(poll_seconds=poll, delete_grace_seconds=grace)
+    if tmp_path:
+        settings = settings.with_overrides(db_path=str(tmp_path / "console.db"))
     status = run_console(
         settings, demo=demo, user_id=user, stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out, simulator=simulator
     )
@@ -41,8 +43,10 @@ def test_list_create_delete_restore_and_bad_input():
             "/backup restore 5022",
             "7",  # Restore web-server-01… → the modal
             "web-server-02",  # the wrong name is refused in the modal
+            "",  # the safety backup: ticked by default
             "",  # no reason given (optional)
             "12345",  # the ID is accepted
+            "n",  # no safety backup
             "",
             "/backup create 12347 Before the <demo> reset",
             "/backup list web",
@@ -69,7 +73,7 @@ def test_list_create_delete_restore_and_bad_input():
     assert "was already confirmed by @U0CONSOLE. Nothing more was done." in third
     modal = after(out, "> 7\n")
     assert "┌─ Restore server" in modal and "[submit] Restore" in modal
-    assert "Type web-server-01 to confirm: web-server-02\n  (Shown to whoever approves it" in modal
+    assert "Type web-server-01 to confirm: web-server-02\nFirst back up web-server-01's current state? [Y/n] \n" in modal
     assert "Why? (optional): \n  ✖ That is not this server." in modal
     assert "Type web-server-01 to confirm: 12345" in modal
     assert "♻️ @U0CONSOLE started restoring *web-server-01* (12345) from backup *#5022*." in modal

@@ -127,6 +127,7 @@ def socket_stack(tmp_path):
         admins=frozenset({ADMIN}),
         notify_channel="CNOTIFY01",
         poll_seconds=3600,
+        delete_grace_seconds=0.5,
     )
     sim = BackupSimulator(completion_seconds=3600)
     runtime = build_runtime(settings, api_transport=SimulatorTransport(sim), api_options={"backoff_seconds": 0})
@@ -166,8 +167,10 @@ def test_socket_mode_runs_the_same_listeners(socket_stack):
         block_id="confirm",
     )
     bg.run(slack.send_envelope("interactive", press))
-    deleted = slack.recorder.wait_for(lambda _r: slack.recorder.responses("press"))[0]
-    assert "Deleted backup *#5023*" in text_of(deleted)
+    waiting = slack.recorder.wait_for(lambda _r: slack.recorder.responses("press"))[0]
+    assert "will be deleted at" in text_of(waiting), "first the undo window"
+    deleted = slack.recorder.wait_for(lambda _r: slack.recorder.responses("press")[1:])[0]
+    assert "Deleted backup *#5023*" in text_of(deleted) and deleted["replace_original"] is True
     assert sim.count("DELETE") == 1
     assert slack.recorder.api("apps.connections.open"), "the socket URL came from the configured Slack API"
 

@@ -340,10 +340,11 @@ def block_actions_payload(
     }
 
 
-def view_submission_payload(*, user_id: str, view: dict, values: dict[str, dict[str, str]]) -> dict:
-    """The payload Slack sends when a modal is submitted; values: {block_id: {action_id: text}}."""
+def view_submission_payload(*, user_id: str, view: dict, values: dict[str, dict[str, str | list[str]]]) -> dict:
+    """The payload Slack sends when a modal is submitted; values: {block_id: {action_id: text}}, or, for
+    checkboxes, {block_id: {action_id: [the values of the options ticked]}}."""
     state = {
-        block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+        block: {action: _input_state(view, block, value) for action, value in actions.items()}
         for block, actions in values.items()
     }
     return {
@@ -355,6 +356,15 @@ def view_submission_payload(*, user_id: str, view: dict, values: dict[str, dict[
         "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.trigger",
         "view": {**view, "id": view.get("id", "V0LOOPBACK"), "state": {"values": state}},
     }
+
+
+def _input_state(view: dict, block_id: str, value: str | list[str]) -> dict:
+    if isinstance(value, str):
+        return {"type": "plain_text_input", "value": value}
+    options = next(
+        (b["element"].get("options", []) for b in view.get("blocks", []) if b.get("block_id") == block_id), []
+    )
+    return {"type": "checkboxes", "selected_options": [o for o in options if o.get("value") in value]}
 
 
 def app_home_opened_body(user_id: str, event_id: str | None = None) -> dict:

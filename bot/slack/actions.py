@@ -17,14 +17,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.backup_api import BACKUP_TYPES
-from bot.ops import Actor, Awaiting, ConfirmationMismatch, Done, ReplyTo
+from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Done, ReplyTo, Scheduled
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
+from bot.slack.commands import created_outcome
 from bot.slack.homepage import publish_home
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
-from bot.slack.requests import submitted_text
-from bot.slack.views import approvals, messages, modals
+from bot.slack.requests import submitted_choice, submitted_text
+from bot.slack.views import approvals, messages, modals, safety
 from bot.slack.views.errors import mismatch_text
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,18 @@ def button_registrar(app: AsyncApp, deps: Deps):
     return button
 
 
-def confirmed(result: Done | Awaiting, done_reply, announce) -> Outcome:
-    """A confirmed delete or restore: done (reply and announce), or waiting for approval (reply and card)."""
+def confirmed(result: Done | Awaiting | Scheduled | ChainStarted, done_reply, announce, deps: Deps) -> Outcome:
+    """A confirmed delete or restore: done (reply and announce), waiting for approval (reply and card),
+    waiting out its undo window (reply with Undo), or waiting on its safety backup (reply and announce)."""
     if isinstance(result, Awaiting):
         request = result.request
         card = (request.id, approvals.approval_card(request))
         return Outcome(approvals.awaiting_message(request), card=card, server_id=request.target_server_id)
+    if isinstance(result, Scheduled):
+        return Outcome(safety.delete_scheduled_message(result.window, deps.clock()))
+    if isinstance(result, ChainStarted):
+        announce_chain = safety.announce_chain_started(result)
+        return Outcome(safety.chain_started_message(result), [announce_chain], server_id=result.chain.target_server_id)
     return Outcome(done_reply(result), [announce(result.confirmation)], server_id=result.confirmation.target_server_id)
 
 
@@ -121,12 +128,45 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @button(ids.RESTORE_REQUEST, replace=False)
     async def restore_requested(it: Press) -> Outcome:
-        return Outcome(messages.restore_confirmation_message(await ops.request_restore(it.actor, _backup_id(it.value))))
+        conf = await ops.request_restore(it.actor, _backup_id(it.value))
+        return Outcome(messages.restore_confirmation_message(conf, deps.clock()))
 
     @button(ids.CONFIRM_DELETE, replace=True)
     async def delete_confirmed(it: Press) -> Outcome:
         result = await ops.confirm_delete(it.actor, it.value, reply_to=it.reply_to)
-        return confirmed(result, messages.deleted_message, lambda c: messages.announce_deleted(it.actor.user_id, c))
+        return confirmed(
+            result, messages.deleted_message, lambda c: messages.announce_deleted(it.actor.user_id, c), deps
+        )
+
+    @button(ids.UNDO_DELETE, replace=True)
+    async def delete_undone(it: Press) -> Outcome:
+        return Outcome(safety.undone_message(await ops.undo_delete(it.actor, it.value)))
+
+    @button(ids.RESTORE_WITHOUT_SAFETY, replace=False)
+    async def restore_without_safety(it: Press) -> Outcome:
+        backup_id, target = _numbers(it.value, "b", "t")
+        conf = await ops.request_restore(it.actor, backup_id, target, safety=False)
+        return Outcome(messages.restore_confirmation_message(conf, deps.clock()))
+
+    @button(ids.MAKE_ROOM, replace=False)
+    async def make_room_requested(it: Press) -> Outcome:
+        server_id, backup_id = _numbers(it.value, "s", "b")
+        description = _field(it.value, "d")
+        conf = await ops.request_make_room(it.actor, server_id, backup_id, description)
+        return Outcome(safety.make_room_confirmation_message(conf))
+
+    @button(ids.CONFIRM_MAKE_ROOM, replace=True)
+    async def make_room_confirmed(it: Press) -> Outcome:
+        made = await ops.confirm_make_room(it.actor, it.value, reply_to=it.reply_to)
+        deleted = messages.announce_deleted(it.actor.user_id, made.confirmation)
+        if made.created is None:
+            return Outcome(safety.room_made_message(made, None), [deleted], server_id=made.confirmation.server_id)
+        created = created_outcome(deps, it.actor.user_id, made.created)
+        return Outcome(
+            safety.room_made_message(made, created.reply),
+            [deleted, *created.announcements],
+            server_id=made.confirmation.server_id,
+        )
 
     @button(ids.CANCEL, replace=True)
     async def cancelled(it: Press) -> Outcome:
@@ -184,9 +224,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 typed,
                 reason=submitted_text(view, ids.RESTORE_REASON_BLOCK, ids.RESTORE_REASON_ACTION),
                 reply_to=where,
+                safety=submitted_choice(view, ids.RESTORE_SAFETY_BLOCK, ids.RESTORE_SAFETY_ACTION, ids.SAFETY_OPTION),
             )
             return confirmed(
-                result, messages.restore_started_message, lambda c: messages.announce_restore(actor.user_id, c)
+                result,
+                messages.restore_started_message,
+                lambda c: messages.announce_restore(actor.user_id, c),
+                deps,
             )
 
         async def send(message: dict, *, replace: bool = True) -> None:
@@ -223,6 +267,23 @@ def _metadata(view: dict) -> dict | None:
         return None
     reply_to = [meta.get("ru"), meta.get("ch")]
     return meta if any(isinstance(where, str) and where for where in reply_to) else None
+
+
+def _numbers(value: str, *keys: str) -> tuple[int, ...]:
+    """Positive IDs from a button's JSON value, as the bot wrote them; else the button is damaged."""
+    try:
+        state = json.loads(value)
+        numbers = tuple(state[key] for key in keys)
+    except (ValueError, KeyError, TypeError):
+        raise UsageError("this button is damaged; run the command again", "help") from None
+    if not all(type(n) is int and n > 0 for n in numbers):
+        raise UsageError("this button is damaged; run the command again", "help")
+    return numbers
+
+
+def _field(value: str, key: str) -> str:
+    text = json.loads(value).get(key)
+    return text if isinstance(text, str) else ""
 
 
 def _page_state(value: object) -> tuple[int | None, str | None, int]:

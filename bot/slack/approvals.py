@@ -12,7 +12,7 @@ from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
 from bot.slack.homepage import publish_home
 from bot.slack.replies import Deps
-from bot.slack.views import approvals, messages
+from bot.slack.views import approvals, messages, safety
 from bot.store import ApprovalState
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,12 @@ async def settle(deps: Deps, decision: Decision) -> None:
     """The card updated in place, the requester's reply updated, and, if the write went out, the team told."""
     request = decision.request
     await deps.notifier.update_card(request.card_channel, request.card_ts, approvals.decided_card(decision))
+    if decision.chain is not None:
+        await deps.notifier.update_reply(request.response_url, safety.chain_started_message(decision.chain))
+        await deps.notifier.announce(
+            request.origin_channel, safety.announce_chain_started(decision.chain), request.target_server_id
+        )
+        return
     await deps.notifier.update_reply(request.response_url, approvals.decided_reply(decision))
     if request.state is ApprovalState.DONE:
         announce = messages.announce_deleted if request.action == "delete" else messages.announce_restore

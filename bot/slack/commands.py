@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.backup_api import Backup
 from bot.ops import Accepted, Actor, ReplyTo
 from bot.parsing import Command, UsageError, parse_command
 from bot.policy import Action
@@ -52,12 +53,17 @@ async def _servers(deps: Deps, _cmd: Command, it: Invocation) -> Outcome:
 async def _create(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     follow = ReplyTo(channel_id=it.channel_id, response_url=it.response_url)
     backup = await deps.ops.create_backup(it.actor, cmd.server_id, cmd.description, follow=follow)
+    return created_outcome(deps, it.actor.user_id, backup)
+
+
+def created_outcome(deps: Deps, user_id: str, backup: Backup | Accepted) -> Outcome:
+    """The reply to a create, and its announcement (also after making room)."""
     if isinstance(backup, Accepted):
-        announce = messages.announce_accepted(it.actor.user_id, backup)
-        return Outcome(messages.accepted_message(backup), [announce], server_id=cmd.server_id)
+        announce = messages.announce_accepted(user_id, backup)
+        return Outcome(messages.accepted_message(backup), [announce], server_id=backup.server_id)
     return Outcome(
         messages.created_message(backup, deps.clock()),
-        [messages.announce_created(it.actor.user_id, backup)],
+        [messages.announce_created(user_id, backup)],
         server_id=backup.server.id,
     )
 
@@ -68,7 +74,7 @@ async def _delete(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
 
 async def _restore(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     conf = await deps.ops.request_restore(it.actor, cmd.backup_id, cmd.server_id)
-    return Outcome(messages.restore_confirmation_message(conf))
+    return Outcome(messages.restore_confirmation_message(conf, deps.clock()))
 
 
 async def _grant(deps: Deps, cmd: Command, it: Invocation) -> Outcome:

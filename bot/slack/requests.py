@@ -50,12 +50,28 @@ def request_kind(body: dict) -> str:
     return "action"
 
 
+def _submitted(view: dict, block_id: str, action_id: str) -> dict | None:
+    values = (view.get("state") or {}).get("values") or {}
+    block = values.get(block_id) if isinstance(values, dict) else None
+    field = block.get(action_id) if isinstance(block, dict) else None
+    return field if isinstance(field, dict) else None
+
+
 def submitted_text(view: dict, block_id: str, action_id: str) -> str:
     """What was typed into one input of a submitted form; nothing if the submission carries no such field."""
-    values = (view.get("state") or {}).get("values") or {}
-    field = (values.get(block_id) or {}).get(action_id) if isinstance(values, dict) else None
-    text = field.get("value") if isinstance(field, dict) else None
+    text = (_submitted(view, block_id, action_id) or {}).get("value")
     return text if isinstance(text, str) else ""
+
+
+def submitted_choice(view: dict, block_id: str, action_id: str, option: str) -> bool | None:
+    """Whether a checkbox option was ticked in a submitted form; None if the form carries no such field."""
+    field = _submitted(view, block_id, action_id)
+    if field is None:
+        return None
+    selected = field.get("selected_options")
+    if not isinstance(selected, list):
+        return None
+    return any(isinstance(o, dict) and o.get("value") == option for o in selected)
 
 
 class SlackRequest(AsyncBoltRequest):

@@ -15,7 +15,6 @@ from bot.store import Confirmation
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 PAGE_SIZE = 20
-MANUAL_LIMIT = 10
 
 Message = dict
 

@@ -16,15 +16,20 @@ from bot.ops import (
     BackupNotFound,
     ConfirmationMismatch,
     ConfirmationUnavailable,
+    NoRoom,
     NotRestorable,
     NotTheRequester,
     OpsError,
     OwnRequest,
     PermissionDenied,
+    RuledServer,
+    SafetyBackupFailed,
+    UndoUnavailable,
     WrongChannel,
 )
 from bot.parsing import UsageError
 from bot.policy import Action
+from bot.slack.views import safety
 from bot.slack.views.base import Message, escape, simple, status_words
 from bot.store import ApprovalState, Confirmation, ConfirmationState, StoreUnavailable
 
@@ -100,6 +105,15 @@ def error_text(error: Exception) -> str:
         return f":no_entry: Only <@{error.request.requested_by}>, who asked, may withdraw this request."
     if isinstance(error, ApprovalUnavailable):
         return approval_unavailable_text(error)
+    if isinstance(error, NoRoom | SafetyBackupFailed):
+        return error_message(error)["text"]
+    if isinstance(error, UndoUnavailable):
+        return safety.undo_unavailable_text(error.window)
+    if isinstance(error, RuledServer):
+        return (
+            f":raised_hand: Server *{error.server_id}* is under the two-person rule, so making room is not one step "
+            "here: delete the oldest backup with `/backup delete` (a second person approves), then create again."
+        )
     if isinstance(error, StoreUnavailable):
         return (
             f":floppy_disk: The bot's store is unavailable right now ({escape(error)}), so nothing was done. "
@@ -126,6 +140,11 @@ def error_text(error: Exception) -> str:
 
 
 def error_message(error: Exception) -> Message:
+    """The reply for a refusal or failure; a few carry a button that offers the way on."""
+    if isinstance(error, NoRoom):
+        return safety.no_room_message(error)
+    if isinstance(error, SafetyBackupFailed):
+        return safety.safety_failed_message(error)
     return simple(error_text(error))
 
 

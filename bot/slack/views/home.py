@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.backup_api import MANUAL_LIMIT
 from bot.ops import HomeView, ServerSummary
 from bot.slack.ids import APPROVE, DENY, HOME_CREATE, HOME_REFRESH
 from bot.slack.views.approvals import request_facts
 from bot.slack.views.base import (
-    MANUAL_LIMIT,
     MAX_SECTION,
     ago,
     button,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from bot.backup_api import Backup
+from bot.backup_api import MANUAL_LIMIT, Backup
+from bot.clock import utc_now
 from bot.ops import Accepted, Done, Listing, ServerAccess
 from bot.parsing import SUBCOMMANDS
 from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, Role, backup_actions, is_allowed
 from bot.slack.ids import CANCEL, CONFIRM_DELETE, DELETE_REQUEST, LIST_NEXT, LIST_PREV, OPEN_RESTORE, RESTORE_REQUEST
 from bot.slack.views.base import (
-    MANUAL_LIMIT,
     MAX_BLOCKS,
     MAX_SECTION,
     PAGE_SIZE,
@@ -34,6 +34,7 @@ from bot.slack.views.base import (
     size_words,
     truncate,
 )
+from bot.slack.views.safety import what_restore_undoes
 from bot.store import ApprovalRequest, AuditEntry, Confirmation, Followed
 
 
@@ -248,13 +249,20 @@ def delete_confirmation_message(conf: Confirmation) -> Message:
     )
 
 
-def restore_confirmation_message(conf: Confirmation) -> Message:
+def restore_confirmation_message(conf: Confirmation, now: datetime | None = None) -> Message:
+    """The restore to confirm, with what it undoes: when the backup was taken and the newer ones there are."""
     target = server_words(conf.target_server_id, conf.target_server_name)
+    safety = (
+        "you can first take a safety backup of its current state (ticked by default)"
+        if conf.safety
+        else "*without* a safety backup (you asked for that; you can still tick it)"
+    )
     text = (
         f":warning: *Restore {plain_server(conf.target_server_id, conf.target_server_name)} from a backup?*\n"
         f"{confirmation_facts(conf)} will replace everything on "
-        f"{target}. Whatever was written there since is *lost*. This cannot be undone.\n"
-        "Next, you will be asked to type the server's name."
+        f"{target}. Whatever was written there since is *lost*; this cannot be undone.\n"
+        f"{what_restore_undoes(conf, now or utc_now())}\n"
+        f"Next, you will be asked to type the server's name; {safety}."
     )
     buttons = [
         button(f"Restore {conf.target_server_name}…", OPEN_RESTORE, conf.id, style="danger"),

@@ -11,8 +11,12 @@ from bot.slack.ids import (
     RESTORE_MODAL,
     RESTORE_REASON_ACTION,
     RESTORE_REASON_BLOCK,
+    RESTORE_SAFETY_ACTION,
+    RESTORE_SAFETY_BLOCK,
+    SAFETY_OPTION,
 )
-from bot.slack.views.base import confirmation_facts, section, server_words, truncate
+from bot.slack.views.base import confirmation_facts, context, section, server_words, truncate
+from bot.slack.views.safety import no_room_for_safety_words
 from bot.store import Confirmation
 
 
@@ -46,8 +50,28 @@ def _text_input(
     return block
 
 
+def _safety_box(conf: Confirmation) -> dict:
+    """The safety-backup checkbox: ticked unless the person chose to restore without one."""
+    option = {
+        "text": _plain(truncate(f"First back up {conf.target_server_name}'s current state", 75)),
+        "description": _plain("A manual backup; the restore is sent only once it is complete."),
+        "value": SAFETY_OPTION,
+    }
+    element = {"type": "checkboxes", "action_id": RESTORE_SAFETY_ACTION, "options": [option]}
+    if conf.safety:
+        element["initial_options"] = [option]
+    return {
+        "type": "input",
+        "block_id": RESTORE_SAFETY_BLOCK,
+        "label": _plain("Safety backup"),
+        "element": element,
+        "optional": True,
+    }
+
+
 def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
     target = server_words(conf.target_server_id, conf.target_server_name)
+    warning = no_room_for_safety_words(conf)
     return _modal(
         RESTORE_MODAL,
         private_metadata,
@@ -61,6 +85,8 @@ def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
                 f"Type {truncate(conf.target_server_name, 1900)} to confirm",
                 hint=f"The server's name, or its ID {conf.target_server_id}.",
             ),
+            _safety_box(conf),
+            *([context(warning)] if warning else []),
             _text_input(
                 RESTORE_REASON_BLOCK,
                 RESTORE_REASON_ACTION,
