@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.clock import utc_now
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
 from bot.server import BotAsgi
@@ -152,6 +154,7 @@ class LiveStack:
         poll_seconds: float = 3600.0,
         api_options: dict | None = None,
         slack: LoopbackSlack | None = None,
+        clock: Callable[[], datetime] = utc_now,
         **settings: object,
     ):
         self.sim = sim
@@ -174,7 +177,9 @@ class LiveStack:
             delete_grace_seconds=0.0,  # deletes at once, unless a test is about the undo window
         ).with_overrides(**settings)
         options = {"backoff_seconds": 0.0, "timeout": 2.0, **(api_options or {})}
-        self.runtime: Runtime = build_runtime(self.settings, api_transport=SimulatorTransport(sim), api_options=options)
+        self.runtime: Runtime = build_runtime(
+            self.settings, api_transport=SimulatorTransport(sim), api_options=options, clock=clock
+        )
         self.asgi = BotAsgi(self.runtime)
         self.run(self.runtime.start())
         poll_until(lambda: self.runtime.follower.rounds >= 1)  # its first round would take a fault meant for a test

@@ -73,7 +73,9 @@ def test_list_create_delete_restore_and_bad_input():
     assert "was already confirmed by @U0CONSOLE. Nothing more was done." in third
     modal = after(out, "> 7\n")
     assert "┌─ Restore server" in modal and "[submit] Restore" in modal
-    assert "Type web-server-01 to confirm: web-server-02\nFirst back up web-server-01's current state? [Y/n] \n" in modal
+    assert (
+        "Type web-server-01 to confirm: web-server-02\nFirst back up web-server-01's current state? [Y/n] \n" in modal
+    )
     assert "Why? (optional): \n  ✖ That is not this server." in modal
     assert "Type web-server-01 to confirm: 12345" in modal
     assert "♻️ @U0CONSOLE started restoring *web-server-01* (12345) from backup *#5022*." in modal

@@ -32,19 +32,27 @@ from bot.store import Confirmation, DeleteWindow, RestoreChain
 # --- the undo window ----------------------------------------------------------------
 
 
+def _until(due: datetime, now: datetime) -> str:
+    """How long until `due`, to the second under a minute (an undo window is often that short)."""
+    seconds = round((due - now).total_seconds())
+    if 0 < seconds < 60:
+        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+    return ago(due, now)
+
+
 def delete_scheduled_message(window: DeleteWindow, now: datetime) -> Message:
     due = datetime.fromtimestamp(window.due_at, UTC)
     where = server_words(window.server_id, window.server_name)
     text = (
         f":hourglass_flowing_sand: Backup *#{window.backup_id}* of {where} will be deleted at {slack_date(due)} "
-        f"({ago(due, now)}). Until then it can be undone."
+        f"({_until(due, now)}). Until then it can be undone."
     )
     blocks = [
         section(text),
         {"type": "actions", "block_id": "undo", "elements": [button("Undo", UNDO_DELETE, window.id, "primary")]},
         context(f"Undo: <@{window.requested_by}>, an owner of the server or an admin."),
     ]
-    return message(f"Backup #{window.backup_id} will be deleted {ago(due, now)}", blocks)
+    return message(f"Backup #{window.backup_id} will be deleted {_until(due, now)}", blocks)
 
 
 def undone_message(window: DeleteWindow) -> Message:
