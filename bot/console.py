@@ -73,6 +73,7 @@ EMOJI = {
     "leftwards_arrow_with_hook": "↩️",
     "ballot_box_with_check": "☑️",
     "grey_question": "❔",
+    "double_vertical_bar": "⏸️",
 }
 
 CONSOLE_HELP = """\

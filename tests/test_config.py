@@ -12,6 +12,8 @@ def test_defaults_match_the_contract():
     assert s.port == 3000
     assert s.admins == frozenset()
     assert s.notify_channel is None
+    assert s.delete_grace_seconds == 30
+    assert load_settings({"BACKUPBOT_DELETE_GRACE_SECONDS": "0"}, env_file=None).delete_grace_seconds == 0
 
 
 def test_environment_overrides_dotenv_file(tmp_path):
@@ -30,7 +32,15 @@ def test_missing_required_setting_is_named():
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("BACKUPBOT_POLL_SECONDS", "soon"), ("BACKUPBOT_POLL_SECONDS", "0"), ("PORT", "http")]
+    ("name", "value"),
+    [
+        ("BACKUPBOT_POLL_SECONDS", "soon"),
+        ("BACKUPBOT_POLL_SECONDS", "0"),
+        ("PORT", "http"),
+        ("BACKUPBOT_DELETE_GRACE_SECONDS", "-1"),
+        ("BACKUPBOT_DELETE_GRACE_SECONDS", "3600"),
+        ("BACKUPBOT_DELETE_GRACE_SECONDS", "nan"),
+    ],
 )
 def test_malformed_values_are_refused_with_their_name(name, value):
     with pytest.raises(ConfigError, match=name):

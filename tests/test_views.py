@@ -263,3 +263,56 @@ def test_the_home_view_passes_slacks_checks_with_hostile_names_and_many_servers(
     View(**view).to_dict()
     assert len(view["blocks"]) <= 100 and "<!channel>" not in str(view)
     assert "…and" in base.flatten_text(view["blocks"]) and "more servers" in base.flatten_text(view["blocks"])
+
+
+HOSTILE = "<!channel> & " + "n" * 300
+
+
+def test_safety_net_views_pass_slacks_checks_and_escape_what_people_wrote():
+    from bot.ops import ChainStarted, ChainStep, DeleteSent, NoRoom, RoomMade, SafetyBackupFailed
+    from bot.slack.views import safety
+    from bot.store import ChainState, DeleteWindow, RestoreChain, WindowState
+
+    window = DeleteWindow(
+        "w1", 5001, 12345, HOSTILE, "manual", "U1", None, "C1", None, NOW.timestamp() + 30, WindowState.WAITING, ""
+    )
+    chain = RestoreChain(
+        "c1", 5001, 12345, HOSTILE, 12345, HOSTILE, "U1", "U2", "C1", None, 5040, ChainState.WAITING, "", 0.0
+    )
+    old = backup(9, description=HOSTILE, server_name=HOSTILE)
+    rendered = [
+        safety.delete_scheduled_message(window, NOW),
+        safety.undone_message(window),
+        safety.delete_sent_message(DeleteSent(window)),
+        safety.delete_sent_message(DeleteSent(window, "the backup API failed <boom>")),
+        safety.chain_started_message(ChainStarted(chain, backup(2))),
+        safety.chain_step_message(ChainStep(chain, provider_message=HOSTILE)),
+        safety.chain_step_message(ChainStep(chain, why="safety backup #5040 ended failed", offer_without=True)),
+        safety.safety_failed_message(SafetyBackupFailed(chain, HOSTILE)),
+        safety.announce_chain_started(ChainStarted(chain, backup(2))),
+        safety.announce_chain_step(ChainStep(chain, why=HOSTILE)),
+        safety.make_room_confirmation_message(
+            conf(purpose="make_room", description=HOSTILE, backup_description=HOSTILE)
+        ),
+        safety.room_made_message(RoomMade(conf(), None, BadRequest(HOSTILE)), None),
+    ]
+    for may, ruled in ((True, False), (False, False), (True, True)):
+        error = NoRoom(12345, 10, old, description=HOSTILE, may_make_room=may, ruled=ruled, provider_message=HOSTILE)
+        rendered.append(errors.error_message(error))
+    for message in rendered:
+        valid(message)
+        text = base.flatten_text(message["blocks"])
+        assert "<!channel>" not in text, text[:200]
+    assert "(in 30 seconds)" in base.flatten_text(rendered[0]["blocks"])
+    no_room = [b["action_id"] for m in rendered[-3:] for b in m["blocks"][-1].get("elements", []) if "action_id" in b]
+    assert no_room == [ids.MAKE_ROOM], "the button only for an owner or admin, and not under the two-person rule"
+
+
+def test_the_restore_form_warns_when_there_is_no_room_for_a_safety_backup():
+    full = modals.restore_modal(conf("restore", target_manual_count=10, safety=False), "{}")
+    View(**full).to_dict()
+    box = next(b for b in full["blocks"] if b.get("block_id") == ids.RESTORE_SAFETY_BLOCK)
+    assert "initial_options" not in box["element"] and box["optional"] is True
+    assert "no room for a safety backup" in base.flatten_text(full["blocks"])
+    roomy = modals.restore_modal(conf("restore", target_manual_count=3), "{}")
+    assert "no room" not in base.flatten_text(roomy["blocks"])

@@ -21,6 +21,7 @@ from bot.slack.views.base import (
     context,
     escape,
     message,
+    plain_server,
     section,
     server_words,
     simple,
@@ -88,7 +89,7 @@ def undo_unavailable_text(window: DeleteWindow | None) -> str:
 
 
 def _steps(chain: RestoreChain, first: str, second: str) -> str:
-    target = server_words(chain.target_server_id, chain.target_server_name)
+    target = plain_server(chain.target_server_id, chain.target_server_name)
     head = f"*Restore of {target} from backup #{chain.backup_id}*"
     if chain.approved_by:
         head += f" (approved by <@{chain.approved_by}>)"
