@@ -135,6 +135,9 @@ def test_confirmations_name_backup_server_date_and_are_valid():
     assert "cannot be undone" in text
     dialog = delete["blocks"][1]["elements"][0]["confirm"]
     assert len(dialog["text"]["text"]) <= 300 and dialog["confirm"]["text"] == "Delete it"
+    windowed = valid(messages.delete_confirmation_message(conf(), 30))
+    assert "you can still undo it for 30 seconds; then it is gone for good" in base.flatten_text(windowed["blocks"])
+    assert "once its 30-second undo window ends" in windowed["blocks"][1]["elements"][0]["confirm"]["text"]["text"]
     restore = valid(messages.restore_confirmation_message(conf("restore")))
     assert "will replace everything on" in base.flatten_text(restore["blocks"])
 

@@ -124,7 +124,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @button(ids.DELETE_REQUEST, replace=False)
     async def delete_requested(it: Press) -> Outcome:
-        return Outcome(messages.delete_confirmation_message(await ops.request_delete(it.actor, _backup_id(it.value))))
+        conf = await ops.request_delete(it.actor, _backup_id(it.value))
+        return Outcome(messages.delete_confirmation_message(conf, ops.delete_grace.total_seconds()))
 
     @button(ids.RESTORE_REQUEST, replace=False)
     async def restore_requested(it: Press) -> Outcome:

@@ -69,7 +69,8 @@ def created_outcome(deps: Deps, user_id: str, backup: Backup | Accepted) -> Outc
 
 
 async def _delete(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
-    return Outcome(messages.delete_confirmation_message(await deps.ops.request_delete(it.actor, cmd.backup_id)))
+    conf = await deps.ops.request_delete(it.actor, cmd.backup_id)
+    return Outcome(messages.delete_confirmation_message(conf, deps.ops.delete_grace.total_seconds()))
 
 
 async def _restore(deps: Deps, cmd: Command, it: Invocation) -> Outcome:

@@ -221,17 +221,25 @@ def ended_message(backup_id: int, why: str) -> Message:
 # --- confirmations ---------------------------------------------------------------------
 
 
-def delete_confirmation_message(conf: Confirmation) -> Message:
-    text = (
-        f":warning: *Delete this backup?*\n{confirmation_facts(conf)} will be deleted *permanently*. "
-        "This cannot be undone."
+def delete_confirmation_message(conf: Confirmation, grace_seconds: float = 0) -> Message:
+    """The delete to confirm; with an undo window, it says how long Undo will be offered."""
+    then = (
+        f"After you confirm, you can still undo it for {grace_seconds:g} seconds; then it is gone for good."
+        if grace_seconds
+        else "This cannot be undone."
     )
+    text = f":warning: *Delete this backup?*\n{confirmation_facts(conf)} will be deleted *permanently*. {then}"
     dialog = {
         "title": {"type": "plain_text", "text": f"Delete backup #{conf.backup_id}?"},
         "text": {
             "type": "plain_text",
             "text": truncate(
-                f"Backup #{conf.backup_id} of {conf.server_name} will be gone for good. This cannot be undone.",
+                f"Backup #{conf.backup_id} of {conf.server_name} will be gone for good"
+                + (
+                    f" once its {grace_seconds:g}-second undo window ends."
+                    if grace_seconds
+                    else ". This cannot be undone."
+                ),
                 300,
             ),
         },
