@@ -50,6 +50,7 @@ class Settings:
     delete_grace_seconds: float = field(
         default=DEFAULT_DELETE_GRACE_SECONDS, metadata={"env": "BACKUPBOT_DELETE_GRACE_SECONDS"}
     )
+    language: str = field(default="en", metadata={"env": "BACKUPBOT_LANGUAGE"})
     log_format: str = field(default="text", metadata={"env": "BACKUPBOT_LOG_FORMAT"})
     log_level: str = field(default="INFO", metadata={"env": "BACKUPBOT_LOG_LEVEL"})
     metrics_port: int | None = field(default=None, metadata={"env": "BACKUPBOT_METRICS_PORT"})
@@ -121,6 +122,10 @@ def _parse(name: str, env: str, raw: str) -> object:
         if not 0 <= value <= MAX_DELETE_GRACE_SECONDS:
             raise ConfigError(f"{env} must be between 0 and {MAX_DELETE_GRACE_SECONDS:g} seconds, not {raw!r}")
         return value
+    if name == "language":
+        if raw.lower() not in ("en", "ko"):
+            raise ConfigError(f"{env} must be en or ko, not {raw!r}")
+        return raw.lower()
     if name == "log_format":
         if raw.lower() not in ("text", "json"):
             raise ConfigError(f"{env} must be text or json, not {raw!r}")

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from bot.backup_api import Backup, BackupApi, BackupApiError
 from bot.clock import utc_now
+from bot.i18n import N_, Words
 from bot.store import Followed, RestoreChain, Store
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ RECENT_FAILURE = timedelta(hours=24)
 class Notifier(Protocol):
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None: ...
 
-    async def follow_ended(self, followed: Followed, why: str) -> None: ...
+    async def follow_ended(self, followed: Followed, why: Words) -> None: ...
 
     async def automatic_failed(self, backup: Backup) -> None: ...
 
@@ -110,7 +111,9 @@ class Follower:
         for item in items:
             backup = by_id.get(item.backup_id)
             if backup is None:
-                await self._end(item, "vanished", "it is no longer in the backup API's list (deleted, or never kept).")
+                await self._end(
+                    item, "vanished", Words(N_("it is no longer in the backup API's list (deleted, or never kept)."))
+                )
             elif not backup.is_running:
                 if await asyncio.to_thread(self.store.finish_follow, item.backup_id, backup.status):
                     await self._report(self.notifier.backup_finished(item, backup, len(backups)))
@@ -121,16 +124,27 @@ class Follower:
     async def _maybe_give_up(self, item: Followed, backup: Backup | None) -> None:
         if self._clock() - item.started_at < self.give_up_after:
             return
-        hours = self.give_up_after.total_seconds() / 3600
-        state = f"still {backup.status.replace('_', ' ')}" if backup else "not checkable"
-        await self._end(
-            item,
-            "gave_up",
-            f"it is {state} after {hours:g} hours, so I stopped checking. "
-            f"`/backup list {item.server_id}` shows where it stands.",
-        )
+        hours = f"{self.give_up_after.total_seconds() / 3600:g}"
+        if backup is not None:
+            why = Words(
+                N_(
+                    "it is still {status} after {hours} hours, so I stopped checking. `/backup list {id}` shows where it stands."
+                ),
+                status=backup.status.replace("_", " "),
+                hours=hours,
+                id=item.server_id,
+            )
+        else:
+            why = Words(
+                N_(
+                    "it could not be checked for {hours} hours, so I stopped checking. `/backup list {id}` shows where it stands."
+                ),
+                hours=hours,
+                id=item.server_id,
+            )
+        await self._end(item, "gave_up", why)
 
-    async def _end(self, item: Followed, final: str, why: str) -> None:
+    async def _end(self, item: Followed, final: str, why: Words) -> None:
         if await asyncio.to_thread(self.store.finish_follow, item.backup_id, final):
             await self._report(self.notifier.follow_ended(item, why))
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from bot import observe
+from bot import i18n, observe
 from bot.backup_api import (
     MANUAL_LIMIT,
     AcceptedButUnreadable,
@@ -46,6 +46,7 @@ from bot.backup_api import (
 )
 from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
+from bot.i18n import N_, Words
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
 from bot.store import (
     ApprovalRequest,
@@ -254,7 +255,7 @@ class DeleteSent:
     """A delete whose window ended: sent (`why` None), or it could not be (`why` says so)."""
 
     window: DeleteWindow
-    why: str | None = None
+    why: Words | None = None
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ class ChainStep:
 
     chain: RestoreChain
     provider_message: str | None = None
-    why: str | None = None
+    why: Words | None = None
     offer_without: bool = False
 
 
@@ -288,9 +289,9 @@ class RoomMade:
 class SafetyBackupFailed(OpsError):
     """The safety backup could not be made, so the restore was not sent."""
 
-    def __init__(self, chain: RestoreChain, why: str, *, no_room: bool = False):
+    def __init__(self, chain: RestoreChain, why: Words, *, no_room: bool = False):
         self.chain, self.why, self.no_room = chain, why, no_room
-        super().__init__(f"the restore was not sent: {why}")
+        super().__init__(f"the restore was not sent: {why.english()}")
 
 
 class NoRoom(OpsError):
@@ -341,8 +342,10 @@ class Operations:
         clock: Callable[[], datetime] = utc_now,
         durable: DurableWrites | None = None,
         delete_grace: timedelta = timedelta(0),
+        language: str = i18n.SOURCE,
     ):
         self.delete_grace = delete_grace
+        self.language = language  # for people who have not chosen one, and for the team's channels
         self.api = api
         self.store = store
         self.admins = admins
@@ -418,6 +421,31 @@ class Operations:
                 "audit entry", self.store.audit, **self._audit_fields(actor, action, "failed", fields), **fields
             )
             raise
+
+    # --- languages ----------------------------------------------------------
+
+    async def language_of(self, user_id: str | None) -> str:
+        """The person's language: their choice, else the bot's (also if the store is busy)."""
+        if not user_id:
+            return self.language
+        try:
+            return await self._db(self.store.language_of, user_id) or self.language
+        except StoreUnavailable:
+            return self.language
+
+    @contextlib.asynccontextmanager
+    async def speaking_to(self, user_id: str | None) -> AsyncIterator[str]:
+        """Render what follows in the person's language, and announcements in the team's."""
+        language = await self.language_of(user_id)
+        with i18n.speaking(language, self.language):
+            yield language
+
+    async def set_language(self, actor: Actor, language: str) -> bool:
+        changed = await self._db(self.store.set_language, actor.user_id, language)
+        await self._audit(
+            actor, Action.LANGUAGE, "done", detail=f"language {language}" + ("" if changed else " (unchanged)")
+        )
+        return changed
 
     # --- reading ----------------------------------------------------------
 
@@ -870,14 +898,16 @@ class Operations:
                 await self.api.delete_backup(window.backup_id)
                 state, outcome = WindowState.DONE, "done"
             except NotFound:
-                state, outcome, why = WindowState.GONE, "failed", "the backup no longer exists"
+                state, outcome, why = WindowState.GONE, "failed", Words(N_("the backup no longer exists"))
             except BackupApiError as exc:
-                state, outcome, why = WindowState.FAILED, "failed", f"{type(exc).__name__}: {exc}"
+                state, outcome = WindowState.FAILED, "failed"
+                why = Words(N_("the backup API failed ({error})"), error=f"{type(exc).__name__}: {exc}")
+            said = why.english() if why else ""
             await self.durable.write(
-                "delete window", self.store.end_delete_window, window_id=window.id, state=state, detail=why or ""
+                "delete window", self.store.end_delete_window, window_id=window.id, state=state, detail=said
             )
             approved = f", approved by {window.approved_by}" if window.approved_by else ""
-            detail = f"after its undo window{approved}" + (f"; {why}" if why else "")
+            detail = f"after its undo window{approved}" + (f"; {said}" if why else "")
             await self._audit(Actor(window.requested_by), Action.DELETE, outcome, detail=detail, **audit)
             results.append(DeleteSent(await self._db(self.store.delete_window, window.id), why))
         return results
@@ -920,7 +950,9 @@ class Operations:
             await self._audit(
                 requester, Action.CREATE, "done", server_id=target, detail=f"{description} [answer unreadable]"
             )
-            why = "the backup API accepted the safety backup but its answer could not be read, so I cannot follow it"
+            why = Words(
+                N_("the backup API accepted the safety backup but its answer could not be read, so I cannot follow it")
+            )
             raise await self._stop_chain(chain, ChainState.CREATING, why) or SafetyBackupFailed(chain, why) from None
         except BackupApiError as exc:
             no_room = False
@@ -928,9 +960,13 @@ class Operations:
                 with contextlib.suppress(BackupApiError):
                     no_room = (await self._room(target))[0] >= MANUAL_LIMIT
             why = (
-                f"there is no room for a safety backup: server {target} already has {MANUAL_LIMIT} manual backups"
+                Words(
+                    N_("there is no room for a safety backup: server {id} already has {limit} manual backups"),
+                    id=target,
+                    limit=MANUAL_LIMIT,
+                )
                 if no_room
-                else f"the safety backup failed ({exc})"
+                else Words(N_("the safety backup failed ({error})"), error=exc)
             )
             stopped = await self._stop_chain(chain, ChainState.CREATING, why, no_room=no_room)
             raise stopped or SafetyBackupFailed(chain, why, no_room=no_room) from exc
@@ -947,10 +983,10 @@ class Operations:
         return ChainStarted(await self._db(self.store.chain, chain.id), safety)
 
     async def _stop_chain(
-        self, chain: RestoreChain, old: ChainState, why: str, *, no_room: bool = False
+        self, chain: RestoreChain, old: ChainState, why: Words, *, no_room: bool = False
     ) -> SafetyBackupFailed | None:
         """End a chain with nothing restored; returns the error to raise (None if another process ended it)."""
-        if not await self._db(self.store.move_chain, chain.id, old, ChainState.FAILED, detail=why):
+        if not await self._db(self.store.move_chain, chain.id, old, ChainState.FAILED, detail=why.english()):
             return None
         await self._audit(
             Actor(chain.requested_by),
@@ -958,7 +994,7 @@ class Operations:
             "failed",
             server_id=chain.target_server_id,
             backup_id=chain.backup_id,
-            detail=f"not sent: {why}",
+            detail=f"not sent: {why.english()}",
         )
         return SafetyBackupFailed(await self._db(self.store.chain, chain.id), why, no_room=no_room)
 
@@ -968,15 +1004,15 @@ class Operations:
         Completed: the chain is claimed (waiting → restoring) and the restore sent by the one caller
         that claimed it. Anything else that ended, or a safety backup gone: nothing restored.
         """
-        label = f"safety backup #{chain.safety_backup_id}"
+        label = chain.safety_backup_id
         if safety is not None and safety.is_running:
             if self._clock() - datetime.fromisoformat(chain.created_at) < SAFETY_GIVE_UP:
                 return None
-            why = f"{label} was still {safety.status.replace('_', ' ')} after 6 hours"
+            why = Words(N_("safety backup #{id} was still running after 6 hours"), id=label)
         elif safety is None:
-            why = f"{label} is no longer in the backup API's list"
+            why = Words(N_("safety backup #{id} is no longer in the backup API's list"), id=label)
         elif not safety.is_restorable:
-            why = f"{label} ended {safety.status}"
+            why = Words(N_("safety backup #{id} ended {status}"), id=label, status=safety.status)
         else:
             return await self._send_chained_restore(chain, safety)
         stopped = await self._stop_chain(chain, ChainState.WAITING, why)
@@ -991,17 +1027,17 @@ class Operations:
         try:
             message = await self.api.restore(chain.target_server_id, chain.backup_id)
         except BackupApiError as exc:
-            why = f"the restore failed ({exc})"
+            why = Words(N_("the restore failed ({error})"), error=exc)
             await self.durable.write(
                 "restore chain",
                 self.store.move_chain,
                 chain_id=chain.id,
                 old=ChainState.RESTORING,
                 new=ChainState.FAILED,
-                detail=why,
+                detail=why.english(),
             )
             await self._audit(
-                requester, Action.RESTORE, "failed", detail=f"after {safety.id}{approved}; {why}", **audit
+                requester, Action.RESTORE, "failed", detail=f"after {safety.id}{approved}; {why.english()}", **audit
             )
             return ChainStep(await self._db(self.store.chain, chain.id), why=why)
         await self.durable.write(
@@ -1016,16 +1052,16 @@ class Operations:
         steps = []
         for chain in await self._db(self.store.interrupt_stale_chains, CHAIN_STEP_SECONDS):
             if chain.safety_backup_id is None:
-                why = "the bot stopped while asking for the safety backup, so the restore was not sent"
+                why = Words(N_("the bot stopped while asking for the safety backup, so the restore was not sent"))
             else:
-                why = "the bot stopped while sending the restore: it may have been sent"
+                why = Words(N_("the bot stopped while sending the restore: it may have been sent"))
             await self._audit(
                 Actor(chain.requested_by),
                 Action.RESTORE,
                 "failed",
                 server_id=chain.target_server_id,
                 backup_id=chain.backup_id,
-                detail=f"interrupted: {why}",
+                detail=f"interrupted: {why.english()}",
             )
             steps.append(ChainStep(chain, why=why, offer_without=chain.safety_backup_id is None))
         return steps

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.i18n import LANGUAGES, N_, _
 from bot.policy import Action, Role
 
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -61,6 +62,7 @@ class Command:
     switch: bool | None = None
     filters: tuple[tuple[str, object], ...] = ()  # audit search: (field, value) pairs
     channel_id: str | None = None
+    language: str | None = None
 
 
 def parse_user(token: str, subcommand: str | None = None) -> str:
@@ -74,11 +76,16 @@ def parse_user(token: str, subcommand: str | None = None) -> str:
         return token
     if token.startswith("@"):
         raise UsageError(
-            f"`{shown}` reached the bot as plain text, not as a mention: pick the person from Slack's "
-            "autocomplete, or give their member ID (U…)",
+            _(
+                "`{token}` reached the bot as plain text, not as a mention: pick the person from Slack's "
+                "autocomplete, or give their member ID (U…)"
+            ).format(token=shown),
             subcommand,
         )
-    raise UsageError(f"`{shown}` is not a Slack user: mention them (@name) or give their member ID (U…)", subcommand)
+    raise UsageError(
+        _("`{token}` is not a Slack user: mention them (@name) or give their member ID (U…)").format(token=shown),
+        subcommand,
+    )
 
 
 def is_number(token: str) -> bool:
@@ -86,13 +93,24 @@ def is_number(token: str) -> bool:
     return ASCII_DIGITS.fullmatch(token) is not None
 
 
+_TOO_LONG = {
+    "server": N_("`{token}` is too long to be a server ID"),
+    "backup": N_("`{token}` is too long to be a backup ID"),
+}
+_NOT_AN_ID = {
+    "server": N_("`{token}` is not a server ID: server IDs are whole numbers, like 12345"),
+    "backup": N_("`{token}` is not a backup ID: backup IDs are whole numbers, like 5023"),
+}
+
+
 def parse_id(token: str, what: str, subcommand: str | None = None) -> int:
+    """A server or backup ID (`what`): ASCII digits, more than 0, at most 18 of them."""
     shown = html.unescape(token)
     if is_number(token) and len(token.lstrip("0")) > MAX_ID_DIGITS:
-        raise UsageError(f"`{shown}` is too long to be a {what} ID", subcommand)
+        raise UsageError(_(_TOO_LONG[what]).format(token=shown), subcommand)
     if is_number(token) and int(token) > 0:
         return int(token)
-    raise UsageError(f"`{shown}` is not a {what} ID: {what} IDs are whole numbers, like 12345", subcommand)
+    raise UsageError(_(_NOT_AN_ID[what]).format(token=shown), subcommand)
 
 
 def plain_description(text: str) -> str:
@@ -108,16 +126,16 @@ def parse_command(text: str) -> Command:
     name, args = words[0].lower(), words[1:]
     syntax = SUBCOMMANDS.get(ALIASES.get(name, name))
     if syntax is None:
-        raise UsageError(f"`{html.unescape(words[0])}` is not a /backup command", "help")
+        raise UsageError(_("`{word}` is not a /backup command").format(word=html.unescape(words[0])), "help")
     return syntax.parse(args, text)
 
 
 def _expect(args: list[str], low: int, high: int, name: str) -> None:
     if len(args) < low:
-        raise UsageError("something is missing", name)
+        raise UsageError(_("something is missing"), name)
     if len(args) > high:
         extra = " ".join(html.unescape(a) for a in args[high:])
-        raise UsageError(f"unexpected `{extra}`", name)
+        raise UsageError(_("unexpected `{words}`").format(words=extra), name)
 
 
 def _list(args: list[str], _text: str) -> Command:
@@ -126,13 +144,14 @@ def _list(args: list[str], _text: str) -> Command:
     for arg in args:
         if arg.lower() in ("manual", "automatic"):
             if backup_type:
-                raise UsageError("give the type once: manual or automatic", "list")
+                raise UsageError(_("give the type once: manual or automatic"), "list")
             backup_type = arg.lower()
         elif server_id is None:
             server_id = parse_id(arg, "server", "list")
         else:
             raise UsageError(
-                f"`{html.unescape(arg)}` is neither a type (manual, automatic) nor a second server", "list"
+                _("`{word}` is neither a type (manual, automatic) nor a second server").format(word=html.unescape(arg)),
+                "list",
             )
     return Command(Action.LIST, server_id=server_id, backup_type=backup_type)
 
@@ -144,7 +163,9 @@ def _create(args: list[str], text: str) -> Command:
     description = plain_description(rest[2].strip()) if len(rest) > 2 else ""
     if len(description) > MAX_DESCRIPTION:
         raise UsageError(
-            f"the description is {len(description)} characters; the API takes at most {MAX_DESCRIPTION}",
+            _("the description is {n} characters; the API takes at most {limit}").format(
+                n=len(description), limit=MAX_DESCRIPTION
+            ),
             "create",
         )
     return Command(Action.CREATE, server_id=server_id, description=description)
@@ -173,8 +194,11 @@ def _grant(args: list[str], _text: str) -> Command:
     server_id = parse_id(args[1], "server", "grant")
     try:
         role = Role.parse(args[2]) if len(args) > 2 else Role.OPERATOR
-    except ValueError as exc:
-        raise UsageError(str(exc), "grant") from None
+    except ValueError:
+        word = html.unescape(args[2])
+        raise UsageError(
+            _("`{word}` is not a role: use viewer, operator or owner").format(word=word), "grant"
+        ) from None
     return Command(Action.GRANT, user_id=user_id, server_id=server_id, role=role)
 
 
@@ -195,20 +219,25 @@ def _audit(args: list[str], _text: str) -> Command:
     rest = list(args)
     if rest and is_number(rest[0]):
         if not 1 <= int(rest[0]) <= MAX_AUDIT:
-            raise UsageError(f"`{rest[0]}` is not a number of entries from 1 to {MAX_AUDIT}", "audit")
+            raise UsageError(
+                _("`{word}` is not a number of entries from 1 to {limit}").format(word=rest[0], limit=MAX_AUDIT),
+                "audit",
+            )
         limit = int(rest.pop(0))
     while rest:
         word = rest.pop(0).lower()
         if word not in AUDIT_FILTERS:
             raise UsageError(
-                f"`{html.unescape(word)}` is neither a number of entries from 1 to {MAX_AUDIT} "
-                "nor a filter (server, user, action or outcome)",
+                _(
+                    "`{word}` is neither a number of entries from 1 to {limit} "
+                    "nor a filter (server, user, action or outcome)"
+                ).format(word=html.unescape(word), limit=MAX_AUDIT),
                 "audit",
             )
         if not rest:
-            raise UsageError(f"`{word}` needs a value", "audit")
+            raise UsageError(_("`{word}` needs a value").format(word=word), "audit")
         if word in filters:
-            raise UsageError(f"give {word} once", "audit")
+            raise UsageError(_("give `{word}` once").format(word=word), "audit")
         value = rest.pop(0)
         if word == "server":
             filters["server_id"] = parse_id(value, "server", "audit")
@@ -216,10 +245,15 @@ def _audit(args: list[str], _text: str) -> Command:
             filters["user_id"] = parse_user(value, "audit")
         elif word == "action":
             if value.lower() not in {a.value for a in Action}:
-                raise UsageError(f"`{html.unescape(value)}` is not an action", "audit")
+                raise UsageError(_("`{word}` is not an action").format(word=html.unescape(value)), "audit")
             filters["action"] = value.lower()
         elif value.lower() not in AUDIT_OUTCOMES:
-            raise UsageError(f"`{html.unescape(value)}` is not an outcome: use {', '.join(AUDIT_OUTCOMES)}", "audit")
+            raise UsageError(
+                _("`{word}` is not an outcome: use {outcomes}").format(
+                    word=html.unescape(value), outcomes=", ".join(AUDIT_OUTCOMES)
+                ),
+                "audit",
+            )
         else:
             filters["outcome"] = value.lower()
     return Command(Action.AUDIT, limit=limit, filters=tuple(sorted(filters.items())))
@@ -230,7 +264,7 @@ def _approvals(args: list[str], _text: str) -> Command:
     server_id = parse_id(args[0], "server", "approvals")
     word = args[1].lower()
     if word not in ("on", "off"):
-        raise UsageError(f"`{html.unescape(args[1])}` is neither on nor off", "approvals")
+        raise UsageError(_("`{word}` is neither on nor off").format(word=html.unescape(args[1])), "approvals")
     return Command(Action.APPROVALS, server_id=server_id, switch=word == "on")
 
 
@@ -246,7 +280,9 @@ def parse_channel(token: str, subcommand: str | None = None) -> str:
     if BARE_CHANNEL.match(token):
         return token
     raise UsageError(
-        f"`{html.unescape(token)}` is not a channel: pick it from Slack's autocomplete (#name) or give its ID (C…)",
+        _("`{word}` is not a channel: pick it from Slack's autocomplete (#name) or give its ID (C…)").format(
+            word=html.unescape(token)
+        ),
         subcommand,
     )
 
@@ -257,9 +293,21 @@ def _channels(args: list[str], _text: str) -> Command:
     if len(args) == 1:
         return Command(Action.CHANNELS, server_id=server_id)
     if len(args) != 3 or args[1].lower() not in ("add", "remove"):
-        raise UsageError("say add or remove, then the channel", "channels")
+        raise UsageError(_("say add or remove, then the channel"), "channels")
     channel = parse_channel(args[2], "channels")
     return Command(Action.CHANNELS, server_id=server_id, channel_id=channel, switch=args[1].lower() == "add")
+
+
+def _language(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 1, "language")
+    if not args:
+        return Command(Action.LANGUAGE)
+    word = args[0].lower()
+    if word not in LANGUAGES:
+        raise UsageError(
+            _("`{word}` is not a language I speak: use en or ko").format(word=html.unescape(args[0])), "language"
+        )
+    return Command(Action.LANGUAGE, language=word)
 
 
 def _help(_args: list[str], _text: str) -> Command:
@@ -273,67 +321,74 @@ class Syntax:
     action: Action
     parse: Callable[[list[str], str], Command]
     usage: str
-    summary: str
+    summary: str  # marked with N_ and translated where it is shown
     example: str | None = None
 
 
 SUBCOMMANDS: dict[str, Syntax] = {
-    "help": Syntax(Action.HELP, _help, "/backup help", "this help"),
+    "help": Syntax(Action.HELP, _help, "/backup help", N_("this help")),
     "list": Syntax(
         Action.LIST,
         _list,
         "/backup list [SERVER] [manual|automatic]",
-        "backups, newest first",
+        N_("backups, newest first"),
         "/backup list 12345 manual",
     ),
     "create": Syntax(
         Action.CREATE,
         _create,
         "/backup create SERVER [description…]",
-        "take a manual backup; I follow it to completion",
+        N_("take a manual backup; I follow it to completion"),
         "/backup create 12345 Before the 2.4 deploy",
     ),
     "delete": Syntax(
-        Action.DELETE, _delete, "/backup delete BACKUP", "delete one, after you confirm", "/backup delete 5003"
+        Action.DELETE, _delete, "/backup delete BACKUP", N_("delete one, after you confirm"), "/backup delete 5003"
     ),
     "restore": Syntax(
         Action.RESTORE,
         _restore,
         "/backup restore BACKUP [SERVER]",
-        "restore a server from a backup, after you confirm and type its name",
+        N_("restore a server from a backup, after you confirm and type its name"),
         "/backup restore 5003",
     ),
-    "servers": Syntax(Action.SERVERS, _servers, "/backup servers", "the servers you may touch, and your role"),
+    "servers": Syntax(Action.SERVERS, _servers, "/backup servers", N_("the servers you may touch, and your role")),
     "grant": Syntax(
         Action.GRANT,
         _grant,
         "/backup grant USER SERVER [viewer|operator|owner]",
-        "give someone a role on a server",
+        N_("give someone a role on a server"),
         "/backup grant @alice 12345 operator",
     ),
     "revoke": Syntax(
-        Action.REVOKE, _revoke, "/backup revoke USER SERVER", "take it away", "/backup revoke @alice 12345"
+        Action.REVOKE, _revoke, "/backup revoke USER SERVER", N_("take it away"), "/backup revoke @alice 12345"
     ),
     "audit": Syntax(
         Action.AUDIT,
         _audit,
         f"/backup audit [N] [server S] [user @U] [action A] [outcome O]   (N from 1 to {MAX_AUDIT}, default 20)",
-        "the latest audit entries, filtered if you like",
+        N_("the latest audit entries, filtered if you like"),
         "/backup audit 10 server 12345 outcome denied",
     ),
     "approvals": Syntax(
         Action.APPROVALS,
         _approvals,
         "/backup approvals SERVER on|off",
-        "the two-person rule: a second owner approves each delete and restore",
+        N_("the two-person rule: a second owner approves each delete and restore"),
         "/backup approvals 12345 on",
     ),
     "channels": Syntax(
         Action.CHANNELS,
         _channels,
         "/backup channels SERVER [add|remove #channel]",
-        "the channels a server is run from and announced in",
+        N_("the channels a server is run from and announced in"),
         "/backup channels 12345 add #prod-ops",
+    ),
+    "language": Syntax(
+        Action.LANGUAGE,
+        _language,
+        "/backup language [en|ko]",
+        N_("show or set the language I use with you (English, 한국어)"),
+        "/backup language ko",
     ),
 }
 ALIASES = {"ls": "list", "-h": "help", "--help": "help", "?": "help"}

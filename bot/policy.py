@@ -44,6 +44,7 @@ class Action(Enum):
     APPROVE = "approve"
     DENY = "deny"
     CHANNELS = "channels"
+    LANGUAGE = "language"
 
 
 REQUIRED_ROLE: dict[Action, Role] = {
@@ -55,7 +56,7 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.DENY: Role.OWNER,
     Action.CHANNELS: Role.VIEWER,  # showing a server's channels; changing them is for admins
 }
-FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS})
+FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS, Action.LANGUAGE})
 ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS})
 
 

@@ -21,6 +21,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import i18n
 from bot.backup_api import BackupApi
 from bot.clock import utc_now
 from bot.config import Settings
@@ -55,7 +56,9 @@ class Runtime:
     follower: Follower
 
     async def start(self) -> None:
-        self.follower.start()
+        """Start the background loop; what it says to the team is in the team's language."""
+        with i18n.speaking(self.settings.language, self.settings.language):
+            self.follower.start()
 
     async def check_slack_token(self) -> None:
         """Ask Slack who the bot is: a refused token stops the start; an unreachable Slack does not."""
@@ -110,12 +113,15 @@ def build_runtime(
         clock=clock,
         approval_ttl=timedelta(minutes=settings.approval_minutes),
         delete_grace=timedelta(seconds=settings.delete_grace_seconds),
+        language=settings.language,
     )
     client = slack_client or AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
     )
     responses = ResponseUrls(settings.slack_api_url)
-    notifier = SlackNotifier(client, store, settings.notify_channel, responses, clock, metrics)
+    notifier = SlackNotifier(
+        client, store, settings.notify_channel, responses, clock, metrics, speaking_to=ops.speaking_to
+    )
     deps = Deps(ops=ops, notifier=notifier, responses=responses, clock=clock, metrics=metrics)
     app = create_app(settings, deps, client, process_before_response=process_before_response)
     follower = Follower(

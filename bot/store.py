@@ -36,7 +36,7 @@ import sqlite_utils
 from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
 DEFAULT_BUSY_SECONDS = 0.5
@@ -551,6 +551,7 @@ class Store:
             if_not_exists=True,
         )
         db["restore_chains"].create_index(["state", "updated_at"], if_not_exists=True)
+        db["languages"].create({"user_id": str, "language": str, "set_at": str}, pk="user_id", if_not_exists=True)
 
     # --- grants and admins ------------------------------------------------
 
@@ -1039,6 +1040,25 @@ class Store:
                 )
             ]
         return [self.approval(i) for i in ids if self._decide(i, ApprovalState.PENDING, ApprovalState.EXPIRED, None)]
+
+    # --- languages ---------------------------------------------------------------
+
+    def language_of(self, user_id: str) -> str | None:
+        """The language a person chose with `/backup language`, if they did."""
+        with self._reading() as db:
+            row = db.execute("SELECT language FROM languages WHERE user_id = ?", [user_id]).fetchone()
+        return row[0] if row else None
+
+    def set_language(self, user_id: str, language: str) -> bool:
+        """Remember a person's language; True if that changed it."""
+        with self._writing() as db:
+            before = db.execute("SELECT language FROM languages WHERE user_id = ?", [user_id]).fetchone()
+            db.execute(
+                "INSERT INTO languages (user_id, language, set_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, set_at = excluded.set_at",
+                [user_id, language, iso_seconds(self._clock())],
+            )
+            return before is None or before[0] != language
 
     # --- undo windows for deletes ---------------------------------------------
 

@@ -84,13 +84,13 @@ async def test_vanished_and_given_up(world):
     slow = await create(w.api, w.store, 12347)
     w.sim.remove(gone.id)
     await w.follower.poll_once()
-    assert w.reports.ended[0][0] == gone.id and "no longer in the backup API's list" in w.reports.ended[0][1]
+    assert w.reports.ended[0][0] == gone.id and "no longer in the backup API's list" in str(w.reports.ended[0][1])
     w.clock.now += timedelta(hours=5)
     await w.follower.poll_once()
     assert len(w.reports.ended) == 1
     w.clock.now += timedelta(hours=1, seconds=1)
     await w.follower.poll_once()
-    assert w.reports.ended[1][0] == slow.id and "still in progress after 6 hours" in w.reports.ended[1][1]
+    assert w.reports.ended[1][0] == slow.id and "still in progress after 6 hours" in str(w.reports.ended[1][1])
     assert w.store.following() == [] and w.reports.finished == []
 
 

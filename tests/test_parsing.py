@@ -55,7 +55,7 @@ def test_description_is_unescaped_as_typed():
         ("restore x", "not a backup ID", "restore"),
         ("grant @alice 12345", "not as a mention", "grant"),
         ("grant alice 12345", "not a Slack user", "grant"),
-        ("grant U0ALICE 12345 boss", "unknown role", "grant"),
+        ("grant U0ALICE 12345 boss", "is not a role", "grant"),
         ("revoke U0ALICE", "missing", "revoke"),
         ("audit 0", "from 1 to 50", "audit"),
         ("audit many", "from 1 to 50", "audit"),

@@ -8,6 +8,7 @@ EXPECTED = {
     # action: (none, viewer, operator, owner, admin)
     Action.HELP: (True, True, True, True, True),
     Action.SERVERS: (True, True, True, True, True),
+    Action.LANGUAGE: (True, True, True, True, True),
     Action.LIST: (False, True, True, True, True),
     Action.CREATE: (False, False, True, True, True),
     Action.DELETE: (False, False, False, True, True),

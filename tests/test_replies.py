@@ -1,5 +1,7 @@
 """Replies: one place turns failures into words; announcements kept until Slack takes them."""
 
+import contextlib
+
 from bot.inflight import InFlight
 from bot.observe import Metrics
 from bot.slack.replies import Outcome, ResponseUrls, SlackNotifier, answer
@@ -15,7 +17,15 @@ class QuietNotifier:
         return None
 
 
+class SilentOps:
+    """The one thing answer() asks of the use cases: the person's language (here, the source language)."""
+
+    def speaking_to(self, _user_id):
+        return contextlib.nullcontext()
+
+
 class Deps:
+    ops = SilentOps()
     notifier = QuietNotifier()
     inflight = InFlight()
     metrics = Metrics()
@@ -56,6 +66,7 @@ async def test_announcements_go_out_before_the_reply():
             return None
 
     class WithNotifier:
+        ops = SilentOps()
         notifier = Notifier()
         inflight = InFlight()
         metrics = Metrics()

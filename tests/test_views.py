@@ -272,6 +272,7 @@ HOSTILE = "<!channel> & " + "n" * 300
 
 
 def test_safety_net_views_pass_slacks_checks_and_escape_what_people_wrote():
+    from bot.i18n import Words
     from bot.ops import ChainStarted, ChainStep, DeleteSent, NoRoom, RoomMade, SafetyBackupFailed
     from bot.slack.views import safety
     from bot.store import ChainState, DeleteWindow, RestoreChain, WindowState
@@ -287,13 +288,13 @@ def test_safety_net_views_pass_slacks_checks_and_escape_what_people_wrote():
         safety.delete_scheduled_message(window, NOW),
         safety.undone_message(window),
         safety.delete_sent_message(DeleteSent(window)),
-        safety.delete_sent_message(DeleteSent(window, "the backup API failed <boom>")),
+        safety.delete_sent_message(DeleteSent(window, Words("{text}", text="the backup API failed <boom>"))),
         safety.chain_started_message(ChainStarted(chain, backup(2))),
         safety.chain_step_message(ChainStep(chain, provider_message=HOSTILE)),
-        safety.chain_step_message(ChainStep(chain, why="safety backup #5040 ended failed", offer_without=True)),
-        safety.safety_failed_message(SafetyBackupFailed(chain, HOSTILE)),
+        safety.chain_step_message(ChainStep(chain, why=Words("{text}", text=HOSTILE), offer_without=True)),
+        safety.safety_failed_message(SafetyBackupFailed(chain, Words("{text}", text=HOSTILE))),
         safety.announce_chain_started(ChainStarted(chain, backup(2))),
-        safety.announce_chain_step(ChainStep(chain, why=HOSTILE)),
+        safety.announce_chain_step(ChainStep(chain, why=Words("{text}", text=HOSTILE))),
         safety.make_room_confirmation_message(
             conf(purpose="make_room", description=HOSTILE, backup_description=HOSTILE)
         ),

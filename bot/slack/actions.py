@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.backup_api import BACKUP_TYPES
+from bot.i18n import N_, _
 from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Done, ReplyTo, Scheduled
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
@@ -194,9 +195,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @app.view(ids.RESTORE_MODAL)
     async def restore_submitted(ack, body, view, client) -> None:
+        async with deps.ops.speaking_to(body["user"]["id"]):
+            await _restore_submitted(ack, body, view, client)
+
+    async def _restore_submitted(ack, body, view, client) -> None:
         meta = _metadata(view)
         if meta is None:
-            await ack(response_action="errors", errors={ids.RESTORE_INPUT_BLOCK: DAMAGED_FORM})
+            await ack(response_action="errors", errors={ids.RESTORE_INPUT_BLOCK: _(DAMAGED_FORM)})
             return
         asked_in = meta.get("ch") if isinstance(meta.get("ch"), str) else None
         actor = Actor(body["user"]["id"], channel_id=asked_in)
@@ -254,7 +259,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         )
 
 
-DAMAGED_FORM = "This form is damaged, so nothing was done. Close it and run /backup restore again."
+DAMAGED_FORM = N_("This form is damaged, so nothing was done. Close it and run /backup restore again.")
 
 
 def _metadata(view: dict) -> dict | None:
@@ -276,9 +281,9 @@ def _numbers(value: str, *keys: str) -> tuple[int, ...]:
         state = json.loads(value)
         numbers = tuple(state[key] for key in keys)
     except (ValueError, KeyError, TypeError):
-        raise UsageError("this button is damaged; run the command again", "help") from None
+        raise UsageError(_("this button is damaged; run the command again"), "help") from None
     if not all(type(n) is int and n > 0 for n in numbers):
-        raise UsageError("this button is damaged; run the command again", "help")
+        raise UsageError(_("this button is damaged; run the command again"), "help")
     return numbers
 
 
@@ -293,8 +298,8 @@ def _page_state(value: object) -> tuple[int | None, str | None, int]:
         state = json.loads(str(value))
         server_id, backup_type, offset = state.get("s"), state.get("t"), state["o"]
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise UsageError("this page button is damaged; run /backup list again", "list") from None
+        raise UsageError(_("this page button is damaged; run /backup list again"), "list") from None
     valid_server = server_id is None or (type(server_id) is int and server_id > 0)
     if not valid_server or backup_type not in (None, *BACKUP_TYPES) or type(offset) is not int or offset < 0:
-        raise UsageError("this page button is damaged; run /backup list again", "list")
+        raise UsageError(_("this page button is damaged; run /backup list again"), "list")
     return server_id, backup_type, offset

@@ -22,13 +22,17 @@ async def settle(deps: Deps, decision: Decision) -> None:
     """The card updated in place, the requester's reply updated, and, if the write went out, the team told."""
     request = decision.request
     await deps.notifier.update_card(request.card_channel, request.card_ts, approvals.decided_card(decision))
+    async with deps.ops.speaking_to(request.requested_by):
+        if decision.chain is not None:
+            reply = safety.chain_started_message(decision.chain)
+        else:
+            reply = approvals.decided_reply(decision)
+    await deps.notifier.update_reply(request.response_url, reply)
     if decision.chain is not None:
-        await deps.notifier.update_reply(request.response_url, safety.chain_started_message(decision.chain))
         await deps.notifier.announce(
             request.origin_channel, safety.announce_chain_started(decision.chain), request.target_server_id
         )
         return
-    await deps.notifier.update_reply(request.response_url, approvals.decided_reply(decision))
     if request.state is ApprovalState.DONE:
         announce = messages.announce_deleted if request.action == "delete" else messages.announce_restore
         await deps.notifier.announce(

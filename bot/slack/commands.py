@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from slack_bolt.async_app import AsyncApp
 
 from bot.backup_api import Backup
+from bot.i18n import speaking
 from bot.ops import Accepted, Actor, ReplyTo
 from bot.parsing import Command, UsageError, parse_command
 from bot.policy import Action
@@ -107,6 +108,15 @@ async def _channels(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     return Outcome(messages.channels_message(cmd.server_id, channels, changed=(cmd.channel_id, cmd.switch, changed)))
 
 
+async def _language(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    """Show the person's language, or set it; the answer comes in the language now in force."""
+    if cmd.language is None:
+        return Outcome(messages.language_message(await deps.ops.language_of(it.actor.user_id), None))
+    changed = await deps.ops.set_language(it.actor, cmd.language)
+    with speaking(cmd.language):
+        return Outcome(messages.language_message(cmd.language, changed))
+
+
 RUNNERS: dict[Action, Runner] = {
     Action.CHANNELS: _channels,
     Action.APPROVALS: _approvals,
@@ -118,12 +128,18 @@ RUNNERS: dict[Action, Runner] = {
     Action.GRANT: _grant,
     Action.REVOKE: _revoke,
     Action.AUDIT: _audit,
+    Action.LANGUAGE: _language,
 }
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/backup")
     async def backup_command(ack, command: dict) -> None:
+        """Everything said here is in the person's language (and the team's, for announcements)."""
+        async with deps.ops.speaking_to(command.get("user_id")):
+            await _backup_command(ack, command)
+
+    async def _backup_command(ack, command: dict) -> None:
         try:
             cmd = parse_command(command.get("text") or "")
         except UsageError as exc:

@@ -10,10 +10,11 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.ops import Accepted, Actor, ReplyTo
+from bot.ops import Actor, ReplyTo
 from bot.parsing import parse_id, plain_description
 from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
+from bot.slack.commands import created_outcome
 from bot.slack.homepage import publish_home
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.requests import submitted_text
@@ -79,14 +80,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def work() -> Outcome:
             server_id = parse_id(str(view.get("private_metadata") or ""), "server")
             backup = await deps.ops.create_backup(actor, server_id, description[:255], follow=ReplyTo(None, None))
-            if isinstance(backup, Accepted):
-                announce = messages.announce_accepted(actor.user_id, backup)
-                return Outcome(messages.accepted_message(backup), [announce], server_id=server_id)
-            return Outcome(
-                messages.created_message(backup, deps.clock()),
-                [messages.announce_created(actor.user_id, backup)],
-                server_id=server_id,
-            )
+            return created_outcome(deps, actor.user_id, backup)
 
         async def on_home(message: dict) -> None:
             await publish_home(deps, app.client, actor.user_id, note=message)

@@ -24,7 +24,9 @@ async def publish_home(deps, client, user_id: str, note: dict | None = None, *, 
     try:
         home = await deps.ops.home(Actor(user_id), audit=opened)
         text = flatten_text(note["blocks"]) if note else None
-        await client.views_publish(user_id=user_id, view=home_view(home, deps.clock(), text))
+        async with deps.ops.speaking_to(user_id):
+            view = home_view(home, deps.clock(), text)
+        await client.views_publish(user_id=user_id, view=view)
     except SlackApiError as exc:
         deps.metrics.slack_error("views.publish", exc.response.get("error"))
         log.warning("could not publish the Home tab: %s", exc.response.get("error"))

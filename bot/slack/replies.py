@@ -10,8 +10,10 @@ it when due (honouring Retry-After), also after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -28,6 +30,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import observe
 from bot.backup_api import Backup, BackupApiError
 from bot.clock import utc_now
+from bot.i18n import N_, Words, _
 from bot.inflight import InFlight
 from bot.observe import Metrics
 from bot.ops import Operations, OpsError
@@ -46,15 +49,15 @@ UNREACHABLE_RETRY_SECONDS = 5.0
 DEFAULT_RETRY_SECONDS = 1.0
 # Slack errors that no retry will mend: the announcement is dropped, and the person told what to do.
 PERMANENT = {
-    "channel_not_found": "the channel does not exist, or I can't see it: check BACKUPBOT_NOTIFY_CHANNEL",
-    "not_in_channel": "I am not in that channel: invite me there",
-    "is_archived": "the channel is archived: unarchive it or choose another",
-    "restricted_action": "posting there is restricted: ask a workspace admin",
-    "invalid_auth": "Slack refused the bot's token: an admin should check SLACK_BOT_TOKEN",
-    "token_revoked": "the bot's token was revoked: an admin should reinstall the app",
-    "missing_scope": "the bot lacks a scope: an admin should reinstall the app from manifest.yml",
-    "invalid_blocks": "Slack refused the message's layout (a bug: please report it)",
-    "msg_too_long": "the message was too long for Slack (a bug: please report it)",
+    "channel_not_found": N_("the channel does not exist, or I can't see it: check BACKUPBOT_NOTIFY_CHANNEL"),
+    "not_in_channel": N_("I am not in that channel: invite me there"),
+    "is_archived": N_("the channel is archived: unarchive it or choose another"),
+    "restricted_action": N_("posting there is restricted: ask a workspace admin"),
+    "invalid_auth": N_("Slack refused the bot's token: an admin should check SLACK_BOT_TOKEN"),
+    "token_revoked": N_("the bot's token was revoked: an admin should reinstall the app"),
+    "missing_scope": N_("the bot lacks a scope: an admin should reinstall the app from manifest.yml"),
+    "invalid_blocks": N_("Slack refused the message's layout (a bug: please report it)"),
+    "msg_too_long": N_("the message was too long for Slack (a bug: please report it)"),
 }
 
 
@@ -108,7 +111,9 @@ class SlackNotifier:
         responses: ResponseUrls,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
+        speaking_to: Callable[[str | None], AbstractAsyncContextManager] | None = None,
     ):
+        self.speaking_to = speaking_to or (lambda _user: contextlib.nullcontext())
         self.metrics = metrics or Metrics()
         self.home_refresh: Callable[[str], Awaitable[None]] | None = None
         self.client = client
@@ -154,19 +159,27 @@ class SlackNotifier:
             if error in PERMANENT:
                 log.warning("Slack refused an announcement in %s: %s", item.channel, error)
                 await self._record(self.store.announcement_failed, item, error=error)
-                return f"I could not announce this in <#{item.channel}> ({error}): {PERMANENT[error]}."
+                return _("I could not announce this in <#{channel}> ({error}): {what}.").format(
+                    channel=item.channel, error=error, what=_(PERMANENT[error])
+                )
             retry = _retry_after(exc) or DEFAULT_RETRY_SECONDS * 2 ** min(item.attempts, 8)
             log.warning("announcement in %s deferred %.0fs: Slack answered %s", item.channel, retry, error)
             await self._record(self.store.announcement_retry, item, after_seconds=retry, error=error)
             if error == "ratelimited":
-                return f"Slack is rate-limiting me, so the announcement in <#{item.channel}> will follow shortly."
-            return f"Slack did not take the announcement in <#{item.channel}> ({error}); I will try again shortly."
+                return _("Slack is rate-limiting me, so the announcement in <#{channel}> will follow shortly.").format(
+                    channel=item.channel
+                )
+            return _("Slack did not take the announcement in <#{channel}> ({error}); I will try again shortly.").format(
+                channel=item.channel, error=error
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("announcement in %s deferred: Slack unreachable (%s)", item.channel, type(exc).__name__)
             await self._record(
                 self.store.announcement_retry, item, after_seconds=UNREACHABLE_RETRY_SECONDS, error="unreachable"
             )
-            return f"Slack could not be reached, so the announcement in <#{item.channel}> will follow when it can."
+            return _("Slack could not be reached, so the announcement in <#{channel}> will follow when it can.").format(
+                channel=item.channel
+            )
         await self._record(self.store.announcement_sent, item)
         if item.approval_id is not None:
             await self._keep_card(item.approval_id, posted.get("channel") or item.channel, posted.get("ts"))
@@ -187,7 +200,7 @@ class SlackNotifier:
         """Post an approval card like an announcement (kept until Slack takes it); returns a problem, if any."""
         channels = await self._channels_for(where, server_id)
         if not channels:
-            return "There is no channel for the approval card: set BACKUPBOT_NOTIFY_CHANNEL."
+            return _("There is no channel for the approval card: set BACKUPBOT_NOTIFY_CHANNEL.")
         channel = channels[0]
         try:
             item_id = await asyncio.to_thread(
@@ -246,16 +259,18 @@ class SlackNotifier:
             log.info("could not update an earlier reply (%s): it may have expired", status)
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
-        await self.announce(
-            followed.channel_id, messages.announce_finished(followed, backup, manual_count), followed.server_id
-        )
-        await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
+        async with self.speaking_to(followed.requested_by):
+            await self.announce(
+                followed.channel_id, messages.announce_finished(followed, backup, manual_count), followed.server_id
+            )
+            await self.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
         if self.home_refresh is not None:
             await self.home_refresh(followed.requested_by)
 
-    async def follow_ended(self, followed: Followed, why: str) -> None:
-        await self.announce(followed.channel_id, messages.announce_ended(followed, why), followed.server_id)
-        await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
+    async def follow_ended(self, followed: Followed, why: Words) -> None:
+        async with self.speaking_to(followed.requested_by):
+            await self.announce(followed.channel_id, messages.announce_ended(followed, why), followed.server_id)
+            await self.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
         if self.home_refresh is not None:
             await self.home_refresh(followed.requested_by)
 
@@ -264,7 +279,9 @@ class SlackNotifier:
         if not await self._channels_for(None, backup.server.id):
             log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
             return
-        await self.announce(None, messages.announce_automatic_failed(backup, self._clock()), backup.server.id)
+        async with self.speaking_to(None):
+            message = messages.announce_automatic_failed(backup, self._clock())
+        await self.announce(None, message, backup.server.id)
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
@@ -324,7 +341,8 @@ async def answer(
     """
     with observe.serving(kind, user_id) as context:
         try:
-            await _answer(deps, work, send, send_error, channel_id, context.request_id)
+            async with deps.ops.speaking_to(user_id):
+                await _answer(deps, work, send, send_error, channel_id, context.request_id)
         finally:
             deps.metrics.request_served(kind, context.outcome or "done")
         if refresh_home and context.outcome == "done" and context.action in CHANGES and deps.home_refresh and user_id:
@@ -351,7 +369,9 @@ async def _answer(deps: Deps, work, send: Send, send_error: Send | None, channel
         except Exception as exc:
             observe.note_attempt("", "failed")
             log.exception("unexpected error (ref %s)", ref)
-            await _deliver(report, with_note(error_message(exc), f"Reference for the admins: `{ref}`"))
+            await _deliver(
+                report, with_note(error_message(exc), _("Reference for the admins: `{ref}`").format(ref=ref))
+            )
             return
         if outcome is None:
             return

@@ -20,7 +20,9 @@ async def send_due_deletes(deps: Deps) -> int:
     sent = await deps.ops.send_due_deletes()
     for result in sent:
         window = result.window
-        await deps.notifier.update_reply(window.response_url, safety.delete_sent_message(result))
+        async with deps.ops.speaking_to(window.requested_by):
+            reply = safety.delete_sent_message(result)
+        await deps.notifier.update_reply(window.response_url, reply)
         if result.why is None:
             await deps.notifier.announce(
                 window.channel_id,
@@ -34,7 +36,9 @@ async def send_due_deletes(deps: Deps) -> int:
 
 async def tell_step(deps: Deps, step: ChainStep) -> None:
     chain = step.chain
-    await deps.notifier.update_reply(chain.response_url, safety.chain_step_message(step))
+    async with deps.ops.speaking_to(chain.requested_by):
+        reply = safety.chain_step_message(step)
+    await deps.notifier.update_reply(chain.response_url, reply)
     await deps.notifier.announce(chain.channel_id, safety.announce_chain_step(step), chain.target_server_id)
     if deps.home_refresh is not None:
         await deps.home_refresh(chain.requested_by)

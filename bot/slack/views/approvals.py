@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.ops import Decision
+from bot.backup_api import NotFound
+from bot.i18n import _, for_the_team
+from bot.ops import Decision, SafetyBackupFailed
 from bot.slack.ids import APPROVE, DENY, WITHDRAW
 from bot.slack.views.base import Message, button, context, escape, message, section, server_words, slack_date
 from bot.store import ApprovalRequest, ApprovalState
-
-VERB = {"delete": "delete", "restore": "restore"}
 
 
 def _expires(request: ApprovalRequest) -> str:
@@ -19,84 +19,124 @@ def _expires(request: ApprovalRequest) -> str:
 
 
 def request_facts(request: ApprovalRequest) -> str:
-    """What is asked, in one sentence: the action, the backup (type, date, description) and the server(s)."""
-    taken = slack_date(datetime.fromisoformat(request.backup_created_at))
-    backup = f"backup *#{request.backup_id}* ({escape(request.backup_type)}, taken {taken})"
-    source = server_words(request.server_id, request.server_name)
+    """What is asked, as a phrase: the action, the backup (type, date, description) and the server(s)."""
+    values = {
+        "id": request.backup_id,
+        "type": escape(request.backup_type),
+        "date": slack_date(datetime.fromisoformat(request.backup_created_at)),
+        "server": server_words(request.server_id, request.server_name),
+        "target": server_words(request.target_server_id, request.target_server_name),
+    }
     if request.action == "delete":
-        text = f"delete {backup} of {source}"
+        text = _("delete backup *#{id}* ({type}, taken {date}) of {server}").format(**values)
+    elif request.target_server_id == request.server_id:
+        text = _("restore {target} from backup *#{id}* ({type}, taken {date})").format(**values)
     else:
-        target = server_words(request.target_server_id, request.target_server_name)
-        text = f"restore {target} from {backup}" + (
-            "" if request.target_server_id == request.server_id else f" of {source}"
-        )
+        text = _("restore {target} from backup *#{id}* ({type}, taken {date}) of {server}").format(**values)
     if request.backup_description:
         text += f" — “{escape(request.backup_description)}”"
     return text
 
 
+def _fallback(request: ApprovalRequest) -> str:
+    if request.action == "delete":
+        return _("Delete of backup #{id}: {state}").format(id=request.backup_id, state=request.state.value)
+    return _("Restore from backup #{id}: {state}").format(id=request.backup_id, state=request.state.value)
+
+
 def awaiting_message(request: ApprovalRequest) -> Message:
     """The requester's reply: the request waits for a second person."""
-    text = (
-        f":hourglass_flowing_sand: Your request to {request_facts(request)} needs a second person's approval "
-        f"(the two-person rule is on). It waits until {_expires(request)}; I'll update this message when it is decided."
-    )
-    buttons = [button("Withdraw request", WITHDRAW, request.id)]
+    text = _(
+        ":hourglass_flowing_sand: Your request to {facts} needs a second person's approval "
+        "(the two-person rule is on). It waits until {expires}; I'll update this message when it is decided."
+    ).format(facts=request_facts(request), expires=_expires(request))
+    if request.safety:
+        text += "\n" + _("Once approved, a safety backup of the server is taken first; the restore follows it.")
+    buttons = [button(_("Withdraw request"), WITHDRAW, request.id)]
     return message(
-        f"Waiting for approval: {request.action} of backup #{request.backup_id}",
+        _("Waiting for approval: backup #{id}").format(id=request.backup_id),
         [section(text), {"type": "actions", "block_id": "approval", "elements": buttons}],
     )
 
 
+@for_the_team
 def approval_card(request: ApprovalRequest) -> Message:
     """The card in the channel: who asks, what, why, until when; Approve and Deny."""
-    lines = [f":raised_hand: *Approval needed* — <@{request.requested_by}> asks to {request_facts(request)}."]
+    lines = [
+        _(":raised_hand: *Approval needed* — <@{user}> asks to {facts}.").format(
+            user=request.requested_by, facts=request_facts(request)
+        )
+    ]
     if request.reason:
-        lines.append(f"*Why:* {escape(request.reason)}")
-    lines.append(f"Expires {_expires(request)}. An owner of the server or an admin may decide; not the requester.")
+        lines.append(_("*Why:* {reason}").format(reason=escape(request.reason)))
+    if request.safety:
+        lines.append(_("A safety backup of the server is taken first; the restore follows it."))
+    lines.append(
+        _("Expires {expires}. An owner of the server or an admin may decide; not the requester.").format(
+            expires=_expires(request)
+        )
+    )
     buttons = [
-        button("Approve", APPROVE, request.id, style="primary"),
-        button("Deny", DENY, request.id, style="danger"),
+        button(_("Approve"), APPROVE, request.id, style="primary"),
+        button(_("Deny"), DENY, request.id, style="danger"),
     ]
     return message(
-        f"Approval needed: {request.action} of backup #{request.backup_id}",
+        _("Approval needed: backup #{id}").format(id=request.backup_id),
         [section("\n".join(lines)), {"type": "actions", "block_id": "decide", "elements": buttons}],
     )
 
 
+def _failure(decision: Decision) -> str:
+    if isinstance(decision.error, SafetyBackupFailed):
+        return str(decision.error.why)
+    if isinstance(decision.error, NotFound):
+        return _("the backup no longer exists")
+    return escape(decision.request.detail or _("the backup API failed"))
+
+
 def outcome_words(decision: Decision) -> str:
     request = decision.request
-    by = f"<@{request.decided_by}>" if request.decided_by else "someone"
-    done = "deleted" if request.action == "delete" else "restore started"
+    by = request.decided_by or "?"
     if request.state is ApprovalState.DONE:
+        if decision.chain is not None:
+            text = _(
+                ":white_check_mark: *Approved* by <@{user}> — safety backup #{safety} started; the restore follows."
+            )
+        elif request.action == "delete":
+            text = _(":white_check_mark: *Approved* by <@{user}> — deleted.")
+        else:
+            text = _(":white_check_mark: *Approved* by <@{user}> — restore started.")
         extra = f" ({escape(decision.provider_message)})" if decision.provider_message else ""
-        return f":white_check_mark: *Approved* by {by} — {done}{extra}."
+        safety = decision.chain.safety.id if decision.chain else None
+        return text.format(user=by, safety=safety) + extra
     if request.state is ApprovalState.FAILED:
-        return (
-            f":x: *Approved* by {by}, but nothing could be done: {escape(request.detail or 'the backup API failed')}. "
-            "Check `/backup list` before asking again."
-        )
+        return _(
+            ":x: *Approved* by <@{user}>, but nothing could be done: {why}. Check `/backup list` before asking again."
+        ).format(user=by, why=_failure(decision))
     if request.state is ApprovalState.DENIED:
-        return f":no_entry: *Denied* by {by}. Nothing was changed."
+        return _(":no_entry: *Denied* by <@{user}>. Nothing was changed.").format(user=by)
     if request.state is ApprovalState.WITHDRAWN:
-        return f":leftwards_arrow_with_hook: *Withdrawn* by <@{request.requested_by}>. Nothing was changed."
+        return _(":leftwards_arrow_with_hook: *Withdrawn* by <@{user}>. Nothing was changed.").format(
+            user=request.requested_by
+        )
     if request.state is ApprovalState.EXPIRED:
-        return ":alarm_clock: *Expired*: nobody decided in time. Nothing was changed."
-    return f":grey_question: This request is {escape(request.state.value)}."
+        return _(":alarm_clock: *Expired*: nobody decided in time. Nothing was changed.")
+    return _(":grey_question: This request is {state}.").format(state=escape(request.state.value))
 
 
+@for_the_team
 def decided_card(decision: Decision) -> Message:
     """The card once decided: what was asked, and how it ended; no buttons."""
     request = decision.request
-    head = f"<@{request.requested_by}> asked to {request_facts(request)}."
+    head = _("<@{user}> asked to {facts}.").format(user=request.requested_by, facts=request_facts(request))
     blocks = [section(head), section(outcome_words(decision))]
     if request.reason:
-        blocks.insert(1, context(f"Why: {escape(request.reason)}"))
-    return message(f"{request.action} of backup #{request.backup_id}: {request.state.value}", blocks)
+        blocks.insert(1, context(_("Why: {reason}").format(reason=escape(request.reason))))
+    return message(_fallback(request), blocks)
 
 
 def decided_reply(decision: Decision) -> Message:
     """The requester's reply, updated once the request is decided."""
     request = decision.request
-    text = f"Your request to {request_facts(request)}:\n{outcome_words(decision)}"
-    return message(f"{request.action} of backup #{request.backup_id}: {request.state.value}", [section(text)])
+    text = _("Your request to {facts}:").format(facts=request_facts(request)) + "\n" + outcome_words(decision)
+    return message(_fallback(request), [section(text)])

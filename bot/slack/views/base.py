@@ -7,9 +7,10 @@ mrkdwn, so `<!channel>` in a description is shown, never sent as a ping.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bot.backup_api import Backup
+from bot.i18n import _, date_words, ngettext
 from bot.store import Confirmation
 
 MAX_BLOCKS = 50
@@ -55,6 +56,15 @@ def message(text: str, blocks: list[dict]) -> Message:
     return {"text": truncate(text, 3000), "blocks": blocks}
 
 
+def plain(text: str) -> dict:
+    return {"type": "plain_text", "text": text}
+
+
+def strip_marks(text: str) -> str:
+    """mrkdwn's bold marks taken out, for a notification's plain `text`."""
+    return text.replace("*", "")
+
+
 def simple(text: str) -> Message:
     return message(text, [section(text)])
 
@@ -69,44 +79,50 @@ def with_note(message: Message, note: str) -> Message:
 
 def size_words(size_mb: int | None) -> str:
     if size_mb is None:
-        return "size not known yet"
+        return _("size not known yet")
     if size_mb < 1024:
         return f"{size_mb} MB"
     return f"{size_mb / 1024:.1f} GB"
 
 
 def ago(moment: datetime, now: datetime) -> str:
+    """How long ago (or how long until) `moment`, in the reader's words: `2 hours ago`, `in 3 days`, `2시간 전`."""
     seconds = (now - moment).total_seconds()
-    future = seconds < 0
-    words = _span(abs(seconds))
-    if words == "just now":
-        return words
-    return f"in {words}" if future else f"{words} ago"
+    if abs(seconds) < 60:
+        return _("just now")
+    count, unit = next((int(abs(seconds) // size), unit) for unit, size in _UNITS if abs(seconds) >= size)
+    if seconds < 0:
+        return {
+            "day": ngettext("in {n} day", "in {n} days", count),
+            "hour": ngettext("in {n} hour", "in {n} hours", count),
+            "minute": ngettext("in {n} minute", "in {n} minutes", count),
+        }[unit].format(n=count)
+    return {
+        "day": ngettext("{n} day ago", "{n} days ago", count),
+        "hour": ngettext("{n} hour ago", "{n} hours ago", count),
+        "minute": ngettext("{n} minute ago", "{n} minutes ago", count),
+    }[unit].format(n=count)
 
 
-def _span(seconds: float) -> str:
-    if seconds < 60:
-        return "just now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return "just now"
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 
 
 def slack_date(moment: datetime) -> str:
-    """A date Slack shows in the reader's own time zone, with a UTC fallback."""
-    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    """A date Slack shows in the reader's own time zone, with a fallback in UTC written as the reader writes it."""
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{date_words(moment)}>"
 
 
 def server_words(server_id: int, name: str | None) -> str:
-    return f"*{escape(name)}* ({server_id})" if name and name != str(server_id) else f"server *{server_id}*"
+    if name and name != str(server_id):
+        return f"*{escape(name)}* ({server_id})"
+    return _("server *{id}*").format(id=server_id)
 
 
 def plain_server(server_id: int, name: str | None) -> str:
     """A server's name and ID for inside a bold span, where mrkdwn cannot nest another."""
-    return f"{escape(name)} ({server_id})" if name and name != str(server_id) else f"server {server_id}"
+    if name and name != str(server_id):
+        return f"{escape(name)} ({server_id})"
+    return _("server {id}").format(id=server_id)
 
 
 STATUS_ICON = {"completed": ":white_check_mark:", "in_progress": ":hourglass_flowing_sand:"}
@@ -119,15 +135,16 @@ def status_words(status: str) -> str:
 
 def expiry_words(backup: Backup, now: datetime) -> str:
     if backup.expires_at is None:
-        return "never expires" if backup.backup_type == "manual" else "no expiry given"
-    return f"expires {ago(backup.expires_at, now)}"
+        return _("never expires") if backup.backup_type == "manual" else _("no expiry given")
+    return _("expires {when}").format(when=ago(backup.expires_at, now))
 
 
 def backup_text(backup: Backup, now: datetime) -> str:
     lines = [
         f"*#{backup.id}* · {server_words(backup.server.id, backup.server.name)} · {escape(backup.backup_type)}"
         f" · {status_words(backup.status)} · {size_words(backup.size_mb)}",
-        f"Created {ago(backup.created_at, now)} ({slack_date(backup.created_at)}) · {expiry_words(backup, now)}",
+        _("Created {ago} ({date})").format(ago=ago(backup.created_at, now), date=slack_date(backup.created_at))
+        + f" · {expiry_words(backup, now)}",
     ]
     if backup.description:
         lines.extend(f"> {line}" for line in escape(truncate(backup.description, 500)).splitlines())
@@ -136,9 +153,11 @@ def backup_text(backup: Backup, now: datetime) -> str:
 
 def confirmation_facts(conf: Confirmation) -> str:
     created = datetime.fromisoformat(conf.backup_created_at)
-    return (
-        f"Backup *#{conf.backup_id}* ({escape(conf.backup_type)}, taken {slack_date(created)}) "
-        f"of {server_words(conf.server_id, conf.server_name)}"
+    return _("Backup *#{id}* ({type}, taken {date}) of {server}").format(
+        id=conf.backup_id,
+        type=escape(conf.backup_type),
+        date=slack_date(created),
+        server=server_words(conf.server_id, conf.server_name),
     )
 
 

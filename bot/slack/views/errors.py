@@ -11,6 +11,7 @@ from bot.backup_api import (
     Unauthorized,
     Unavailable,
 )
+from bot.i18n import N_, _
 from bot.ops import (
     ApprovalUnavailable,
     BackupNotFound,
@@ -37,28 +38,29 @@ from bot.store import ApprovalState, Confirmation, ConfirmationState, StoreUnava
 def usage_error_message(error: UsageError) -> Message:
     text = f":warning: {escape(error.problem)}."
     if error.subcommand == "help":
-        text += " Try `/backup help` for the list of commands."
+        text += " " + _("Try `/backup help` for the list of commands.")
     if error.usage:
-        text += f"\nUsage: `{error.usage}`"
+        text += "\n" + _("Usage: `{usage}`").format(usage=error.usage)
     if error.example:
-        text += f"\nExample: `{error.example}`"
+        text += "\n" + _("Example: `{example}`").format(example=error.example)
     return simple(text)
 
 
 ACTION_VERBS = {
-    Action.LIST: "list backups",
-    Action.CREATE: "create a backup",
-    Action.DELETE: "delete a backup",
-    Action.RESTORE: "restore",
-    Action.GRANT: "grant roles",
-    Action.REVOKE: "revoke roles",
-    Action.AUDIT: "read the audit log",
-    Action.SERVERS: "list servers",
-    Action.ADMIN: "change who is an admin",
-    Action.APPROVALS: "turn the two-person rule on or off",
-    Action.APPROVE: "approve this",
-    Action.DENY: "deny this",
-    Action.CHANNELS: "change a server's channels",
+    Action.LIST: N_("list backups"),
+    Action.CREATE: N_("create a backup"),
+    Action.DELETE: N_("delete a backup"),
+    Action.RESTORE: N_("restore"),
+    Action.GRANT: N_("grant roles"),
+    Action.REVOKE: N_("revoke roles"),
+    Action.AUDIT: N_("read the audit log"),
+    Action.SERVERS: N_("list servers"),
+    Action.ADMIN: N_("change who is an admin"),
+    Action.APPROVALS: N_("turn the two-person rule on or off"),
+    Action.APPROVE: N_("approve this"),
+    Action.DENY: N_("deny this"),
+    Action.CHANNELS: N_("change a server's channels"),
+    Action.LANGUAGE: N_("choose a language"),
 }
 
 
@@ -67,42 +69,57 @@ def error_text(error: Exception) -> str:
     if isinstance(error, UsageError):
         return usage_error_message(error)["text"]
     if isinstance(error, PermissionDenied):
-        where = f" on server *{error.server_id}*" if error.server_id is not None else ""
+        verb = _(ACTION_VERBS[error.action])
         if error.needed == "admin":
-            return f":no_entry: Only an admin may {ACTION_VERBS[error.action]}."
+            return _(":no_entry: Only an admin may {verb}.").format(verb=verb)
+        if error.server_id is not None:
+            text = _(":no_entry: You can't {verb} on server *{id}*: that needs the *{role}* role.")
+        else:
+            text = _(":no_entry: You can't {verb}: that needs the *{role}* role.")
         return (
-            f":no_entry: You can't {ACTION_VERBS[error.action]}{where}: that needs the *{error.needed}* role. "
-            "An admin can give it with `/backup grant`."
+            text.format(verb=verb, id=error.server_id, role=error.needed)
+            + " "
+            + _("An admin can give it with `/backup grant`.")
         )
     if isinstance(error, BackupNotFound):
         if error.gone:
-            return f":mag: Backup *#{error.backup_id}* no longer exists, so nothing was done."
-        return f":mag: There is no backup *#{error.backup_id}*. `/backup list` shows the ones there are."
+            return _(":mag: Backup *#{id}* no longer exists, so nothing was done.").format(id=error.backup_id)
+        return _(":mag: There is no backup *#{id}*. `/backup list` shows the ones there are.").format(
+            id=error.backup_id
+        )
     if isinstance(error, NotRestorable):
-        return f":warning: Backup *#{error.backup.id}* is {status_words(error.backup.status)}: only a completed backup can be restored."
+        return _(":warning: Backup *#{id}* is {status}: only a completed backup can be restored.").format(
+            id=error.backup.id, status=status_words(error.backup.status)
+        )
     if isinstance(error, ConfirmationUnavailable):
         return confirmation_unavailable_text(error.confirmation)
     if isinstance(error, ConfirmationMismatch):
         return mismatch_text(error.confirmation)
     if isinstance(error, Unauthorized):
-        return (
+        return _(
             ":lock: The backup API refused the bot's credentials (401), so nothing was done. "
             "An admin needs to check the bot's VPS_API_TOKEN."
         )
     if isinstance(error, BadRequest):
-        return f":x: The backup API refused this: “{escape(error.provider_message)}”. Nothing was changed."
+        return _(":x: The backup API refused this: “{words}”. Nothing was changed.").format(
+            words=escape(error.provider_message)
+        )
     if isinstance(error, NotFound):
-        return f":mag: The backup API says it can't find that: “{escape(error)}” (404)."
+        return _(":mag: The backup API says it can't find that: “{words}” (404).").format(words=escape(error))
     if isinstance(error, WrongChannel):
         where = ", ".join(f"<#{c}>" for c in error.channels)
-        return f":round_pushpin: Server *{error.server_id}* is run only from {where}: ask there. Nothing was done."
+        return _(":round_pushpin: Server *{id}* is run only from {channels}: ask there. Nothing was done.").format(
+            id=error.server_id, channels=where
+        )
     if isinstance(error, OwnRequest):
-        return (
+        return _(
             ":no_entry: You asked for this, so someone else must decide: an owner of the server or an admin. "
             "Nothing was done."
         )
     if isinstance(error, NotTheRequester):
-        return f":no_entry: Only <@{error.request.requested_by}>, who asked, may withdraw this request."
+        return _(":no_entry: Only <@{user}>, who asked, may withdraw this request.").format(
+            user=error.request.requested_by
+        )
     if isinstance(error, ApprovalUnavailable):
         return approval_unavailable_text(error)
     if isinstance(error, NoRoom | SafetyBackupFailed):
@@ -110,33 +127,33 @@ def error_text(error: Exception) -> str:
     if isinstance(error, UndoUnavailable):
         return safety.undo_unavailable_text(error.window)
     if isinstance(error, RuledServer):
-        return (
-            f":raised_hand: Server *{error.server_id}* is under the two-person rule, so making room is not one step "
-            "here: delete the oldest backup with `/backup delete` (a second person approves), then create again."
-        )
+        return _(
+            ":raised_hand: Server *{id}* is under the two-person rule, so making room is not one step here: "
+            "delete the oldest backup with `/backup delete` (a second person approves), then create again."
+        ).format(id=error.server_id)
     if isinstance(error, StoreUnavailable):
-        return (
-            f":floppy_disk: The bot's store is unavailable right now ({escape(error)}), so nothing was done. "
+        return _(
+            ":floppy_disk: The bot's store is unavailable right now ({problem}), so nothing was done. "
             "Try again in a minute; if it lasts, tell an admin."
-        )
+        ).format(problem=escape(error))
     if isinstance(error, RateLimited):
-        return (
+        return _(
             ":snail: The backup API is rate-limiting the bot right now (429). Nothing was changed; "
             "try again in a minute."
         )
     if isinstance(error, ApiTimeout):
-        return (
+        return _(
             ":hourglass: The backup API didn't answer in time. If you were changing something, it may still "
             "have happened: check `/backup list` before trying again."
         )
     if isinstance(error, Unavailable):
-        return (
-            f":construction: The backup API is unavailable right now ({escape(error)}). If you were changing "
+        return _(
+            ":construction: The backup API is unavailable right now ({problem}). If you were changing "
             "something, check `/backup list` before trying again; otherwise try again in a few minutes."
-        )
+        ).format(problem=escape(error))
     if isinstance(error, BackupApiError | OpsError):
         return f":warning: {escape(error)}"
-    return ":boom: Something went wrong inside the bot and it was logged. Nothing more was done; please try again."
+    return _(":boom: Something went wrong inside the bot and it was logged. Nothing more was done; please try again.")
 
 
 def error_message(error: Exception) -> Message:
@@ -150,53 +167,86 @@ def error_message(error: Exception) -> Message:
 
 def confirmation_unavailable_text(conf: Confirmation | None) -> str:
     if conf is None:
-        return ":grey_question: I don't know this confirmation any more. Nothing was done; run the command again."
-    what = f"the {conf.action} of backup *#{conf.backup_id}*"
+        return _(":grey_question: I don't know this confirmation any more. Nothing was done; run the command again.")
+    restore = conf.action == "restore"
     if conf.state is ConfirmationState.USED:
-        return f":ballot_box_with_check: {what.capitalize()} was already confirmed by <@{conf.used_by}>. Nothing more was done."
-    if conf.state is ConfirmationState.CANCELLED:
-        return f":leftwards_arrow_with_hook: {what.capitalize()} was cancelled by <@{conf.used_by}>. Nothing was done."
-    if conf.state is ConfirmationState.EXPIRED:
-        return (
-            f":alarm_clock: This confirmation for {what} has expired, so nothing was done. "
-            f"Run `/backup {conf.action} {conf.backup_id}` again if you still want it."
+        text = (
+            _(
+                ":ballot_box_with_check: The restore from backup *#{id}* was already confirmed by <@{user}>. Nothing more was done."
+            )
+            if restore
+            else _(
+                ":ballot_box_with_check: The delete of backup *#{id}* was already confirmed by <@{user}>. Nothing more was done."
+            )
         )
-    if conf.state is ConfirmationState.GONE:
-        return f":mag: Backup *#{conf.backup_id}* no longer exists, so nothing was done."
-    if conf.state is ConfirmationState.UNRESTORABLE:
-        return (
-            f":warning: Backup *#{conf.backup_id}* was no longer complete when the restore was confirmed, "
-            "so nothing was sent."
+    elif conf.state is ConfirmationState.CANCELLED:
+        text = (
+            _(
+                ":leftwards_arrow_with_hook: The restore from backup *#{id}* was cancelled by <@{user}>. Nothing was done."
+            )
+            if restore
+            else _(
+                ":leftwards_arrow_with_hook: The delete of backup *#{id}* was cancelled by <@{user}>. Nothing was done."
+            )
         )
-    if conf.state is ConfirmationState.FAILED:
-        return (
-            f":x: <@{conf.used_by}> confirmed {what}, but the backup API failed, so this confirmation is spent. "
-            f"Check `/backup list` — it may have happened — then run `/backup {conf.action} {conf.backup_id}` "
-            "again if it is still needed."
+    elif conf.state is ConfirmationState.EXPIRED:
+        text = _(
+            ":alarm_clock: This confirmation has expired, so nothing was done. "
+            "Run `/backup {action} {id}` again if you still want it."
         )
-    return f":grey_question: This confirmation is {escape(conf.state.value)}. Nothing was done."
+    elif conf.state is ConfirmationState.GONE:
+        text = _(":mag: Backup *#{id}* no longer exists, so nothing was done.")
+    elif conf.state is ConfirmationState.UNRESTORABLE:
+        text = _(":warning: Backup *#{id}* was no longer complete when the restore was confirmed, so nothing was sent.")
+    elif conf.state is ConfirmationState.FAILED:
+        text = _(
+            ":x: <@{user}> confirmed this, but the backup API failed, so this confirmation is spent. "
+            "Check `/backup list` — it may have happened — then run `/backup {action} {id}` again if it is still needed."
+        )
+    else:
+        text = _(":grey_question: This confirmation is {state}. Nothing was done.")
+    return text.format(id=conf.backup_id, user=conf.used_by, action=conf.action, state=escape(conf.state.value))
 
 
 def approval_unavailable_text(error: ApprovalUnavailable) -> str:
     request = error.request
     if request is None:
-        return ":grey_question: I don't know this approval request. Nothing was done."
-    what = f"The request to {request.action} backup *#{request.backup_id}*"
+        return _(":grey_question: I don't know this approval request. Nothing was done.")
     if error.expired or request.state is ApprovalState.EXPIRED:
-        return f":alarm_clock: {what} has expired, so nothing was done. It can be asked for again."
-    by = f" by <@{request.decided_by}>" if request.decided_by else ""
-    if request.state in (ApprovalState.APPROVED, ApprovalState.DONE, ApprovalState.FAILED):
-        return f":ballot_box_with_check: {what} was already approved{by}. Nothing more was done."
-    return f":ballot_box_with_check: {what} was already {request.state.value}{by}. Nothing more was done."
+        text = _(
+            ":alarm_clock: The request about backup *#{id}* has expired, so nothing was done. It can be asked for again."
+        )
+    elif not request.decided_by:
+        text = _(":ballot_box_with_check: The request about backup *#{id}* was already decided. Nothing more was done.")
+    elif request.state in (ApprovalState.APPROVED, ApprovalState.DONE, ApprovalState.FAILED):
+        text = _(
+            ":ballot_box_with_check: The request about backup *#{id}* was already approved by <@{user}>. "
+            "Nothing more was done."
+        )
+    elif request.state is ApprovalState.DENIED:
+        text = _(
+            ":ballot_box_with_check: The request about backup *#{id}* was already denied by <@{user}>. "
+            "Nothing more was done."
+        )
+    else:
+        text = _(
+            ":ballot_box_with_check: The request about backup *#{id}* was already withdrawn by <@{user}>. "
+            "Nothing more was done."
+        )
+    return text.format(id=request.backup_id, user=request.decided_by)
 
 
 def mismatch_text(conf: Confirmation) -> str:
-    return f"That is not this server. Type {conf.target_server_name} or {conf.target_server_id} exactly."
+    return _("That is not this server. Type {name} or {id} exactly.").format(
+        name=conf.target_server_name, id=conf.target_server_id
+    )
 
 
 def interrupted_message() -> Message:
     """For work cut short because the bot had to stop before it finished."""
     return simple(
-        ":warning: The bot had to stop before your request finished. If you were changing something, "
-        "it may still have happened: check `/backup list` before trying again."
+        _(
+            ":warning: The bot had to stop before your request finished. If you were changing something, "
+            "it may still have happened: check `/backup list` before trying again."
+        )
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.backup_api import MANUAL_LIMIT
+from bot.i18n import _
 from bot.ops import HomeView, ServerSummary
 from bot.slack.ids import APPROVE, DENY, HOME_CREATE, HOME_REFRESH
 from bot.slack.views.approvals import request_facts
@@ -28,45 +29,58 @@ MAX_WAITING = 10
 
 
 def _server_text(s: ServerSummary, now: datetime) -> str:
-    head = f"{server_words(s.server_id, s.name)} — {escape(s.role)}" + (" · two-person rule" if s.approvals else "")
+    head = f"{server_words(s.server_id, s.name)} — {escape(s.role)}"
+    if s.approvals:
+        head += " · " + _("two-person rule")
     if s.newest is None:
-        newest = "no backups yet"
+        newest = _("no backups yet")
     else:
         b = s.newest
-        newest = f"newest *#{b.id}* {status_words(b.status)}, {ago(b.created_at, now)}, {size_words(b.size_mb)}"
-    running = f" · {s.in_progress} in progress" if s.in_progress else ""
-    return f"{head}\n{newest}{running} · manual backups {s.manual_used} of {MANUAL_LIMIT}"
+        newest = _("newest *#{id}* {status}, {ago}, {size}").format(
+            id=b.id, status=status_words(b.status), ago=ago(b.created_at, now), size=size_words(b.size_mb)
+        )
+    running = " · " + _("{n} in progress").format(n=s.in_progress) if s.in_progress else ""
+    manual = _("manual backups {n} of {limit}").format(n=s.manual_used, limit=MANUAL_LIMIT)
+    return f"{head}\n{newest}{running} · {manual}"
 
 
 def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
     """The `home` view for views.publish."""
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Your backups"}},
+        {"type": "header", "text": {"type": "plain_text", "text": _("Your backups")}},
         {
             "type": "actions",
             "block_id": "home_top",
-            "elements": [button("Refresh", HOME_REFRESH, "refresh")],
+            "elements": [button(_("Refresh"), HOME_REFRESH, "refresh")],
         },
         context(
-            f"Updated {slack_date(now)}." + (" You are an admin: every server the bot knows." if home.is_admin else "")
+            _("Updated {date}.").format(date=slack_date(now))
+            + (" " + _("You are an admin: every server the bot knows.") if home.is_admin else "")
         ),
     ]
     if note:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(note, MAX_SECTION)}})
     if home.api_problem:
         blocks.append(
-            context(f":construction: The backup API did not answer for every server ({escape(home.api_problem)}).")
+            context(
+                _(":construction: The backup API did not answer for every server ({problem}).").format(
+                    problem=escape(home.api_problem)
+                )
+            )
         )
     if home.waiting:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Waiting for your decision*"}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _("*Waiting for your decision*")}})
         for request in home.waiting[:MAX_WAITING]:
-            why = f"\n*Why:* {escape(request.reason)}" if request.reason else ""
+            why = "\n" + _("*Why:* {reason}").format(reason=escape(request.reason)) if request.reason else ""
             blocks.append(
                 {
                     "type": "section",
                     "text": {
                         "type": "mrkdwn",
-                        "text": f"<@{request.requested_by}> asks to {request_facts(request)}.{why}",
+                        "text": _("<@{user}> asks to {facts}.").format(
+                            user=request.requested_by, facts=request_facts(request)
+                        )
+                        + why,
                     },
                 }
             )
@@ -75,17 +89,18 @@ def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
                     "type": "actions",
                     "block_id": f"decide-{request.id}"[:255],
                     "elements": [
-                        button("Approve", APPROVE, request.id, style="primary"),
-                        button("Deny", DENY, request.id, style="danger"),
+                        button(_("Approve"), APPROVE, request.id, style="primary"),
+                        button(_("Deny"), DENY, request.id, style="danger"),
                     ],
                 }
             )
     tail = [{"type": "divider"}, _recent(home)]
     room = MAX_HOME_BLOCKS - len(blocks) - len(tail) - 2
     shown = home.servers[:room]
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Your servers ({len(home.servers)})*"}})
+    title = _("*Your servers ({n})*").format(n=len(home.servers))
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": title}})
     if not home.servers:
-        blocks.append(context("You have no role on any server yet: an admin can give you one with `/backup grant`."))
+        blocks.append(context(_("You have no role on any server yet: an admin can give you one with `/backup grant`.")))
     for s in shown:
         block = {
             "type": "section",
@@ -93,15 +108,17 @@ def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
             "text": {"type": "mrkdwn", "text": _server_text(s, now)},
         }
         if s.may_create:
-            block["accessory"] = button("Take a backup", HOME_CREATE, str(s.server_id))
+            block["accessory"] = button(_("Take a backup"), HOME_CREATE, str(s.server_id))
         blocks.append(block)
     if len(home.servers) > len(shown):
-        blocks.append(context(f"…and {len(home.servers) - len(shown)} more servers: `/backup servers` lists them all."))
+        more = len(home.servers) - len(shown)
+        blocks.append(context(_("…and {n} more servers: `/backup servers` lists them all.").format(n=more)))
     blocks.extend(tail)
     assert len(blocks) <= MAX_HOME_BLOCKS
     return {"type": "home", "blocks": blocks}
 
 
 def _recent(home: HomeView) -> dict:
-    lines = [audit_line(e) for e in home.recent] or ["Nothing yet."]
-    return {"type": "section", "text": {"type": "mrkdwn", "text": "*Your last actions*\n" + "\n".join(lines)}}
+    lines = [audit_line(e) for e in home.recent] or [_("Nothing yet.")]
+    text = truncate(_("*Your last actions*") + "\n" + "\n".join(lines), MAX_SECTION)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}

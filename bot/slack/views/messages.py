@@ -11,6 +11,7 @@ from datetime import datetime
 
 from bot.backup_api import MANUAL_LIMIT, Backup
 from bot.clock import utc_now
+from bot.i18n import LANGUAGE_NAMES, Words, _, for_the_team, ngettext
 from bot.ops import Accepted, Done, Listing, ServerAccess
 from bot.parsing import SUBCOMMANDS
 from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, Role, backup_actions, is_allowed
@@ -27,11 +28,13 @@ from bot.slack.views.base import (
     context,
     escape,
     message,
+    plain,
     plain_server,
     section,
     server_words,
     simple,
     size_words,
+    strip_marks,
     truncate,
 )
 from bot.slack.views.safety import what_restore_undoes
@@ -49,19 +52,22 @@ def help_message(is_admin: bool = True, role: Role | None = None) -> Message:
             rows.append((syntax, _who_may(syntax.action)))
         else:
             others.append(f"`{word}`{_who_may(syntax.action)}")
-    lines = [f"`{syntax.usage}`\n      {syntax.summary}{who}" for syntax, who in rows]
-    examples = "\n".join(f"`{syntax.example}`" for syntax, _ in rows if syntax.example)
-    blocks = [section("*Manage VPS.org backups from Slack*\n" + "\n".join(lines))]
+    lines = [f"`{syntax.usage}`\n      {_(syntax.summary)}{who}" for syntax, who in rows]
+    examples = "\n".join(f"`{syntax.example}`" for syntax, _who in rows if syntax.example)
+    blocks = [section(_("*Manage VPS.org backups from Slack*") + "\n" + "\n".join(lines))]
     if examples:
-        blocks.append(section("*Examples*\n" + examples))
-    footer = "Roles per server: viewer < operator < owner. Admins may do everything."
+        blocks.append(section(_("*Examples*") + "\n" + examples))
+    footer = _("Roles per server: viewer < operator < owner. Admins may do everything.")
     if others:
-        footer = f"Also there, with more rights: {', '.join(others)}. An admin can give a role with `/backup grant`."
+        footer = _("Also there, with more rights: {commands}. An admin can give a role with `/backup grant`.").format(
+            commands=", ".join(others)
+        )
     blocks.append(context(footer))
-    return message("How to use /backup", blocks)
+    return message(_("How to use /backup"), blocks)
 
 
 def _who_may(action: Action) -> str:
+    """Who may use a subcommand; role words stay English, as they are typed in `/backup grant`."""
     if action in FOR_ANYONE:
         return ""
     if action in ADMIN_ONLY:
@@ -73,42 +79,47 @@ def listing_message(listing: Listing, now: datetime, offset: int = 0, page_size:
     total = len(listing.backups)
     offset = max(0, min(offset, max(total - 1, 0)))
     page = listing.backups[offset : offset + page_size]
-    scope = "any server you may see" if listing.server_id is None else _scope_name(listing)
     kind = f"{listing.backup_type} " if listing.backup_type else ""
     if not total:
-        hint = ""
+        if listing.server_id is None:
+            text = _("No {kind}backups on any server you may see.").format(kind=kind)
+        else:
+            text = _("No {kind}backups on {server}.").format(kind=kind, server=_scope_name(listing))
         if listing.server_id is None and not listing.is_admin and not listing.roles:
-            hint = " You have no role on any server yet: ask an admin for one (`/backup grant`)."
-        return simple(f"No {kind}backups on {scope}.{hint}")
-    scope = "every server you may see" if listing.server_id is None else scope
-    blocks = [section(f"*{total} {kind}backup{'s' if total != 1 else ''}* on {scope}, newest first.")]
+            text += " " + _("You have no role on any server yet: ask an admin for one (`/backup grant`).")
+        return simple(text)
+    scope = _("every server you may see") if listing.server_id is None else _scope_name(listing)
+    head = ngettext(
+        "*{n} {kind}backup* on {scope}, newest first.", "*{n} {kind}backups* on {scope}, newest first.", total
+    ).format(n=total, kind=kind, scope=scope)
+    blocks = [section(head)]
     for backup in page:
         blocks.append(section(backup_text(backup, now)))
         actions = backup_actions(is_admin=listing.is_admin, role=listing.role_on(backup.server.id))
         buttons = []
         if Action.RESTORE in actions and backup.is_restorable:
-            buttons.append(button("Restore…", RESTORE_REQUEST, str(backup.id)))
+            buttons.append(button(_("Restore…"), RESTORE_REQUEST, str(backup.id)))
         if Action.DELETE in actions:
-            buttons.append(button("Delete…", DELETE_REQUEST, str(backup.id), style="danger"))
+            buttons.append(button(_("Delete…"), DELETE_REQUEST, str(backup.id), style="danger"))
         if buttons:
             blocks.append({"type": "actions", "block_id": f"backup-{backup.id}", "elements": buttons})
-    shown = f"Showing {offset + 1}–{offset + len(page)} of {total}."
-    blocks.append(context(shown + " Times in your time zone; sizes in GB of 1024 MB."))
+    shown = _("Showing {first}–{last} of {total}.").format(first=offset + 1, last=offset + len(page), total=total)
+    blocks.append(context(shown + " " + _("Times in your time zone; sizes in GB of 1024 MB.")))
     paging = []
     state = {"s": listing.server_id, "t": listing.backup_type}
     if offset > 0:
-        paging.append(button("‹ Newer", LIST_PREV, json.dumps({**state, "o": max(0, offset - page_size)})))
+        paging.append(button(_("‹ Newer"), LIST_PREV, json.dumps({**state, "o": max(0, offset - page_size)})))
     if offset + page_size < total:
         paging.append(
             button(
-                f"Older ({total - offset - page_size} more) ›",
+                _("Older ({n} more) ›").format(n=total - offset - page_size),
                 LIST_NEXT,
                 json.dumps({**state, "o": offset + page_size}),
             )
         )
     if paging:
         blocks.append({"type": "actions", "block_id": "paging", "elements": paging})
-    return message(f"{total} backups on {scope}", blocks)
+    return message(strip_marks(head), blocks)
 
 
 def _scope_name(listing: Listing) -> str:
@@ -118,12 +129,13 @@ def _scope_name(listing: Listing) -> str:
 
 def servers_message(access: list[ServerAccess]) -> Message:
     if not access:
-        return simple("You have no role on any server yet. An admin can give you one with `/backup grant`.")
+        return simple(_("You have no role on any server yet. An admin can give you one with `/backup grant`."))
+    rule = _("two-person rule")
     lines = [
-        f"• {server_words(a.server_id, a.name)} — {a.role}" + (" · two-person rule" if a.approvals else "")
-        for a in access
+        f"• {server_words(a.server_id, a.name)} — {a.role}" + (f" · {rule}" if a.approvals else "") for a in access
     ]
-    return _chunked(f"*Servers you may touch ({len(access)})*", lines, f"{len(access)} servers")
+    title = _("*Servers you may touch ({n})*").format(n=len(access))
+    return _chunked(title, lines, strip_marks(title))
 
 
 def _chunked(title: str, lines: list[str], fallback: str) -> Message:
@@ -142,9 +154,12 @@ def _chunked(title: str, lines: list[str], fallback: str) -> Message:
 
 def audit_message(entries: list[AuditEntry]) -> Message:
     if not entries:
-        return simple("The audit log is empty.")
+        return simple(_("The audit log is empty."))
     lines = [audit_line(e) for e in entries]
-    return _chunked(f"*Last {len(entries)} audit entries, newest first*", lines, f"{len(entries)} audit entries")
+    title = ngettext("*The last audit entry*", "*Last {n} audit entries, newest first*", len(entries)).format(
+        n=len(entries)
+    )
+    return _chunked(title, lines, strip_marks(title))
 
 
 OUTCOME_ICON = {
@@ -161,7 +176,7 @@ def audit_line(e: AuditEntry) -> str:
     if e.backup_id:
         target += f" #{e.backup_id}"
     if e.server_id:
-        target += f" on {e.server_id}"
+        target += " " + _("on {id}").format(id=e.server_id)
     detail = f" — {escape(truncate(e.detail_line, 120))}" if e.detail else ""
     return f"{OUTCOME_ICON.get(e.outcome, '')} `{e.at[:16].replace('T', ' ')}` {who} *{e.action}*{target} → {e.outcome} ({e.source}){detail}"
 
@@ -170,52 +185,62 @@ def audit_line(e: AuditEntry) -> str:
 
 
 def created_message(backup: Backup, now: datetime) -> Message:
-    text = (
-        f":hourglass_flowing_sand: Backup *#{backup.id}* of {server_words(backup.server.id, backup.server.name)} "
-        f"has started. I'll update this message when it is done."
-    )
+    text = _(
+        ":hourglass_flowing_sand: Backup *#{id}* of {server} has started. I'll update this message when it is done."
+    ).format(id=backup.id, server=server_words(backup.server.id, backup.server.name))
     blocks = [section(text), section(backup_text(backup, now))]
     if backup.message:
         blocks.append(context(escape(backup.message)))
-    return message(f"Backup #{backup.id} started", blocks)
+    return message(_("Backup #{id} started").format(id=backup.id), blocks)
 
 
 def modal_not_opened_message(error: str) -> Message:
     if error in ("expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"):
-        return simple(":hourglass: Slack took too long to open the form, so nothing was done. Press the button again.")
+        return simple(
+            _(":hourglass: Slack took too long to open the form, so nothing was done. Press the button again.")
+        )
     return simple(
-        f":warning: Slack would not open the form ({escape(error)}), so nothing was done. Press the button again."
+        _(":warning: Slack would not open the form ({error}), so nothing was done. Press the button again.").format(
+            error=escape(error)
+        )
     )
 
 
 def accepted_message(accepted: Accepted) -> Message:
     """A create the API accepted but whose answer could not be read: it happened; don't invite a duplicate."""
     return simple(
-        f":floppy_disk: The backup API *accepted* the backup of server *{accepted.server_id}*, but its answer "
-        "could not be read, so I can't show or follow it. Check "
-        f"`/backup list {accepted.server_id} manual` before trying again: it is probably there."
+        _(
+            ":floppy_disk: The backup API *accepted* the backup of server *{id}*, but its answer could not be read, "
+            "so I can't show or follow it. Check `/backup list {id} manual` before trying again: it is probably there."
+        ).format(id=accepted.server_id)
     )
 
 
 def announce_accepted(user_id: str, accepted: Accepted) -> Message:
     desc = f": “{escape(accepted.description)}”" if accepted.description else ""
     return simple(
-        f":floppy_disk: <@{user_id}> started a manual backup of server *{accepted.server_id}*{desc} "
-        "(the backup API's answer could not be read, so it is not followed)."
+        _(
+            ":floppy_disk: <@{user}> started a manual backup of server *{id}*{desc} "
+            "(the backup API's answer could not be read, so it is not followed)."
+        ).format(user=user_id, id=accepted.server_id, desc=desc)
     )
 
 
 def finished_message(backup: Backup, now: datetime) -> Message:
     """The reply to `create`, updated in place when the backup ends."""
     if backup.status == "completed":
-        head = f":white_check_mark: Backup *#{backup.id}* is complete ({size_words(backup.size_mb)})."
+        head = _(":white_check_mark: Backup *#{id}* is complete ({size}).").format(
+            id=backup.id, size=size_words(backup.size_mb)
+        )
     else:
-        head = f":rotating_light: Backup *#{backup.id}* ended *{escape(backup.status)}*: it is *not* usable."
+        head = _(":rotating_light: Backup *#{id}* ended *{status}*: it is *not* usable.").format(
+            id=backup.id, status=escape(backup.status)
+        )
     return message(head, [section(head), section(backup_text(backup, now))])
 
 
-def ended_message(backup_id: int, why: str) -> Message:
-    return simple(f":warning: I stopped following backup *#{backup_id}*: {why}")
+def ended_message(backup_id: int, why: Words) -> Message:
+    return simple(_(":warning: I stopped following backup *#{id}*: {why}").format(id=backup_id, why=why))
 
 
 # --- confirmations ---------------------------------------------------------------------
@@ -223,36 +248,33 @@ def ended_message(backup_id: int, why: str) -> Message:
 
 def delete_confirmation_message(conf: Confirmation, grace_seconds: float = 0) -> Message:
     """The delete to confirm; with an undo window, it says how long Undo will be offered."""
-    then = (
-        f"After you confirm, you can still undo it for {grace_seconds:g} seconds; then it is gone for good."
-        if grace_seconds
-        else "This cannot be undone."
+    if grace_seconds:
+        then = _("After you confirm, you can still undo it for {n} seconds; then it is gone for good.")
+        dialog_text = _("Backup #{id} of {server} will be gone for good once its {n}-second undo window ends.")
+    else:
+        then = _("This cannot be undone.")
+        dialog_text = _("Backup #{id} of {server} will be gone for good. This cannot be undone.")
+    text = _(":warning: *Delete this backup?*\n{facts} will be deleted *permanently*.").format(
+        facts=confirmation_facts(conf)
     )
-    text = f":warning: *Delete this backup?*\n{confirmation_facts(conf)} will be deleted *permanently*. {then}"
+    text += " " + then.format(n=f"{grace_seconds:g}")
     dialog = {
-        "title": {"type": "plain_text", "text": f"Delete backup #{conf.backup_id}?"},
-        "text": {
-            "type": "plain_text",
-            "text": truncate(
-                f"Backup #{conf.backup_id} of {conf.server_name} will be gone for good"
-                + (
-                    f" once its {grace_seconds:g}-second undo window ends."
-                    if grace_seconds
-                    else ". This cannot be undone."
-                ),
-                300,
-            ),
-        },
-        "confirm": {"type": "plain_text", "text": "Delete it"},
-        "deny": {"type": "plain_text", "text": "Keep it"},
+        "title": plain(_("Delete backup #{id}?").format(id=conf.backup_id)),
+        "text": plain(
+            truncate(dialog_text.format(id=conf.backup_id, server=conf.server_name, n=f"{grace_seconds:g}"), 300)
+        ),
+        "confirm": plain(_("Delete it")),
+        "deny": plain(_("Keep it")),
         "style": "danger",
     }
     buttons = [
-        button(f"Delete backup #{conf.backup_id}", CONFIRM_DELETE, conf.id, style="danger", confirm=dialog),
-        button("Cancel", CANCEL, conf.id),
+        button(
+            _("Delete backup #{id}").format(id=conf.backup_id), CONFIRM_DELETE, conf.id, style="danger", confirm=dialog
+        ),
+        button(_("Cancel"), CANCEL, conf.id),
     ]
     return message(
-        f"Confirm: delete backup #{conf.backup_id}?",
+        _("Confirm: delete backup #{id}?").format(id=conf.backup_id),
         [section(text), {"type": "actions", "block_id": "confirm", "elements": buttons}],
     )
 
@@ -260,24 +282,33 @@ def delete_confirmation_message(conf: Confirmation, grace_seconds: float = 0) ->
 def restore_confirmation_message(conf: Confirmation, now: datetime | None = None) -> Message:
     """The restore to confirm, with what it undoes: when the backup was taken and the newer ones there are."""
     target = server_words(conf.target_server_id, conf.target_server_name)
-    safety = (
-        "you can first take a safety backup of its current state (ticked by default)"
-        if conf.safety
-        else "*without* a safety backup (you asked for that; you can still tick it)"
-    )
+    if conf.safety:
+        safety = _(
+            "Next, you will be asked to type the server's name; you can first take a safety backup of its current state (ticked by default)."
+        )
+    else:
+        safety = _(
+            "Next, you will be asked to type the server's name; this time *without* a safety backup (you can still tick it)."
+        )
     text = (
-        f":warning: *Restore {plain_server(conf.target_server_id, conf.target_server_name)} from a backup?*\n"
-        f"{confirmation_facts(conf)} will replace everything on "
-        f"{target}. Whatever was written there since is *lost*; this cannot be undone.\n"
-        f"{what_restore_undoes(conf, now or utc_now())}\n"
-        f"Next, you will be asked to type the server's name; {safety}."
+        _(":warning: *Restore {server} from a backup?*").format(
+            server=plain_server(conf.target_server_id, conf.target_server_name)
+        )
+        + "\n"
+        + _(
+            "{facts} will replace everything on {target}. Whatever was written there since is *lost*; this cannot be undone."
+        ).format(facts=confirmation_facts(conf), target=target)
+        + "\n"
+        + what_restore_undoes(conf, now or utc_now())
+        + "\n"
+        + safety
     )
     buttons = [
-        button(f"Restore {conf.target_server_name}…", OPEN_RESTORE, conf.id, style="danger"),
-        button("Cancel", CANCEL, conf.id),
+        button(_("Restore {server}…").format(server=conf.target_server_name), OPEN_RESTORE, conf.id, style="danger"),
+        button(_("Cancel"), CANCEL, conf.id),
     ]
     return message(
-        f"Confirm: restore {conf.target_server_name} from backup #{conf.backup_id}?",
+        _("Confirm: restore {server} from backup #{id}?").format(server=conf.target_server_name, id=conf.backup_id),
         [section(text), {"type": "actions", "block_id": "confirm", "elements": buttons}],
     )
 
@@ -285,15 +316,16 @@ def restore_confirmation_message(conf: Confirmation, now: datetime | None = None
 def deleted_message(done: Done) -> Message:
     conf = done.confirmation
     return simple(
-        f":wastebasket: Deleted backup *#{conf.backup_id}* of {server_words(conf.server_id, conf.server_name)}."
+        _(":wastebasket: Deleted backup *#{id}* of {server}.").format(
+            id=conf.backup_id, server=server_words(conf.server_id, conf.server_name)
+        )
     )
 
 
 def restore_started_message(done: Done) -> Message:
     conf = done.confirmation
-    text = (
-        f":recycle: Restore of {server_words(conf.target_server_id, conf.target_server_name)} from backup "
-        f"*#{conf.backup_id}* has started."
+    text = _(":recycle: Restore of {server} from backup *#{id}* has started.").format(
+        server=server_words(conf.target_server_id, conf.target_server_name), id=conf.backup_id
     )
     if done.provider_message:
         text += f"\n> {escape(done.provider_message)}"
@@ -301,97 +333,150 @@ def restore_started_message(done: Done) -> Message:
 
 
 def cancelled_message(conf: Confirmation) -> Message:
-    return simple(
-        f":leftwards_arrow_with_hook: Cancelled: {conf.action} of backup *#{conf.backup_id}*. Nothing was changed."
-    )
+    if conf.action == "restore":
+        text = _(":leftwards_arrow_with_hook: Cancelled: the restore from backup *#{id}*. Nothing was changed.")
+    else:
+        text = _(":leftwards_arrow_with_hook: Cancelled: the delete of backup *#{id}*. Nothing was changed.")
+    return simple(text.format(id=conf.backup_id))
 
 
 def channels_message(server_id: int, channels: list[str], changed: tuple[str, bool, bool] | None = None) -> Message:
     lines = []
     if changed is not None:
         channel, added, did = changed
-        verb = (
-            ("now bound to" if added else "no longer bound to")
-            if did
-            else ("already bound to" if added else "was not bound to")
-        )
-        lines.append(f":round_pushpin: Server *{server_id}* is {verb} <#{channel}>.")
+        if did:
+            line = (
+                _(":round_pushpin: Server *{id}* is now bound to <#{channel}>.")
+                if added
+                else _(":round_pushpin: Server *{id}* is no longer bound to <#{channel}>.")
+            )
+        else:
+            line = (
+                _(":round_pushpin: Server *{id}* is already bound to <#{channel}>.")
+                if added
+                else _(":round_pushpin: Server *{id}* was not bound to <#{channel}>.")
+            )
+        lines.append(line.format(id=server_id, channel=channel))
     if channels:
         where = ", ".join(f"<#{c}>" for c in channels)
         lines.append(
-            f"Server *{server_id}* is run from and announced in {where}: its backups are created, deleted and "
-            "restored only there. Listing works anywhere."
+            _(
+                "Server *{id}* is run from and announced in {channels}: its backups are created, deleted and "
+                "restored only there. Listing works anywhere."
+            ).format(id=server_id, channels=where)
         )
     else:
-        lines.append(f"Server *{server_id}* has no channels of its own: it may be run from anywhere.")
+        lines.append(_("Server *{id}* has no channels of its own: it may be run from anywhere.").format(id=server_id))
     return simple("\n".join(lines))
 
 
 def approvals_set_message(server_id: int, on: bool, changed: bool) -> Message:
-    if on:
-        text = (
-            f":raised_hand: The two-person rule is {'now' if changed else 'already'} *on* for server *{server_id}*: "
-            "each delete and restore waits for a second owner or an admin to approve it."
+    if on and changed:
+        text = _(
+            ":raised_hand: The two-person rule is now *on* for server *{id}*: each delete and restore waits for a second owner or an admin to approve it."
         )
+    elif on:
+        text = _(
+            ":raised_hand: The two-person rule is already *on* for server *{id}*: each delete and restore waits for a second owner or an admin to approve it."
+        )
+    elif changed:
+        text = _(":unlock: The two-person rule is now *off* for server *{id}*.")
     else:
-        text = f":unlock: The two-person rule is {'now' if changed else 'already'} *off* for server *{server_id}*."
-    return simple(text)
+        text = _(":unlock: The two-person rule is already *off* for server *{id}*.")
+    return simple(text.format(id=server_id))
 
 
 def granted_message(user_id: str, server_id: int, role_label: str) -> Message:
-    return simple(f":key: <@{user_id}> is now *{role_label}* on server *{server_id}*.")
+    return simple(
+        _(":key: <@{user}> is now *{role}* on server *{id}*.").format(user=user_id, role=role_label, id=server_id)
+    )
 
 
 def revoked_message(user_id: str, server_id: int, removed: bool) -> Message:
     if removed:
-        return simple(f":lock: <@{user_id}> no longer has a role on server *{server_id}*.")
-    return simple(f"<@{user_id}> had no role on server *{server_id}*; nothing changed.")
+        return simple(_(":lock: <@{user}> no longer has a role on server *{id}*.").format(user=user_id, id=server_id))
+    return simple(_("<@{user}> had no role on server *{id}*; nothing changed.").format(user=user_id, id=server_id))
+
+
+def language_message(language: str, changed: bool | None) -> Message:
+    """`/backup language`: what it is, or what it now is (in that language)."""
+    name = LANGUAGE_NAMES[language]
+    if changed is None:
+        text = _(
+            ":speech_balloon: I speak {language} with you. `/backup language ko` or `/backup language en` changes it."
+        )
+    elif changed:
+        text = _(":speech_balloon: From now on I speak {language} with you.")
+    else:
+        text = _(":speech_balloon: I already speak {language} with you.")
+    return simple(text.format(language=name))
 
 
 # --- announcements (to the team) ---------------------------------------------------------
 
 
+@for_the_team
 def announce_created(user_id: str, backup: Backup) -> Message:
     desc = f": “{escape(backup.description)}”" if backup.description else ""
     return simple(
-        f":floppy_disk: <@{user_id}> started a manual backup *#{backup.id}* of "
-        f"{server_words(backup.server.id, backup.server.name)}{desc}"
+        _(":floppy_disk: <@{user}> started a manual backup *#{id}* of {server}{desc}").format(
+            user=user_id, id=backup.id, server=server_words(backup.server.id, backup.server.name), desc=desc
+        )
     )
 
 
 def _approved(approved_by: str | None) -> str:
-    return f", approved by <@{approved_by}>" if approved_by else ""
+    return _(", approved by <@{user}>").format(user=approved_by) if approved_by else ""
 
 
+@for_the_team
 def announce_deleted(user_id: str, conf: Confirmation | ApprovalRequest, approved_by: str | None = None) -> Message:
     return simple(
-        f":wastebasket: <@{user_id}> deleted backup *#{conf.backup_id}* ({escape(conf.backup_type)}) of "
-        f"{server_words(conf.server_id, conf.server_name)}{_approved(approved_by)}."
+        _(":wastebasket: <@{user}> deleted backup *#{id}* ({type}) of {server}{approved}.").format(
+            user=user_id,
+            id=conf.backup_id,
+            type=escape(conf.backup_type),
+            server=server_words(conf.server_id, conf.server_name),
+            approved=_approved(approved_by),
+        )
     )
 
 
+@for_the_team
 def announce_restore(user_id: str, conf: Confirmation | ApprovalRequest, approved_by: str | None = None) -> Message:
     source = (
         ""
         if conf.server_id == conf.target_server_id
-        else f" (a backup of {server_words(conf.server_id, conf.server_name)})"
+        else _(" (a backup of {server})").format(server=server_words(conf.server_id, conf.server_name))
     )
     return simple(
-        f":recycle: <@{user_id}> started restoring {server_words(conf.target_server_id, conf.target_server_name)} "
-        f"from backup *#{conf.backup_id}*{source}{_approved(approved_by)}."
+        _(":recycle: <@{user}> started restoring {target} from backup *#{id}*{source}{approved}.").format(
+            user=user_id,
+            target=server_words(conf.target_server_id, conf.target_server_name),
+            id=conf.backup_id,
+            source=source,
+            approved=_approved(approved_by),
+        )
     )
 
 
+@for_the_team
 def announce_finished(followed: Followed, backup: Backup, manual_count: int | None) -> Message:
     who = f"<@{followed.requested_by}>"
     where = server_words(backup.server.id, backup.server.name)
     if backup.status == "completed":
-        text = f":white_check_mark: Backup *#{backup.id}* of {where} is complete ({size_words(backup.size_mb)}) — asked for by {who}."
+        text = _(":white_check_mark: Backup *#{id}* of {server} is complete ({size}) — asked for by {user}.").format(
+            id=backup.id, server=where, size=size_words(backup.size_mb), user=who
+        )
     else:
-        text = (
-            f":rotating_light: *Backup #{backup.id} of {plain_server(backup.server.id, backup.server.name)} FAILED* "
-            f"— it ended *{escape(backup.status)}* "
-            f"and cannot be restored. Asked for by {who}; take another before any risky change."
+        text = _(
+            ":rotating_light: *Backup #{id} of {server} FAILED* — it ended *{status}* and cannot be restored. "
+            "Asked for by {user}; take another before any risky change."
+        ).format(
+            id=backup.id,
+            server=plain_server(backup.server.id, backup.server.name),
+            status=escape(backup.status),
+            user=who,
         )
     if manual_count is not None and manual_count >= MANUAL_LIMIT - 1:
         text += "\n" + quota_warning(where, manual_count)
@@ -400,23 +485,34 @@ def announce_finished(followed: Followed, backup: Backup, manual_count: int | No
 
 def quota_warning(where: str, manual_count: int) -> str:
     if manual_count >= MANUAL_LIMIT:
-        return (
-            f":warning: {where} now has *{manual_count} of {MANUAL_LIMIT}* manual backups: the next `create` will "
-            "be refused until one is deleted."
+        text = _(
+            ":warning: {server} now has *{n} of {limit}* manual backups: the next `create` will be refused until one is deleted."
         )
-    return f":warning: {where} now has *{manual_count} of {MANUAL_LIMIT}* manual backups: one more fits."
+    else:
+        text = _(":warning: {server} now has *{n} of {limit}* manual backups: one more fits.")
+    return text.format(server=where, n=manual_count, limit=MANUAL_LIMIT)
 
 
+@for_the_team
 def announce_automatic_failed(backup: Backup, now: datetime) -> Message:
     return simple(
-        f":rotating_light: *Automatic backup #{backup.id} of {plain_server(backup.server.id, backup.server.name)} "
-        f"ended {escape(backup.status)}* ({ago(backup.created_at, now)}): it cannot be restored. "
-        f"The last good one is in `/backup list {backup.server.id}`; consider `/backup create {backup.server.id}`."
+        _(
+            ":rotating_light: *Automatic backup #{id} of {server} ended {status}* ({ago}): it cannot be restored. "
+            "The last good one is in `/backup list {server_id}`; consider `/backup create {server_id}`."
+        ).format(
+            id=backup.id,
+            server=plain_server(backup.server.id, backup.server.name),
+            status=escape(backup.status),
+            ago=ago(backup.created_at, now),
+            server_id=backup.server.id,
+        )
     )
 
 
-def announce_ended(followed: Followed, why: str) -> Message:
+@for_the_team
+def announce_ended(followed: Followed, why: Words) -> Message:
     return simple(
-        f":warning: I stopped following backup *#{followed.backup_id}* of server *{followed.server_id}* "
-        f"(asked for by <@{followed.requested_by}>): {why}"
+        _(
+            ":warning: I stopped following backup *#{id}* of server *{server_id}* (asked for by <@{user}>): {why}"
+        ).format(id=followed.backup_id, server_id=followed.server_id, user=followed.requested_by, why=why)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.i18n import _
 from bot.slack.ids import (
     CREATE_DESCRIPTION_ACTION,
     CREATE_DESCRIPTION_BLOCK,
@@ -31,7 +32,7 @@ def _modal(callback_id: str, metadata: str, title: str, submit: str, blocks: lis
         "private_metadata": metadata,
         "title": _plain(title),
         "submit": _plain(submit),
-        "close": _plain("Cancel"),
+        "close": _plain(_("Cancel")),
         "blocks": blocks,
     }
 
@@ -53,8 +54,10 @@ def _text_input(
 def _safety_box(conf: Confirmation) -> dict:
     """The safety-backup checkbox: ticked unless the person chose to restore without one."""
     option = {
-        "text": _plain(truncate(f"First back up {conf.target_server_name}'s current state", 75)),
-        "description": _plain("A manual backup; the restore is sent only once it is complete."),
+        "text": _plain(
+            truncate(_("First back up {server}'s current state").format(server=conf.target_server_name), 75)
+        ),
+        "description": _plain(_("A manual backup; the restore is sent only once it is complete.")),
         "value": SAFETY_OPTION,
     }
     element = {"type": "checkboxes", "action_id": RESTORE_SAFETY_ACTION, "options": [option]}
@@ -63,7 +66,7 @@ def _safety_box(conf: Confirmation) -> dict:
     return {
         "type": "input",
         "block_id": RESTORE_SAFETY_BLOCK,
-        "label": _plain("Safety backup"),
+        "label": _plain(_("Safety backup")),
         "element": element,
         "optional": True,
     }
@@ -75,23 +78,27 @@ def restore_modal(conf: Confirmation, private_metadata: str) -> dict:
     return _modal(
         RESTORE_MODAL,
         private_metadata,
-        "Restore server",
-        "Restore",
+        _("Restore server"),
+        _("Restore"),
         [
-            section(f"{confirmation_facts(conf)} will *replace everything* on {target}. This cannot be undone."),
+            section(
+                _("{facts} will *replace everything* on {target}. This cannot be undone.").format(
+                    facts=confirmation_facts(conf), target=target
+                )
+            ),
             _text_input(
                 RESTORE_INPUT_BLOCK,
                 RESTORE_INPUT_ACTION,
-                f"Type {truncate(conf.target_server_name, 1900)} to confirm",
-                hint=f"The server's name, or its ID {conf.target_server_id}.",
+                _("Type {name} to confirm").format(name=truncate(conf.target_server_name, 1900)),
+                hint=_("The server's name, or its ID {id}.").format(id=conf.target_server_id),
             ),
             _safety_box(conf),
             *([context(warning)] if warning else []),
             _text_input(
                 RESTORE_REASON_BLOCK,
                 RESTORE_REASON_ACTION,
-                "Why? (optional)",
-                hint="Shown to whoever approves it, where the two-person rule is on.",
+                _("Why? (optional)"),
+                hint=_("Shown to whoever approves it, where the two-person rule is on."),
                 optional=True,
                 max_length=500,
             ),
@@ -104,12 +111,16 @@ def create_modal(server_id: int, server_name: str | None) -> dict:
     return _modal(
         CREATE_MODAL,
         str(server_id),
-        "Take a backup",
-        "Take it",
+        _("Take a backup"),
+        _("Take it"),
         [
-            section(f"A manual backup of {server_words(server_id, server_name)}. I'll follow it to completion."),
+            section(
+                _("A manual backup of {server}. I'll follow it to completion.").format(
+                    server=server_words(server_id, server_name)
+                )
+            ),
             _text_input(
-                CREATE_DESCRIPTION_BLOCK, CREATE_DESCRIPTION_ACTION, "Description", optional=True, max_length=255
+                CREATE_DESCRIPTION_BLOCK, CREATE_DESCRIPTION_ACTION, _("Description"), optional=True, max_length=255
             ),
         ],
     )

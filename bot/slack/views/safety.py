@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 
 from bot.backup_api import MANUAL_LIMIT, Backup
+from bot.i18n import Words, _, for_the_team, ngettext
 from bot.ops import ChainStarted, ChainStep, DeleteSent, NoRoom, RoomMade, SafetyBackupFailed
 from bot.slack.ids import CANCEL, CONFIRM_MAKE_ROOM, MAKE_ROOM, RESTORE_WITHOUT_SAFETY, UNDO_DELETE
 from bot.slack.views.base import (
@@ -21,6 +22,7 @@ from bot.slack.views.base import (
     context,
     escape,
     message,
+    plain,
     plain_server,
     section,
     server_words,
@@ -37,29 +39,35 @@ def _until(due: datetime, now: datetime) -> str:
     """How long until `due`, to the second under a minute (an undo window is often that short)."""
     seconds = round((due - now).total_seconds())
     if 0 < seconds < 60:
-        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("in {n} second", "in {n} seconds", seconds).format(n=seconds)
     return ago(due, now)
 
 
 def delete_scheduled_message(window: DeleteWindow, now: datetime) -> Message:
     due = datetime.fromtimestamp(window.due_at, UTC)
-    where = server_words(window.server_id, window.server_name)
-    text = (
-        f":hourglass_flowing_sand: Backup *#{window.backup_id}* of {where} will be deleted at {slack_date(due)} "
-        f"({_until(due, now)}). Until then it can be undone."
+    text = _(
+        ":hourglass_flowing_sand: Backup *#{id}* of {server} will be deleted at {date} ({when}). "
+        "Until then it can be undone."
+    ).format(
+        id=window.backup_id,
+        server=server_words(window.server_id, window.server_name),
+        date=slack_date(due),
+        when=_until(due, now),
     )
+    undo = button(_("Undo"), UNDO_DELETE, window.id, "primary")
     blocks = [
         section(text),
-        {"type": "actions", "block_id": "undo", "elements": [button("Undo", UNDO_DELETE, window.id, "primary")]},
-        context(f"Undo: <@{window.requested_by}>, an owner of the server or an admin."),
+        {"type": "actions", "block_id": "undo", "elements": [undo]},
+        context(_("Undo: <@{user}>, an owner of the server or an admin.").format(user=window.requested_by)),
     ]
-    return message(f"Backup #{window.backup_id} will be deleted {_until(due, now)}", blocks)
+    return message(_("Backup #{id} will be deleted {when}").format(id=window.backup_id, when=_until(due, now)), blocks)
 
 
 def undone_message(window: DeleteWindow) -> Message:
     return simple(
-        f":leftwards_arrow_with_hook: Undone by <@{window.decided_by}>: backup *#{window.backup_id}* of "
-        f"{server_words(window.server_id, window.server_name)} is kept. Nothing was deleted."
+        _(
+            ":leftwards_arrow_with_hook: Undone by <@{user}>: backup *#{id}* of {server} is kept. Nothing was deleted."
+        ).format(user=window.decided_by, id=window.backup_id, server=server_words(window.server_id, window.server_name))
     )
 
 
@@ -67,22 +75,29 @@ def delete_sent_message(sent: DeleteSent) -> Message:
     window = sent.window
     where = server_words(window.server_id, window.server_name)
     if sent.why is None:
-        return simple(f":wastebasket: Deleted backup *#{window.backup_id}* of {where}: its undo window ended.")
+        return simple(
+            _(":wastebasket: Deleted backup *#{id}* of {server}: its undo window ended.").format(
+                id=window.backup_id, server=where
+            )
+        )
     return simple(
-        f":x: Backup *#{window.backup_id}* of {where} was to be deleted when its undo window ended, but "
-        f"{escape(sent.why)}. Check `/backup list {window.server_id}`: it may or may not be there."
+        _(
+            ":x: Backup *#{id}* of {server} was to be deleted when its undo window ended, but it could not be: "
+            "{why}. Check `/backup list {server_id}`: it may or may not be there."
+        ).format(id=window.backup_id, server=where, why=escape(sent.why), server_id=window.server_id)
     )
 
 
 def undo_unavailable_text(window: DeleteWindow | None) -> str:
     if window is None:
-        return ":grey_question: I don't know this delete. Nothing was changed."
-    what = f"backup *#{window.backup_id}*"
+        return _(":grey_question: I don't know this delete. Nothing was changed.")
     if window.state.value == "undone":
-        return f":leftwards_arrow_with_hook: The delete of {what} was already undone by <@{window.decided_by}>."
-    if window.state.value in ("sending", "done"):
-        return f":wastebasket: Too late to undo: {what} was deleted when its window ended."
-    return f":grey_question: The delete of {what} is {escape(window.state.value)}; it can no longer be undone."
+        text = _(":leftwards_arrow_with_hook: The delete of backup *#{id}* was already undone by <@{user}>.")
+    elif window.state.value in ("sending", "done"):
+        text = _(":wastebasket: Too late to undo: backup *#{id}* was deleted when its window ended.")
+    else:
+        text = _(":grey_question: The delete of backup *#{id}* can no longer be undone ({state}).")
+    return text.format(id=window.backup_id, user=window.decided_by, state=escape(window.state.value))
 
 
 # --- a restore after a safety backup -------------------------------------------------
@@ -90,9 +105,9 @@ def undo_unavailable_text(window: DeleteWindow | None) -> str:
 
 def _steps(chain: RestoreChain, first: str, second: str) -> str:
     target = plain_server(chain.target_server_id, chain.target_server_name)
-    head = f"*Restore of {target} from backup #{chain.backup_id}*"
+    head = _("*Restore of {server} from backup #{id}*").format(server=target, id=chain.backup_id)
     if chain.approved_by:
-        head += f" (approved by <@{chain.approved_by}>)"
+        head += " " + _("(approved by <@{user}>)").format(user=chain.approved_by)
     return f"{head}\n1. {first}\n2. {second}"
 
 
@@ -100,12 +115,12 @@ def chain_started_message(started: ChainStarted) -> Message:
     chain, safety = started.chain, started.safety
     text = _steps(
         chain,
-        f":hourglass_flowing_sand: Safety backup *#{safety.id}* of the current state has started.",
-        f":double_vertical_bar: The restore is sent once *#{safety.id}* is complete.",
+        _(":hourglass_flowing_sand: Safety backup *#{id}* of the current state has started.").format(id=safety.id),
+        _(":double_vertical_bar: The restore is sent once *#{id}* is complete.").format(id=safety.id),
     )
     return message(
-        f"Safety backup #{safety.id} started; the restore follows",
-        [section(text), context("I'll update this message at each step.")],
+        _("Safety backup #{id} started; the restore follows").format(id=safety.id),
+        [section(text), context(_("I'll update this message at each step."))],
     )
 
 
@@ -115,8 +130,8 @@ def chain_step_message(step: ChainStep) -> Message:
     if step.why is None:
         text = _steps(
             chain,
-            f":white_check_mark: Safety backup *#{chain.safety_backup_id}* is complete.",
-            ":recycle: The restore has started.",
+            _(":white_check_mark: Safety backup *#{id}* is complete.").format(id=chain.safety_backup_id),
+            _(":recycle: The restore has started."),
         )
         if step.provider_message:
             text += f"\n> {escape(step.provider_message)}"
@@ -124,49 +139,60 @@ def chain_step_message(step: ChainStep) -> Message:
     return chain_stopped_message(chain, step.why, offer_without=step.offer_without)
 
 
-def chain_stopped_message(chain: RestoreChain, why: str, *, offer_without: bool) -> Message:
-    target = server_words(chain.target_server_id, chain.target_server_name)
-    text = f":x: *Nothing was restored* on {target} from backup *#{chain.backup_id}*: {escape(why)}."
+def chain_stopped_message(chain: RestoreChain, why: Words | str, *, offer_without: bool) -> Message:
+    text = _(":x: *Nothing was restored* on {server} from backup *#{id}*: {why}.").format(
+        server=server_words(chain.target_server_id, chain.target_server_name), id=chain.backup_id, why=escape(why)
+    )
     blocks = [section(text)]
     if offer_without:
         value = json.dumps({"b": chain.backup_id, "t": chain.target_server_id})
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": "without",
-                "elements": [button("Restore without a safety backup…", RESTORE_WITHOUT_SAFETY, value, "danger")],
-            }
-        )
-        blocks.append(context("That asks you to confirm again, with the server's name."))
-    return message(f"Nothing was restored from backup #{chain.backup_id}", blocks)
+        without = button(_("Restore without a safety backup…"), RESTORE_WITHOUT_SAFETY, value, "danger")
+        blocks.append({"type": "actions", "block_id": "without", "elements": [without]})
+        blocks.append(context(_("That asks you to confirm again, with the server's name.")))
+    return message(_("Nothing was restored from backup #{id}").format(id=chain.backup_id), blocks)
 
 
 def safety_failed_message(error: SafetyBackupFailed) -> Message:
     return chain_stopped_message(error.chain, error.why, offer_without=True)
 
 
+@for_the_team
 def announce_chain_started(started: ChainStarted) -> Message:
     chain, safety = started.chain, started.safety
-    approved = f", approved by <@{chain.approved_by}>" if chain.approved_by else ""
+    approved = _(", approved by <@{user}>").format(user=chain.approved_by) if chain.approved_by else ""
     return simple(
-        f":floppy_disk: <@{chain.requested_by}> is restoring "
-        f"{server_words(chain.target_server_id, chain.target_server_name)} from backup *#{chain.backup_id}*"
-        f"{approved}: first a safety backup *#{safety.id}* of its current state; the restore follows when it "
-        "is complete."
+        _(
+            ":floppy_disk: <@{user}> is restoring {server} from backup *#{id}*{approved}: first a safety backup "
+            "*#{safety}* of its current state; the restore follows when it is complete."
+        ).format(
+            user=chain.requested_by,
+            server=server_words(chain.target_server_id, chain.target_server_name),
+            id=chain.backup_id,
+            approved=approved,
+            safety=safety.id,
+        )
     )
 
 
+@for_the_team
 def announce_chain_step(step: ChainStep) -> Message:
     chain = step.chain
     target = server_words(chain.target_server_id, chain.target_server_name)
     if step.why is None:
-        return simple(
-            f":recycle: <@{chain.requested_by}> started restoring {target} from backup *#{chain.backup_id}*, "
-            f"after safety backup *#{chain.safety_backup_id}* completed."
+        text = _(
+            ":recycle: <@{user}> started restoring {server} from backup *#{id}*, after safety backup *#{safety}* "
+            "completed."
         )
+    else:
+        text = _(":warning: The restore of {server} from backup *#{id}* (asked by <@{user}>) was *not* sent: {why}.")
     return simple(
-        f":warning: The restore of {target} from backup *#{chain.backup_id}* (asked by <@{chain.requested_by}>) "
-        f"was *not* sent: {escape(step.why)}."
+        text.format(
+            user=chain.requested_by,
+            server=target,
+            id=chain.backup_id,
+            safety=chain.safety_backup_id,
+            why=escape(step.why or ""),
+        )
     )
 
 
@@ -175,78 +201,79 @@ def announce_chain_step(step: ChainStep) -> Message:
 
 def _oldest_words(backup: Backup) -> str:
     desc = f" — “{escape(truncate(backup.description, 200))}”" if backup.description else ""
-    return f"*#{backup.id}*, taken {slack_date(backup.created_at)}{desc}"
+    return _("*#{id}*, taken {date}").format(id=backup.id, date=slack_date(backup.created_at)) + desc
 
 
 def no_room_message(error: NoRoom) -> Message:
-    text = (
-        f":warning: Server *{error.server_id}* already has *{error.count} of {MANUAL_LIMIT}* manual backups, "
-        "the most VPS.org keeps, so no backup was created."
-    )
-    said = context(f"The backup API said: “{escape(error.provider_message)}”")
+    text = _(
+        ":warning: Server *{id}* already has *{n} of {limit}* manual backups, the most VPS.org keeps, "
+        "so no backup was created."
+    ).format(id=error.server_id, n=error.count, limit=MANUAL_LIMIT)
+    said = context(_("The backup API said: “{words}”").format(words=escape(error.provider_message)))
+    fallback = _("No room on server {id}: no backup was created").format(id=error.server_id)
     if error.oldest is None:
-        return message(f"No room on server {error.server_id}: no backup was created", [section(text), said])
-    text += f"\nThe oldest manual one is {_oldest_words(error.oldest)}."
+        return message(fallback, [section(text), said])
+    text += "\n" + _("The oldest manual one is {backup}.").format(backup=_oldest_words(error.oldest))
     blocks = [section(text), said]
     if error.ruled:
         blocks.append(
             context(
-                f"This server is under the two-person rule: delete it with `/backup delete {error.oldest.id}` "
-                "(a second person approves), then create again."
+                _(
+                    "This server is under the two-person rule: delete it with `/backup delete {id}` "
+                    "(a second person approves), then create again."
+                ).format(id=error.oldest.id)
             )
         )
     elif error.may_make_room:
         value = json.dumps({"s": error.server_id, "b": error.oldest.id, "d": error.description[:255]})
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": "room",
-                "elements": [button(f"Delete #{error.oldest.id} and create", MAKE_ROOM, value, "danger")],
-            }
-        )
+        make_room = button(_("Delete #{id} and create").format(id=error.oldest.id), MAKE_ROOM, value, "danger")
+        blocks.append({"type": "actions", "block_id": "room", "elements": [make_room]})
     else:
-        blocks.append(context("An owner of the server or an admin can make room by deleting one."))
-    return message(f"No room on server {error.server_id}: no backup was created", blocks)
+        blocks.append(context(_("An owner of the server or an admin can make room by deleting one.")))
+    return message(fallback, blocks)
 
 
 def make_room_confirmation_message(conf: Confirmation) -> Message:
-    desc = f" “{escape(conf.description)}”" if conf.description else ""
-    text = (
-        f":warning: *Make room?*\n{confirmation_facts(conf)}"
-        + (f" — “{escape(truncate(conf.backup_description, 200))}”" if conf.backup_description else "")
-        + " will be deleted *permanently* (this cannot be undone), then a new backup"
-        + f"{desc} of {server_words(conf.server_id, conf.server_name)} is created."
-    )
+    old = f" — “{escape(truncate(conf.backup_description, 200))}”" if conf.backup_description else ""
+    new = f" “{escape(conf.description)}”" if conf.description else ""
+    text = _(
+        ":warning: *Make room?*\n{facts}{old} will be deleted *permanently* (this cannot be undone), "
+        "then a new backup{new} of {server} is created."
+    ).format(facts=confirmation_facts(conf), old=old, new=new, server=server_words(conf.server_id, conf.server_name))
     dialog = {
-        "title": {"type": "plain_text", "text": f"Delete backup #{conf.backup_id}?"},
-        "text": {
-            "type": "plain_text",
-            "text": truncate(
-                f"Backup #{conf.backup_id} of {conf.server_name} will be gone for good, to make room. "
-                "This cannot be undone.",
+        "title": plain(_("Delete backup #{id}?").format(id=conf.backup_id)),
+        "text": plain(
+            truncate(
+                _("Backup #{id} of {server} will be gone for good, to make room. This cannot be undone.").format(
+                    id=conf.backup_id, server=conf.server_name
+                ),
                 300,
-            ),
-        },
-        "confirm": {"type": "plain_text", "text": "Delete and create"},
-        "deny": {"type": "plain_text", "text": "Keep it"},
+            )
+        ),
+        "confirm": plain(_("Delete and create")),
+        "deny": plain(_("Keep it")),
         "style": "danger",
     }
+    label = _("Delete #{id} and create").format(id=conf.backup_id)
     buttons = [
-        button(f"Delete #{conf.backup_id} and create", CONFIRM_MAKE_ROOM, conf.id, style="danger", confirm=dialog),
-        button("Cancel", CANCEL, conf.id),
+        button(label, CONFIRM_MAKE_ROOM, conf.id, style="danger", confirm=dialog),
+        button(_("Cancel"), CANCEL, conf.id),
     ]
     return message(
-        f"Confirm: delete backup #{conf.backup_id} to make room?",
+        _("Confirm: delete backup #{id} to make room?").format(id=conf.backup_id),
         [section(text), {"type": "actions", "block_id": "confirm", "elements": buttons}],
     )
 
 
 def room_made_message(made: RoomMade, created: Message | None) -> Message:
     conf = made.confirmation
-    head = f":wastebasket: Deleted backup *#{conf.backup_id}* of {server_words(conf.server_id, conf.server_name)} to make room."
+    head = _(":wastebasket: Deleted backup *#{id}* of {server} to make room.").format(
+        id=conf.backup_id, server=server_words(conf.server_id, conf.server_name)
+    )
     if created is not None:
         return {**created, "blocks": [section(head), *created["blocks"]][:50]}
-    return simple(f"{head}\n:x: But the new backup was not created: {escape(made.error)}")
+    why = _(":x: But the new backup was not created: {error}").format(error=escape(made.error))
+    return simple(f"{head}\n{why}")
 
 
 # --- what a restore undoes ----------------------------------------------------------------
@@ -255,14 +282,18 @@ def room_made_message(made: RoomMade, created: Message | None) -> Message:
 def what_restore_undoes(conf: Confirmation, now: datetime) -> str:
     taken = datetime.fromisoformat(conf.backup_created_at)
     target = server_words(conf.target_server_id, conf.target_server_name)
-    text = f"Backup *#{conf.backup_id}* was taken {slack_date(taken)} ({ago(taken, now)})."
+    text = _("Backup *#{id}* was taken {date} ({ago}).").format(
+        id=conf.backup_id, date=slack_date(taken), ago=ago(taken, now)
+    )
     if conf.newer_count and conf.newest_id is not None and conf.newest_at:
         newest = datetime.fromisoformat(conf.newest_at)
-        count = f"{conf.newer_count} newer backup{'s' if conf.newer_count != 1 else ''} of {target}"
-        verb = "exist" if conf.newer_count != 1 else "exists"
-        text += f" {count} {verb}; the newest is *#{conf.newest_id}*, {ago(newest, now)}."
+        text += " " + ngettext(
+            "{n} newer backup of {server} exists: *#{newest}*, {ago}.",
+            "{n} newer backups of {server} exist; the newest is *#{newest}*, {ago}.",
+            conf.newer_count,
+        ).format(n=conf.newer_count, server=target, newest=conf.newest_id, ago=ago(newest, now))
     else:
-        text += f" No newer backup of {target} exists."
+        text += " " + _("No newer backup of {server} exists.").format(server=target)
     return text
 
 
@@ -270,8 +301,7 @@ def no_room_for_safety_words(conf: Confirmation) -> str | None:
     """The form's warning when the target server has no room for a safety backup, from the count known."""
     if conf.target_manual_count is None or conf.target_manual_count < MANUAL_LIMIT:
         return None
-    return (
-        f":warning: Server *{conf.target_server_id}* already has {conf.target_manual_count} of {MANUAL_LIMIT} "
-        "manual backups: there is no room for a safety backup, so with the box ticked nothing will be restored. "
-        "Delete one first, or untick the box."
-    )
+    return _(
+        ":warning: Server *{id}* already has {n} of {limit} manual backups: there is no room for a safety backup, "
+        "so with the box ticked nothing will be restored. Delete one first, or untick the box."
+    ).format(id=conf.target_server_id, n=conf.target_manual_count, limit=MANUAL_LIMIT)
