@@ -20,6 +20,7 @@ from bot import __version__
 from bot.backup_api import BackupApi
 from bot.clock import iso_seconds
 from bot.config import ConfigError, Settings, load_settings
+from bot.i18n import LANGUAGES
 from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
 from bot.parsing import UsageError, is_number, parse_channel, parse_id, parse_user
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("console", help="try the bot in a terminal, no Slack workspace needed")
     p.add_argument("--demo", action="store_true", help="use the built-in API simulator with sample data")
     p.add_argument("--user", type=_user, default="U0CONSOLE", help="the Slack user ID you act as")
+    p.add_argument(
+        "--lang", choices=LANGUAGES, help="the language the bot uses with you (as `/backup language` sets it)"
+    )
 
     p = sub.add_parser("fake-api", help="run the backup API simulator as an HTTP server")
     p.add_argument("--port", type=_port, default=8040, help="port (default 8040)")
@@ -368,7 +372,7 @@ def cmd_console(args, settings: Settings) -> int:
         settings.require("vps_api_token")
     from bot.console import run_console
 
-    return run_console(settings, demo=args.demo, user_id=args.user)
+    return run_console(settings, demo=args.demo, user_id=args.user, language=args.lang)
 
 
 COMMANDS = {

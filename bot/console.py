@@ -74,6 +74,7 @@ EMOJI = {
     "ballot_box_with_check": "☑️",
     "grey_question": "❔",
     "double_vertical_bar": "⏸️",
+    "speech_balloon": "💬",
 }
 
 CONSOLE_HELP = """\
@@ -114,7 +115,9 @@ class Console:
         stdin: TextIO = sys.stdin,
         stdout: TextIO = sys.stdout,
         simulator: BackupSimulator | None = None,
+        language: str | None = None,
     ):
+        self.language = language
         self.base_settings = settings
         self.demo = demo
         self.user_id = user_id
@@ -155,6 +158,8 @@ class Console:
                 poll_seconds=min(settings.poll_seconds, 3.0),
             )
         self.runtime = build_runtime(settings, api_transport=transport, process_before_response=True)
+        if self.language:  # what `/backup language` would store: the console follows it from then on
+            await asyncio.to_thread(self.runtime.store.set_language, self.user_id, self.language)
         await self.runtime.start()
 
     async def stop(self) -> None:

@@ -32,7 +32,6 @@ from babel.messages.pofile import read_po
 LANGUAGES = ("en", "ko")
 SOURCE = "en"
 LOCALE_DIR = Path(__file__).parent / "locale"
-LANGUAGE_NAMES = {"en": "English", "ko": "한국어"}
 
 _person: ContextVar[str] = ContextVar("language", default=SOURCE)
 _team: ContextVar[str] = ContextVar("team_language", default=SOURCE)
@@ -53,6 +52,12 @@ def translations(language: str) -> gettext.NullTranslations:
     write_mo(compiled, catalog)
     compiled.seek(0)
     return gettext.GNUTranslations(compiled)
+
+
+def language_name(language: str) -> str:
+    """A language's name in the reader's language."""
+    names = {"en": N_("English"), "ko": N_("Korean")}
+    return _(names[language])
 
 
 def current() -> str:

@@ -365,8 +365,8 @@ SUBCOMMANDS: dict[str, Syntax] = {
     "audit": Syntax(
         Action.AUDIT,
         _audit,
-        f"/backup audit [N] [server S] [user @U] [action A] [outcome O]   (N from 1 to {MAX_AUDIT}, default 20)",
-        N_("the latest audit entries, filtered if you like"),
+        "/backup audit [N] [server S] [user @U] [action A] [outcome O]",
+        N_("the latest N audit entries (N from 1 to 50, default 20), filtered if you like"),
         "/backup audit 10 server 12345 outcome denied",
     ),
     "approvals": Syntax(

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from bot.backup_api import MANUAL_LIMIT, Backup
 from bot.clock import utc_now
-from bot.i18n import LANGUAGE_NAMES, Words, _, for_the_team, ngettext
+from bot.i18n import Words, _, for_the_team, language_name, ngettext
 from bot.ops import Accepted, Done, Listing, ServerAccess
 from bot.parsing import SUBCOMMANDS
 from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, Role, backup_actions, is_allowed
@@ -54,7 +54,8 @@ def help_message(is_admin: bool = True, role: Role | None = None) -> Message:
             others.append(f"`{word}`{_who_may(syntax.action)}")
     lines = [f"`{syntax.usage}`\n      {_(syntax.summary)}{who}" for syntax, who in rows]
     examples = "\n".join(f"`{syntax.example}`" for syntax, _who in rows if syntax.example)
-    blocks = [section(_("*Manage VPS.org backups from Slack*") + "\n" + "\n".join(lines))]
+    intro = _("*Manage VPS.org backups from Slack*") + "\n" + _("Type the commands and their words as shown here.")
+    blocks = [section(intro + "\n" + "\n".join(lines))]
     if examples:
         blocks.append(section(_("*Examples*") + "\n" + examples))
     footer = _("Roles per server: viewer < operator < owner. Admins may do everything.")
@@ -400,7 +401,7 @@ def revoked_message(user_id: str, server_id: int, removed: bool) -> Message:
 
 def language_message(language: str, changed: bool | None) -> Message:
     """`/backup language`: what it is, or what it now is (in that language)."""
-    name = LANGUAGE_NAMES[language]
+    name = language_name(language)
     if changed is None:
         text = _(
             ":speech_balloon: I speak {language} with you. `/backup language ko` or `/backup language en` changes it."
