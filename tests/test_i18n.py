@@ -1,0 +1,511 @@
+"""Languages: the catalog is complete and current, every message renders in Korean with no English sentence
+left, Block Kit limits hold in Korean, and each person (and the team) is spoken to in their own language."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from conftest import NOTIFY, LiveStack, button, text_of
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+from bot import i18n
+from bot.backup_api import ApiTimeout, Backup, BadRequest, RateLimited, Server, Unauthorized, Unavailable
+from bot.i18n import Words, speaking
+from bot.ops import (
+    Accepted,
+    ApprovalUnavailable,
+    BackupNotFound,
+    ChainStarted,
+    ChainStep,
+    ConfirmationMismatch,
+    ConfirmationUnavailable,
+    Decision,
+    DeleteSent,
+    Done,
+    HomeView,
+    Listing,
+    NoRoom,
+    NotRestorable,
+    NotTheRequester,
+    OwnRequest,
+    PermissionDenied,
+    RoomMade,
+    RuledServer,
+    SafetyBackupFailed,
+    ServerAccess,
+    ServerSummary,
+    UndoUnavailable,
+    WrongChannel,
+)
+from bot.parsing import UsageError, parse_command
+from bot.policy import Action, Role
+from bot.slack import ids
+from bot.slack.views import approvals, errors, home, messages, modals, safety
+from bot.store import (
+    ApprovalRequest,
+    ApprovalState,
+    AuditEntry,
+    ChainState,
+    Confirmation,
+    ConfirmationState,
+    DeleteWindow,
+    Followed,
+    RestoreChain,
+    StoreUnavailable,
+    WindowState,
+)
+
+ROOT = Path(__file__).parent.parent
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+FIELDS = re.compile(r"\{[a-z_]*\}")
+
+
+def extracted() -> dict[str, tuple]:
+    """Every message marked in the code, as Babel's extractor finds it."""
+    found = {}
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(ROOT / "bot"), method_map=[("**.py", "python")], keywords=KEYWORDS
+    ):
+        key = message if isinstance(message, str) else tuple(message)
+        found[key[0] if isinstance(key, tuple) else key] = key
+    return found
+
+
+def catalog(path: Path):
+    with path.open("rb") as po:
+        return read_po(po, locale="ko" if path.suffix == ".po" else None)
+
+
+def test_the_english_catalog_is_current_with_the_code():
+    template = {m.id[0] if isinstance(m.id, tuple) else m.id for m in catalog(ROOT / "bot/locale/messages.pot") if m.id}
+    code = set(extracted())
+    assert code - template == set(), "messages in the code missing from messages.pot: run pybabel extract (README)"
+    assert template - code == set(), "messages.pot keeps messages the code no longer has: run pybabel extract"
+
+
+def test_every_message_has_a_korean_translation_with_the_same_placeholders():
+    ko = catalog(ROOT / "bot/locale/ko/LC_MESSAGES/messages.po")
+    problems = []
+    for key, message in extracted().items():
+        entry = ko.get(message)
+        if entry is None or entry.fuzzy or not entry.string or entry.string == ("",):
+            problems.append(f"untranslated: {key!r}")
+            continue
+        korean = entry.string[0] if isinstance(entry.string, tuple) else entry.string
+        english = message if isinstance(message, tuple) else (message,)
+        if set(FIELDS.findall(korean)) != set(FIELDS.findall(english[-1])) | set(FIELDS.findall(english[0])):
+            problems.append(f"placeholders differ: {key!r}")
+        if not re.search(r"[가-힣]", korean) and key not in ("server {id}",):
+            problems.append(f"not Korean: {key!r}")
+    assert problems == []
+
+
+# --- every message builder, with sample data -------------------------------------------------
+
+
+def backup(n=1, *, status="completed", kind="manual"):
+    return Backup(
+        id=5000 + n,
+        server=Server(12345, "web-01"),
+        backup_type=kind,
+        status=status,
+        size_mb=4523 if status == "completed" else None,
+        created_at=NOW - timedelta(hours=n),
+        expires_at=NOW + timedelta(days=29) if kind == "automatic" else None,
+        description="배포 전",
+    )
+
+
+def conf(action="delete", **changes):
+    values = dict(
+        id="tok",
+        action=action,
+        backup_id=5001,
+        server_id=12345,
+        server_name="web-01",
+        target_server_id=12345,
+        target_server_name="web-01",
+        backup_created_at=(NOW - timedelta(days=1)).isoformat(),
+        backup_type="manual",
+        requested_by="U1",
+        created_at=NOW,
+        state=ConfirmationState.PENDING,
+        used_by="U2",
+        used_at=None,
+        newer_count=3,
+        newest_id=5033,
+        newest_at=(NOW - timedelta(hours=2)).isoformat(),
+        target_manual_count=10,
+    )
+    return Confirmation(**{**values, **changes})
+
+
+def request(state=ApprovalState.PENDING, **changes):
+    values = dict(
+        id="req",
+        action="restore",
+        backup_id=5001,
+        server_id=12345,
+        server_name="web-01",
+        target_server_id=12346,
+        target_server_name="db-01",
+        backup_created_at=(NOW - timedelta(days=1)).isoformat(),
+        backup_type="manual",
+        backup_description="배포 전",
+        requested_by="U1",
+        reason="배포가 잘못됨",
+        origin_channel="C1",
+        response_url=None,
+        card_channel="C2",
+        card_ts="1.2",
+        created_at=NOW.isoformat(),
+        expires_at=(NOW + timedelta(minutes=30)).timestamp(),
+        state=state,
+        decided_by="U2" if state is not ApprovalState.PENDING else None,
+        decided_at=None,
+        detail=None,
+        safety=True,
+    )
+    return ApprovalRequest(**{**values, **changes})
+
+
+def every_message() -> list[tuple[str, dict]]:
+    """(name, message or view) for every builder the bot has, in the current language."""
+    chain = RestoreChain(
+        "c1", 5001, 12345, "web-01", 12345, "web-01", "U1", "U2", "C1", None, 5040, ChainState.WAITING, "", 0.0
+    )
+    window = DeleteWindow(
+        "w1", 5001, 12345, "web-01", "manual", "U1", None, "C1", None, NOW.timestamp() + 30, WindowState.WAITING, ""
+    )
+    started = ChainStarted(chain, backup(40))
+    followed = Followed(5040, 12345, "U1", "C1", None, "", NOW, "following")
+    why = Words("the backup no longer exists")
+    listing = Listing([backup(n) for n in range(1, 30)], None, None, True, {})
+    entry = AuditEntry(1, NOW.isoformat(), "U1", "delete", 12345, 5001, "done", "", "slack")
+    summary = ServerSummary(12345, "web-01", "owner", True, backup(1), 1, 10, True)
+    built = [
+        ("help admin", messages.help_message(True)),
+        ("help viewer", messages.help_message(False, Role.VIEWER)),
+        ("listing", messages.listing_message(listing, NOW, offset=5)),
+        ("listing empty", messages.listing_message(Listing([], None, "manual", False, {}), NOW)),
+        ("listing one server empty", messages.listing_message(Listing([], 12345, None, False, {}), NOW)),
+        ("servers", messages.servers_message([ServerAccess(12345, "web-01", "owner", True)])),
+        ("servers none", messages.servers_message([])),
+        ("audit", messages.audit_message([entry, entry])),
+        ("audit empty", messages.audit_message([])),
+        ("created", messages.created_message(backup(0, status="in_progress"), NOW)),
+        ("modal slow", messages.modal_not_opened_message("expired_trigger_id")),
+        ("modal refused", messages.modal_not_opened_message("invalid_view")),
+        ("accepted", messages.accepted_message(Accepted(12345, "배포 전", "x"))),
+        ("announce accepted", messages.announce_accepted("U1", Accepted(12345, "배포 전", "x"))),
+        ("finished", messages.finished_message(backup(1), NOW)),
+        ("finished failed", messages.finished_message(backup(1, status="failed"), NOW)),
+        ("ended", messages.ended_message(5040, why)),
+        ("delete confirmation", messages.delete_confirmation_message(conf())),
+        ("delete confirmation window", messages.delete_confirmation_message(conf(), 30)),
+        ("restore confirmation", messages.restore_confirmation_message(conf("restore"), NOW)),
+        ("restore confirmation without", messages.restore_confirmation_message(conf("restore", safety=False), NOW)),
+        ("restore confirmation newest", messages.restore_confirmation_message(conf("restore", newer_count=0), NOW)),
+        ("deleted", messages.deleted_message(Done(conf()))),
+        ("restore started", messages.restore_started_message(Done(conf("restore")))),
+        ("cancelled delete", messages.cancelled_message(conf())),
+        ("cancelled restore", messages.cancelled_message(conf("restore"))),
+        ("announce created", messages.announce_created("U1", backup(1))),
+        ("announce deleted", messages.announce_deleted("U1", conf(), "U2")),
+        ("announce restore", messages.announce_restore("U1", request(), "U2")),
+        ("announce finished", messages.announce_finished(followed, backup(1), 10)),
+        ("announce finished failed", messages.announce_finished(followed, backup(1, status="failed"), 9)),
+        ("announce automatic failed", messages.announce_automatic_failed(backup(1, status="failed"), NOW)),
+        ("announce ended", messages.announce_ended(followed, why)),
+        ("granted", messages.granted_message("U1", 12345, "owner")),
+        ("revoked", messages.revoked_message("U1", 12345, True)),
+        ("not revoked", messages.revoked_message("U1", 12345, False)),
+        ("modal restore", modals.restore_modal(conf("restore"), "{}")),
+        ("modal create", modals.create_modal(12345, "web-01")),
+        ("awaiting", approvals.awaiting_message(request())),
+        ("card", approvals.approval_card(request())),
+        ("home", home.home_view(HomeView("U1", True, [summary], [request()], [entry], "503"), NOW, "알림")),
+        ("home empty", home.home_view(HomeView("U1", False, [], [], [], None), NOW)),
+        ("scheduled", safety.delete_scheduled_message(window, NOW)),
+        ("undone", safety.undone_message(window)),
+        ("delete sent", safety.delete_sent_message(DeleteSent(window))),
+        ("delete not sent", safety.delete_sent_message(DeleteSent(window, why))),
+        ("chain started", safety.chain_started_message(started)),
+        ("chain restored", safety.chain_step_message(ChainStep(chain))),
+        ("chain stopped", safety.chain_step_message(ChainStep(chain, why=why, offer_without=True))),
+        ("announce chain started", safety.announce_chain_started(started)),
+        ("announce chain restored", safety.announce_chain_step(ChainStep(chain))),
+        ("announce chain stopped", safety.announce_chain_step(ChainStep(chain, why=why))),
+        ("make room", safety.make_room_confirmation_message(conf(description="새 백업"))),
+        ("room made", safety.room_made_message(RoomMade(conf(), None, BadRequest("limit")), None)),
+        ("interrupted", errors.interrupted_message()),
+    ]
+    for on, changed in ((True, True), (True, False), (False, True), (False, False)):
+        built.append((f"approvals {on} {changed}", messages.approvals_set_message(12345, on, changed)))
+    for changed in ((None), ("C1", True, True), ("C1", False, True), ("C1", True, False), ("C1", False, False)):
+        built.append((f"channels {changed}", messages.channels_message(12345, ["C1"], changed)))
+    built.append(("channels none", messages.channels_message(12345, [])))
+    for language in ("en", "ko"):
+        for changed in (None, True, False):
+            built.append((f"language {language} {changed}", messages.language_message(language, changed)))
+    for state in ApprovalState:
+        if state is not ApprovalState.PENDING:
+            decision = Decision(request(state), provider_message=None)
+            built.append((f"card {state}", approvals.decided_card(decision)))
+            built.append((f"reply {state}", approvals.decided_reply(decision)))
+    chained = Decision(request(ApprovalState.DONE), chain=started)
+    built.append(("card chained", approvals.decided_card(chained)))
+    for error in every_error(chain, window):
+        built.append((f"error {type(error).__name__}", errors.error_message(error)))
+    for state in ConfirmationState:
+        built.append((f"confirmation {state}", {"text": errors.confirmation_unavailable_text(conf(state=state))}))
+    for text in ("frobnicate", "list web", "list 1 2 3", "create 1 " + "x" * 300, "grant @bob 1", "grant U1 1 boss"):
+        with pytest.raises(UsageError) as caught:
+            parse_command(text)
+        built.append((f"usage {text[:20]}", errors.usage_error_message(caught.value)))
+    for text in (
+        "audit 99",
+        "audit color red",
+        "audit server",
+        "audit outcome maybe",
+        "channels 1 add x",
+        "language fr",
+    ):
+        with pytest.raises(UsageError) as caught:
+            parse_command(text)
+        built.append((f"usage {text}", errors.usage_error_message(caught.value)))
+    return built
+
+
+def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
+    full = NoRoom(12345, 10, backup(9), description="", may_make_room=True, ruled=False, provider_message="limit")
+    return [
+        PermissionDenied(Action.DELETE, 12345, "owner", Role.VIEWER),
+        PermissionDenied(Action.GRANT, None, "admin"),
+        PermissionDenied(Action.LANGUAGE, None, "viewer"),
+        BackupNotFound(5001),
+        BackupNotFound(5001, gone=True),
+        NotRestorable(backup(1, status="failed")),
+        ConfirmationUnavailable(None),
+        ConfirmationMismatch(conf("restore"), "db"),
+        Unauthorized("401"),
+        BadRequest("limit"),
+        WrongChannel(12345, ["C1"]),
+        OwnRequest(request()),
+        NotTheRequester(request()),
+        ApprovalUnavailable(None),
+        ApprovalUnavailable(request(ApprovalState.DONE)),
+        ApprovalUnavailable(request(ApprovalState.DENIED)),
+        ApprovalUnavailable(request(ApprovalState.WITHDRAWN)),
+        ApprovalUnavailable(request(), expired=True),
+        full,
+        NoRoom(12345, 10, backup(9), description="", may_make_room=False, ruled=False, provider_message="limit"),
+        NoRoom(12345, 10, backup(9), description="", may_make_room=True, ruled=True, provider_message="limit"),
+        SafetyBackupFailed(chain, Words("the backup no longer exists")),
+        UndoUnavailable(None),
+        UndoUnavailable(window),
+        RuledServer(12345),
+        StoreUnavailable("locked"),
+        RateLimited("429", 3),
+        ApiTimeout("timeout"),
+        Unavailable("503"),
+        RuntimeError("internal"),
+    ]
+
+
+def texts_of(item) -> list[str]:
+    """Every text a person can read in a message or view: mrkdwn, plain text, buttons, dialogs, labels."""
+    found = []
+    if isinstance(item, dict):
+        for key, value in item.items():
+            if key in (
+                "text",
+                "title",
+                "label",
+                "hint",
+                "placeholder",
+                "confirm",
+                "deny",
+                "description",
+                "submit",
+                "close",
+            ):
+                if isinstance(value, str):
+                    found.append(value)
+                else:
+                    found.extend(texts_of(value))
+            elif key not in ("value", "action_id", "block_id", "callback_id", "private_metadata", "url", "style"):
+                found.extend(texts_of(value))
+    elif isinstance(item, list):
+        for value in item:
+            found.extend(texts_of(value))
+    return found
+
+
+# Words that stay English in Korean on purpose: command words, roles, API status, product and setting names.
+KEPT = {
+    "viewer",
+    "operator",
+    "owner",
+    "admin",
+    "manual",
+    "automatic",
+    "completed",
+    "failed",
+    "in",
+    "progress",
+    "VPS",
+    "org",
+    "Slack",
+    "API",
+    "ID",
+    "GB",
+    "MB",
+    "UTC",
+    "en",
+    "ko",
+    "on",
+    "off",
+    "add",
+    "remove",
+    "English",
+    "web",
+    "db",
+    "N",
+    "U",
+    "C",
+    "server",
+    "user",
+    "action",
+    "outcome",
+    "pending",
+    "used",
+    "cancelled",
+    "expired",
+    "gone",
+    "unrestorable",
+    "done",
+    "denied",
+    "withdrawn",
+    "approved",
+    "waiting",
+}
+NOT_PROSE = re.compile(r"<[^>]*>|`[^`]*`|“[^”]*”|:[a-z_]+:|[A-Z_]{4,}|manifest\.yml|VPS\.org|#\w+")
+ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}\b(?:[ ,]+\b[A-Za-z]{2,}\b)+")
+
+
+def english_left(text: str) -> list[str]:
+    prose = NOT_PROSE.sub(" ", text)
+    runs = [m.group(0) for m in ENGLISH_RUN.finditer(prose)]
+    return [r for r in runs if not set(re.findall(r"[A-Za-z]+", r)) <= KEPT]
+
+
+def test_every_message_renders_in_korean_with_no_english_sentence_left():
+    with speaking("ko", "ko"):
+        rendered = every_message()
+    assert len(rendered) > 100
+    leftovers = {name: english_left(text) for name, item in rendered for text in texts_of(item)}
+    assert {name: runs for name, runs in leftovers.items() if runs} == {}
+
+
+def test_the_check_for_english_would_find_it():
+    with speaking("en", "en"):
+        rendered = every_message()
+    assert sum(bool(english_left(t)) for _name, item in rendered for t in texts_of(item)) > 100
+
+
+def valid(item: dict) -> None:
+    """Slack's own models check lengths in characters, as Slack counts them; to_dict() raises on a violation."""
+    if item.get("type") in ("modal", "home"):
+        View(**item).to_dict()
+        return
+    if "blocks" in item:
+        assert len(item["blocks"]) <= 50
+        for block in Block.parse_all(item["blocks"]):
+            block.to_dict()
+    assert len(item.get("text", "")) <= 3000
+
+
+def test_block_kit_limits_hold_in_korean_with_long_names():
+    long = "가" * 300
+    with speaking("ko", "ko"):
+        items = every_message()
+        items += [
+            ("long delete", messages.delete_confirmation_message(conf(server_name=long), 30)),
+            ("long restore", messages.restore_confirmation_message(conf("restore", target_server_name=long), NOW)),
+            ("long modal", modals.restore_modal(conf("restore", target_server_name=long), "{}")),
+            ("long make room", safety.make_room_confirmation_message(conf(server_name=long, description=long))),
+        ]
+    for _name, item in items:
+        valid(item)
+
+
+def test_korean_dates_and_relative_times():
+    with speaking("ko", "ko"):
+        assert i18n.date_words(datetime(2026, 11, 27, 15, 51, tzinfo=UTC)) == "2026년 11월 27일 15:51 (UTC)"
+        assert messages.ago(NOW - timedelta(hours=2), NOW) == "2시간 전"
+        assert messages.ago(NOW + timedelta(days=3), NOW) == "3일 후"
+    with speaking("en", "en"):
+        assert messages.ago(NOW - timedelta(hours=1), NOW) == "1 hour ago"
+
+
+# --- through signed requests ----------------------------------------------------------------
+
+
+@pytest.fixture
+def bilingual(tmp_path, sim):
+    live = LiveStack(tmp_path / "langs.db", sim)
+    yield live
+    live.close()
+
+
+def test_a_person_who_chose_korean_gets_korean_and_another_still_english(bilingual):
+    stack = bilingual
+    chosen, _ = stack.ask("language ko", user="U0KIM")
+    assert "이제부터 한국어로 대화하겠습니다" in text_of(chosen)
+    assert "지금은 한국어로 대화하고 있습니다" in text_of(stack.ask("language", user="U0KIM")[0])
+    for user in ("U0KIM", "U0SMITH"):
+        stack.grant(user, 12345, "owner")
+    korean, _ = stack.ask("delete 5023", user="U0KIM")
+    english, _ = stack.ask("delete 5023", user="U0SMITH")
+    assert "*이 백업을 삭제할까요?*" in text_of(korean)
+    confirm = button(korean, ids.CONFIRM_DELETE)
+    assert confirm["text"]["text"] == "백업 #5023 삭제" and confirm["confirm"]["confirm"]["text"] == "삭제"
+    assert "되돌릴 수 없습니다" in confirm["confirm"]["text"]["text"]
+    assert button(korean, ids.CANCEL)["text"]["text"] == "취소"
+    assert "*Delete this backup?*" in text_of(english) and button(english, ids.CANCEL)["text"]["text"] == "Cancel"
+    restore, _ = stack.ask("restore 5023", user="U0KIM")
+    assert "백업으로 복원할까요?" in text_of(restore)
+    stack.press(button(restore, ids.OPEN_RESTORE), user="U0KIM")
+    form = stack.recorder.wait_for(lambda _r: stack.recorder.api("views.open"))[-1]["view"]
+    assert form["title"]["text"] == "서버 복원" and form["submit"]["text"] == "복원"
+    assert "확인을 위해 web-server-01 입력" in str(form)
+    wrong = stack.submit(form, "web-server-02", user="U0KIM").json()
+    assert "이 서버가 아닙니다" in wrong["errors"][ids.RESTORE_INPUT_BLOCK]
+    refused, _ = stack.ask("grant U0X 12345", user="U0KIM")
+    assert "관리자만 할 수 있습니다" in text_of(refused)
+    assert "`frobnicate`" in stack.command("frobnicate", user="U0KIM")[0].json()["text"]
+    assert "/backup 명령이 아닙니다" in stack.command("frobnicate", user="U0KIM")[0].json()["text"]
+    assert "is not a /backup command" in stack.command("frobnicate", user="U0SMITH")[0].json()["text"]
+
+
+def test_with_backupbot_language_ko_announcements_and_unchosen_people_get_korean(tmp_path, sim):
+    live = LiveStack(tmp_path / "team.db", sim, language="ko")
+    try:
+        live.ask("language en", user="U0SMITH")
+        created, _ = live.ask("create 12345 배포 전", user="UADMIN01")
+        assert "백업 *#5033*을(를) 시작했습니다" in text_of(created), "no choice made: the bot's language"
+        announced = live.recorder.wait_for(lambda _r: live.recorder.api("chat.postMessage"))[-1]
+        assert announced["channel"] == NOTIFY and "수동 백업 *#5033*을(를) 시작했습니다" in announced["text"]
+        live.grant("U0SMITH", 12345, "operator")
+        english, _ = live.ask("create 12345", user="U0SMITH")
+        assert "has started" in text_of(english), "a person who chose English keeps it"
+        team = live.recorder.wait_for(lambda _r: live.recorder.api("chat.postMessage")[1:])[-1]
+        assert "<@U0SMITH>님이" in team["text"], "the team hears it in the team's language"
+    finally:
+        live.close()
