@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot import __version__
 from bot.backup_api import BackupApi
@@ -25,7 +26,7 @@ from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
 from bot.parsing import UsageError, is_number, parse_channel, parse_id, parse_user
 from bot.policy import Action, Role
-from bot.store import AuditSearch, Store, StoreError
+from bot.store import AuditSearch, StoreError, open_store
 
 CLI_WRITE_SECONDS = 10.0
 
@@ -121,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lang", choices=LANGUAGES, help="the language the bot uses with you (as `/backup language` sets it)"
     )
 
+    sub.add_parser(
+        "migrate", help="bring the store's schema (SQLite or PostgreSQL) up to date, and say where it stands"
+    )
+
+    p = sub.add_parser("copy-store", help="copy this SQLite store (BACKUPBOT_DB) into an empty PostgreSQL store")
+    p.add_argument("--to", required=True, metavar="URL", help="the PostgreSQL store: postgresql://user@host:port/db")
+
     p = sub.add_parser("fake-api", help="run the backup API simulator as an HTTP server")
     p.add_argument("--port", type=_port, default=8040, help="port (default 8040)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -178,7 +186,7 @@ def _cli_actor() -> Actor:
 
 def _with_ops(settings: Settings, work):
     """Run `work(ops, store)` as the CLI: the audit entries it writes are in the store before this returns."""
-    store = Store(settings.db_path)
+    store = open_store(settings.db_path)
 
     async def run():
         api = BackupApi(settings.vps_api_url, settings.vps_api_token or "")
@@ -214,7 +222,7 @@ def cmd_revoke(args, settings: Settings) -> int:
 
 
 def cmd_grants(args, settings: Settings) -> int:
-    store = Store(settings.db_path)
+    store = open_store(settings.db_path)
     try:
         grants = store.grants(args.user)
     finally:
@@ -271,7 +279,7 @@ def cmd_doctor(_args, settings: Settings) -> int:
 
 def cmd_admin(args, settings: Settings) -> int:
     if args.op == "list":
-        store = Store(settings.db_path)
+        store = open_store(settings.db_path)
         try:
             stored = sorted(store.admins())
         finally:
@@ -367,6 +375,40 @@ def cmd_socket(_args, settings: Settings) -> int:
     return 0
 
 
+def cmd_migrate(_args, settings: Settings) -> int:
+    """Opening a store migrates it (also at every start); this does only that, and says so."""
+    store = open_store(settings.db_path)
+    try:
+        print(f"the store {store.path} is at schema version {store.schema_version()}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_copy_store(args, settings: Settings) -> int:
+    from bot.pg import PgStore, copy_store, is_postgres_url
+
+    if is_postgres_url(settings.db_path):
+        raise CliError("BACKUPBOT_DB is already a PostgreSQL store: copy-store copies a SQLite store into one")
+    if not is_postgres_url(args.to):
+        raise CliError(f"--to must be a postgresql:// URL, not {args.to!r}")
+    if not Path(settings.db_path).is_file():
+        raise CliError(f"BACKUPBOT_DB={settings.db_path}: there is no SQLite store there to copy")
+    source = open_store(settings.db_path)
+    try:
+        target = PgStore(args.to)
+        try:
+            copied = copy_store(source, target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    for table, count in copied.items():
+        print(f"{table:<18} {count:>8} rows")
+    print(f"copied {sum(copied.values())} rows from {settings.db_path} into {target.path}; point BACKUPBOT_DB at it")
+    return 0
+
+
 def cmd_console(args, settings: Settings) -> int:
     if not args.demo:
         settings.require("vps_api_token")
@@ -388,6 +430,8 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "channels": cmd_channels,
     "audit": cmd_audit,
+    "migrate": cmd_migrate,
+    "copy-store": cmd_copy_store,
 }
 
 

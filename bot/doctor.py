@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backup_api import BackupApi, BackupApiError
 from bot.config import Settings
-from bot.store import Store, StoreError
+from bot.store import StoreError, open_store
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 
@@ -154,21 +154,30 @@ async def backup_api_check(settings: Settings, transport: httpx.AsyncBaseTranspo
 
 
 def store_check(settings: Settings) -> Check:
+    shared = settings.db_path.startswith(("postgresql://", "postgres://"))
     try:
-        store = Store(settings.db_path)
+        store = open_store(settings.db_path)
     except StoreError as exc:
-        return Check(False, str(exc), "point BACKUPBOT_DB at a writable file in an existing directory")
+        fix = (
+            "check the URL, that PostgreSQL runs there and lets this user in"
+            if shared
+            else "point BACKUPBOT_DB at a writable file in an existing directory"
+        )
+        return Check(False, str(exc), fix)
     try:
         store.check_writable()
+        version = store.schema_version()
     except StoreError as exc:
-        return Check(
-            False,
-            f"the store {settings.db_path} cannot be written: {exc}",
-            "stop whatever holds it, or fix its permissions",
+        fix = (
+            "check PostgreSQL's health and connection limit"
+            if shared
+            else "stop whatever holds it, or fix its permissions"
         )
+        return Check(False, f"the store {store.path} cannot be written: {exc}", fix)
     finally:
         store.close()
-    return Check(True, f"the store {settings.db_path} opens, is migrated and can be written")
+    kind = "PostgreSQL store" if shared else "store"
+    return Check(True, f"the {kind} {store.path} opens, is migrated (version {version}) and can be written")
 
 
 async def run_checks(settings: Settings, *, api_transport: httpx.AsyncBaseTransport | None = None) -> list[Check]:

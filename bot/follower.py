@@ -12,6 +12,14 @@ same rounds and the same list calls: each round hands every waiting chain
 its safety backup as listed, through `chain_step`, which sends the restore
 once it has completed.
 
+Several bots may share one store (PostgreSQL, or one SQLite file): only the
+holder of the `poller` lease polls the API, so the API sees one list call per
+server per round however many run. The leader renews the lease while it
+works; the others ask for it every few seconds and one takes over when it
+lapses (a leader that dies stops renewing; one that stops cleanly gives it
+up at once). Everything else the loop does is claimed per item in the store,
+so every bot runs the chores.
+
 It is the bot's one background loop: between rounds it also runs its
 `chores` every `tick` seconds — delivering due announcements (so a
 rate-limited one goes out when Slack said it may), expiring approval
@@ -25,6 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -33,11 +44,13 @@ from typing import Protocol
 from bot.backup_api import Backup, BackupApi, BackupApiError
 from bot.clock import utc_now
 from bot.i18n import N_, Words
-from bot.store import Followed, RestoreChain, Store
+from bot.store import Followed, RestoreChain, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(hours=6)
+POLL_LEASE = "poller"
+MIN_LEASE_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 600.0
 WATCH_EVERY_ROUNDS = 10
 RECENT_FAILURE = timedelta(hours=24)
@@ -66,8 +79,14 @@ class Follower:
         chores: list[Callable[[], Awaitable[object]]] | None = None,
         tick: float = 1.0,
         chain_step: Callable[[RestoreChain, Backup | None], Awaitable[object]] | None = None,
+        lease_seconds: float | None = None,
+        holder: str | None = None,
     ):
         self.chain_step = chain_step
+        self.lease_seconds = lease_seconds or max(2 * poll_seconds, MIN_LEASE_SECONDS)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.leading = False
+        self._renewed_at = 0.0
         self.api = api
         self.store = store
         self.notifier = notifier
@@ -158,16 +177,35 @@ class Follower:
         except Exception:
             log.exception("could not report on a followed backup or a waiting restore")
 
+    async def lead(self) -> bool:
+        """Take or renew the poller lease; True while this bot is the one that polls."""
+        try:
+            leading = await asyncio.to_thread(self.store.take_lease, POLL_LEASE, self.holder, self.lease_seconds)
+        except StoreUnavailable as exc:
+            log.info("could not renew the poller lease: %s", exc)
+            leading = False
+        if leading != self.leading:
+            log.info("this bot %s polling the backup API", "now leads" if leading else "no longer leads")
+        self.leading = leading
+        self._renewed_at = asyncio.get_running_loop().time()
+        return leading
+
     async def run(self) -> None:
         delay = self.poll_seconds
+        led = 0
         while True:
+            if not await self.lead():
+                self.rounds += 1
+                await self._idle(min(self.poll_seconds, max(self._tick, self.lease_seconds / 10)))
+                continue
             try:
                 healthy = await self.poll_once()
-                if self.rounds % WATCH_EVERY_ROUNDS == 0:
+                if led % WATCH_EVERY_ROUNDS == 0:
                     healthy = await self.watch_automatic() and healthy
             except Exception:
                 log.exception("a follow-up round failed")
                 healthy = False
+            led += 1
             self.rounds += 1
             delay = self.poll_seconds if healthy else min(delay * 2, self.max_backoff_seconds)
             await self._idle(delay)
@@ -185,6 +223,8 @@ class Follower:
                     await chore()
                 except Exception:
                     log.exception("a background chore failed")
+            if self.leading and loop.time() - self._renewed_at > self.lease_seconds / 3:
+                await self.lead()  # a long wait (backing off) must not let the lease lapse
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
@@ -221,3 +261,7 @@ class Follower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.leading:
+            with contextlib.suppress(StoreUnavailable):
+                await asyncio.to_thread(self.store.give_up_lease, POLL_LEASE, self.holder)
+            self.leading = False

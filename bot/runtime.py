@@ -32,7 +32,7 @@ from bot.slack import safety
 from bot.slack.app import create_app
 from bot.slack.approvals import expire_due
 from bot.slack.replies import Deps, ResponseUrls, SlackNotifier, slack_retry_handlers
-from bot.store import Store
+from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def build_runtime(
     clock: Callable[[], datetime] = utc_now,
     api_options: dict | None = None,
 ) -> Runtime:
-    store = Store(settings.db_path, clock=clock)
+    store = open_store(settings.db_path, clock=clock)
     metrics = Metrics()
     metrics.watch_work(store.pending_work)
     api = BackupApi(

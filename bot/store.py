@@ -36,7 +36,7 @@ import sqlite_utils
 from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SOURCES = ("slack", "cli")
 DEFAULT_BUSY_SECONDS = 0.5
@@ -283,6 +283,15 @@ class RestoreChain:
     detail: str | None = None
 
 
+def open_store(location: str, *, clock=utc_now) -> Store:
+    """The store BACKUPBOT_DB names: a PostgreSQL URL (shared by several bots), else a SQLite file."""
+    if location.startswith(("postgresql://", "postgres://")):
+        from bot.pg import PgStore  # only a PostgreSQL store needs psycopg loaded
+
+        return PgStore(location, clock=clock)
+    return Store(location, clock=clock)
+
+
 def open_problem(path: str, exc: Exception) -> str:
     """One line on why the store at `path` cannot be opened."""
     parent = Path(path).expanduser().parent
@@ -346,6 +355,10 @@ class Store:
                 yield self._reader
             except sqlite3.DatabaseError as exc:
                 raise StoreUnavailable(_words(exc)) from exc
+
+    def schema_version(self) -> int:
+        with self._reading() as db:
+            return db.execute("PRAGMA user_version").fetchone()[0]
 
     def check_writable(self) -> None:
         """Take the write lock for a moment and give it back; raises StoreUnavailable if that cannot be done."""
@@ -552,6 +565,7 @@ class Store:
         )
         db["restore_chains"].create_index(["state", "updated_at"], if_not_exists=True)
         db["languages"].create({"user_id": str, "language": str, "set_at": str}, pk="user_id", if_not_exists=True)
+        db["leases"].create({"name": str, "holder": str, "expires_at": float}, pk="name", if_not_exists=True)
 
     # --- grants and admins ------------------------------------------------
 
@@ -676,7 +690,8 @@ class Store:
         """Remember that this person has looked at their Home tab (so it is worth refreshing)."""
         with self._writing() as db:
             db.execute(
-                "INSERT OR REPLACE INTO home_opened (user_id, at) VALUES (?, ?)", [user_id, iso_seconds(self._clock())]
+                "INSERT INTO home_opened (user_id, at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET at = excluded.at",
+                [user_id, iso_seconds(self._clock())],
             )
 
     def has_opened_home(self, user_id: str) -> bool:
@@ -1040,6 +1055,34 @@ class Store:
                 )
             ]
         return [self.approval(i) for i in ids if self._decide(i, ApprovalState.PENDING, ApprovalState.EXPIRED, None)]
+
+    # --- leases ------------------------------------------------------------------
+
+    def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold the lease `name` for `seconds` more, if it is free, lapsed, or already ours; True if we hold it.
+
+        One statement, so two bots asking at once cannot both get it.
+        """
+        now = time.time()
+        with self._writing() as db:
+            row = db.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+                "WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING holder",
+                [name, holder, now + seconds, now],
+            ).fetchone()
+        return row is not None and row[0] == holder
+
+    def lease_holder(self, name: str) -> tuple[str, float] | None:
+        """Who holds the lease, and until when (epoch seconds), if anyone ever took it."""
+        with self._reading() as db:
+            row = db.execute("SELECT holder, expires_at FROM leases WHERE name = ?", [name]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def give_up_lease(self, name: str, holder: str) -> None:
+        """Let the lease go at once (a clean stop), so another bot need not wait for it to lapse."""
+        with self._writing() as db:
+            db.execute("UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ?", [name, holder])
 
     # --- languages ---------------------------------------------------------------
 

@@ -15,9 +15,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -314,3 +317,60 @@ def text_of(message: dict) -> str:
     from bot.slack.views.base import flatten_text
 
     return flatten_text(message.get("blocks", [])) or message.get("text", "")
+
+
+# --- a throwaway PostgreSQL ----------------------------------------------------------------
+
+
+@dataclass
+class PostgresCluster:
+    port: int
+    socket_dir: str
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database in the cluster; returns its URL."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL's binaries refuse to run as root: as root, run them as the `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresCluster:
+    """A PostgreSQL 15 cluster of its own, in a temporary directory on a loopback port, for this test session."""
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("PostgreSQL's initdb and pg_ctl are not on the PATH")
+    base = tempfile.mkdtemp(prefix="backupbot-pg-")
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    data, log = os.path.join(base, "data"), os.path.join(base, "log")
+    subprocess.run(
+        _as_postgres(["initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+    subprocess.run(
+        _as_postgres(["pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start"]), check=True, capture_output=True
+    )
+    try:
+        yield PostgresCluster(port, base)
+    finally:
+        subprocess.run(_as_postgres(["pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres) -> str:
+    return postgres.new_database()

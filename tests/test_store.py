@@ -1,12 +1,42 @@
-"""The store on real SQLite files."""
+"""The store on real SQLite files and on a real PostgreSQL: one suite, both backends.
+
+Tests that take `store` run on each; `two` gives two stores on one database (two bots), to show
+that whatever outlives a request is claimed by one of them only.
+"""
 
 import sqlite3
 import threading
 
 import pytest
 
+from bot.pg import PgStore
 from bot.policy import Role
-from bot.store import SCHEMA_VERSION, ConfirmationState, Store, StoreError, StoreUnavailable
+from bot.store import SCHEMA_VERSION, ChainState, ConfirmationState, Store, StoreError, StoreUnavailable, WindowState
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path):
+    """How to open one more store on the same database, for each backend."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "store.db")
+        return lambda: Store(path)
+    url = request.getfixturevalue("pg_url")
+    return lambda: PgStore(url)
+
+
+@pytest.fixture
+def store(backend):
+    opened = backend()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def two(backend):
+    first, second = backend(), backend()
+    yield first, second
+    first.close()
+    second.close()
 
 
 def test_schema_is_created_idempotently_in_wal_mode(tmp_path):
@@ -124,7 +154,7 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         assert migrated.role_of("U1", 1) is Role.OWNER
         assert [e.action for e in migrated.audit_entries()] == ["list"]
         assert {"outbox", "seen", "confirmations"} <= set(migrated.db.table_names())
-        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
         assert "approval_id" in migrated.db["outbox"].columns_dict
     finally:
         migrated.close()
@@ -186,3 +216,93 @@ def test_a_store_locked_by_another_process_fails_writes_quickly_and_keeps_reads_
         other.close()
     store.check_writable()
     store.close()
+
+
+def test_two_bots_on_one_store_claim_each_piece_of_work_once(two):
+    one, other = two
+    one.follow(backup_id=9, server_id=1, requested_by="U1", channel_id=None, response_url=None)
+    assert sorted([one.finish_follow(9, "completed"), other.finish_follow(9, "completed")]) == [False, True]
+    conf = one.create_confirmation(
+        action="delete",
+        backup_id=1,
+        server_id=1,
+        server_name="s",
+        target_server_id=1,
+        target_server_name="s",
+        backup_created_at="2026-11-29T00:00:00+00:00",
+        backup_type="manual",
+        requested_by="U1",
+    )
+    assert sorted([one.use_confirmation(conf.id, "U1"), other.use_confirmation(conf.id, "U2")]) == [False, True]
+    one.enqueue_announcement("C1", {"text": "hi"})
+    assert sorted([len(one.claim_due_announcements()), len(other.claim_due_announcements())]) == [0, 1]
+    window = one.open_delete_window(
+        backup_id=1,
+        server_id=2,
+        server_name="s",
+        backup_type="manual",
+        requested_by="U1",
+        approved_by=None,
+        channel_id=None,
+        response_url=None,
+        due_at=0,
+    )
+    assert sorted([len(one.claim_due_deletes()), len(other.claim_due_deletes())]) == [0, 1]
+    assert not other.undo_delete(window.id, "U1"), "no undo once it is being sent"
+    assert (
+        one.end_delete_window(window.id, WindowState.DONE) and other.delete_window(window.id).state is WindowState.DONE
+    )
+    chain = one.start_chain(
+        backup_id=1,
+        server_id=2,
+        server_name="s",
+        target_server_id=2,
+        target_server_name="s",
+        requested_by="U1",
+        approved_by=None,
+        channel_id=None,
+        response_url=None,
+        safety_backup_id=None,
+    )
+    assert one.move_chain(chain.id, ChainState.CREATING, ChainState.WAITING, safety_backup_id=9)
+    assert [c.safety_backup_id for c in other.waiting_chains()] == [9]
+    moves = [s.move_chain(chain.id, ChainState.WAITING, ChainState.RESTORING) for s in (one, other)]
+    assert sorted(moves) == [False, True]
+    request = one.create_approval(
+        action="delete",
+        backup_id=1,
+        server_id=1,
+        server_name="s",
+        target_server_id=1,
+        target_server_name="s",
+        backup_created_at="x",
+        backup_type="manual",
+        backup_description="",
+        requested_by="U1",
+        reason="",
+        origin_channel=None,
+        response_url=None,
+        expires_at=10**12,
+        safety=0,
+    )
+    assert sorted([one.claim_approval(request.id, "U2"), other.claim_approval(request.id, "U3")]) == [False, True]
+
+
+def test_one_bot_holds_the_poller_lease_until_it_lapses_or_is_given_up(two):
+    one, other = two
+    assert one.take_lease("poller", "a", 30) and one.take_lease("poller", "a", 30), "the holder renews it"
+    assert not other.take_lease("poller", "b", 30)
+    assert other.lease_holder("poller")[0] == "a"
+    one.give_up_lease("poller", "a")
+    assert other.take_lease("poller", "b", 0.01)
+    assert other.lease_holder("poller")[0] == "b"
+    import time
+
+    time.sleep(0.05)
+    assert one.take_lease("poller", "a", 30), "a lapsed lease is taken over"
+
+
+def test_languages_are_kept_per_person(store):
+    assert store.language_of("U1") is None
+    assert store.set_language("U1", "ko") is True and store.set_language("U1", "ko") is False
+    assert store.language_of("U1") == "ko" and store.language_of("U2") is None
