@@ -177,6 +177,9 @@ class PgStore(Store):
         self.path = redacted(url)
         self._clock = clock
         try:
+            # One plain connection first: a wrong URL or a database that is down fails at once, in its own words,
+            # rather than after the pool has retried for `connect_seconds`.
+            psycopg.connect(url, connect_timeout=max(1, int(connect_seconds))).close()
             self.pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -188,7 +191,7 @@ class PgStore(Store):
             self.pool.open(wait=True, timeout=connect_seconds)
             self._migrate()
         except (psycopg.Error, PoolTimeout) as exc:
-            with contextlib.suppress(Exception):
+            if hasattr(self, "pool"):
                 self.pool.close()
             raise StoreError(f"BACKUPBOT_DB={self.path}: cannot use the PostgreSQL store ({_first_line(exc)})") from exc
 
@@ -219,9 +222,9 @@ class PgStore(Store):
 
     def _migrate(self) -> None:
         with self.pool.connection() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at TEXT)")
             conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
             try:
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at TEXT)")
                 current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
                 for version in sorted(v for v in MIGRATIONS if v > current):
                     with conn.transaction():

@@ -17,6 +17,7 @@ from conftest import NOTIFY, Background, LiveStack, ManualClock, button, buttons
 from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack
 from bot.slack import ids
+from bot.slack.safety import send_due_deletes as nets_chore
 from bot.store import ChainState, Store, WindowState
 
 OWNER, OWNER2, OPERATOR, VIEWER = "U0OWNER", "U0OWNER2", "U0OPERATOR", "U0VIEWER"
@@ -226,6 +227,11 @@ def window_stack(tmp_path, sim, grace: float, **kwargs) -> LiveStack:
     return with_roles(LiveStack(tmp_path / "window.db", sim, delete_grace_seconds=grace, **kwargs))
 
 
+def send_due(stack: LiveStack) -> int:
+    """What the background loop does every second: send the deletes whose window has ended."""
+    return stack.run(nets_chore(stack.runtime.deps))
+
+
 def test_no_delete_before_the_window_ends_then_exactly_one(tmp_path, sim):
     clock = ManualClock()
     live = window_stack(tmp_path, sim, 30, clock=clock)
@@ -236,17 +242,19 @@ def test_no_delete_before_the_window_ends_then_exactly_one(tmp_path, sim):
         assert f"Backup *#5023* of *web-server-01* (12345) will be deleted at <!date^{due}^" in text
         assert "(in 30 seconds). Until then it can be undone." in text
         assert button(waiting, ids.UNDO_DELETE)["text"]["text"] == "Undo"
-        time.sleep(1.5)  # the background loop's chores run every second
         clock.now += timedelta(seconds=29)
-        time.sleep(1.5)
-        assert sim.count("DELETE") == 0, "nothing inside the window"
+        assert send_due(live) == 0 and sim.count("DELETE") == 0, "nothing inside the window"
         clock.now += timedelta(seconds=1)
-        deleted = live.reply(key, 2)
+        deleted = live.reply(key, 2)  # the loop's own chore sends it within its next tick
         assert "Deleted backup *#5023* of *web-server-01* (12345): its undo window ended." in text_of(deleted)
-        time.sleep(1.5)
+        assert send_due(live) == 0, "and never again"
         assert sim.count("DELETE") == 1
-        announced = [m["text"] for m in live.recorder.api("chat.postMessage")]
-        assert sum("deleted backup *#5023*" in t for t in announced) == 1
+        announced = live.recorder.wait_for(
+            lambda _r: [
+                m["text"] for m in live.recorder.api("chat.postMessage") if "deleted backup *#5023*" in m["text"]
+            ]
+        )
+        assert len(announced) == 1
         assert audit(live)[-1][:4] == (OWNER, "delete", "done", "after its undo window")
     finally:
         live.close()
@@ -266,8 +274,7 @@ def test_undo_sends_nothing_and_is_audited_cancelled(tmp_path, sim):
         live.press(undo, user=OWNER, response_key=key)
         assert "was already undone by <@U0OWNER2>" in text_of(live.reply(key, 4))
         clock.now += timedelta(minutes=5)
-        time.sleep(1.5)
-        assert sim.count("DELETE") == 0
+        assert send_due(live) == 0 and sim.count("DELETE") == 0
         rows = audit(live)
         assert (OWNER2, "delete", "cancelled", "undone in its window (asked by U0OWNER)") in rows
         assert [r[:3] for r in rows if r[0] == VIEWER] == [(VIEWER, "delete", "denied")]

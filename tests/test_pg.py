@@ -1,0 +1,115 @@
+"""The PostgreSQL store's own parts, on a real throwaway PostgreSQL: migrations, copy-store, errors put into words.
+
+(The store's behaviour on PostgreSQL is tests/test_store.py, run on both backends.)
+"""
+
+import threading
+
+import pytest
+from test_cli import run
+
+from bot.pg import COPIED_TABLES, PgStore, redacted
+from bot.policy import Role
+from bot.store import Store, StoreError, StoreUnavailable
+
+
+def test_two_replicas_starting_together_migrate_once(pg_url):
+    opened, errors = [], []
+
+    def start():
+        try:
+            opened.append(PgStore(pg_url))
+        except Exception as exc:
+            errors.append(exc)
+
+    starting = [threading.Thread(target=start) for _ in range(3)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join()
+    assert errors == []
+    try:
+        with opened[0].pool.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+        assert opened[0].schema_version() == 1
+    finally:
+        for store in opened:
+            store.close()
+
+
+def test_an_unreachable_postgres_is_one_line_without_the_password():
+    with pytest.raises(StoreError) as refused:
+        PgStore("postgresql://bot:hunter2@127.0.0.1:9/none", connect_seconds=1)
+    assert "hunter2" not in str(refused.value) and "bot:***@127.0.0.1:9" in str(refused.value)
+    assert redacted("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_a_query_postgres_refuses_is_store_unavailable(pg_url):
+    store = PgStore(pg_url)
+    try:
+        with pytest.raises(StoreUnavailable), store._writing() as db:
+            db.execute("SELECT * FROM no_such_table")
+        assert store.is_admin("U1") is False, "the pool goes on after a failed query"
+    finally:
+        store.close()
+
+
+def filled_sqlite(path) -> Store:
+    store = Store(str(path))
+    store.grant("U1", 12345, Role.OWNER, "cli:root")
+    store.add_admin("U9", "cli:root")
+    for n in range(3):
+        store.audit(user_id="U1", action="list", outcome="done", source="slack", detail=f"entry {n}")
+    store.enqueue_announcement("C1", {"text": "kept until Slack takes it"})
+    store.open_delete_window(
+        backup_id=5023,
+        server_id=12345,
+        server_name="web",
+        backup_type="manual",
+        requested_by="U1",
+        approved_by=None,
+        channel_id="C1",
+        response_url=None,
+        due_at=10**12,
+    )
+    store.set_language("U1", "ko")
+    return store
+
+
+def test_copy_store_carries_everything_and_the_bot_goes_on_from_there(tmp_path, pg_url):
+    filled_sqlite(tmp_path / "cli.db").close()
+    copied = run("copy-store", "--to", pg_url, tmp_path=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    assert "grants                    1 rows" in copied.stdout and "audit                     3 rows" in copied.stdout
+    assert f"into {redacted(pg_url)}" in copied.stdout
+    target = PgStore(pg_url)
+    try:
+        assert target.role_of("U1", 12345) is Role.OWNER and target.is_admin("U9")
+        assert [e.detail for e in target.audit_entries()] == ["entry 2", "entry 1", "entry 0"]
+        assert len(target.claim_due_announcements()) == 1
+        assert target.language_of("U1") == "ko"
+        new_id = target.audit(user_id="U2", action="list", outcome="done", source="cli")
+        assert new_id == 4, "ids go on after the copied ones"
+        assert set(target.table_counts()) == set(COPIED_TABLES)
+    finally:
+        target.close()
+    again = run("copy-store", "--to", pg_url, tmp_path=tmp_path)
+    assert again.returncode == 2 and "the target store is not empty: grants (1)" in again.stderr
+
+
+def test_copy_store_refuses_what_it_cannot_do(tmp_path, pg_url):
+    assert "--to must be a postgresql:// URL" in run("copy-store", "--to", "x.db", tmp_path=tmp_path).stderr
+    assert "there is no SQLite store there" in run("copy-store", "--to", pg_url, tmp_path=tmp_path).stderr
+    from_pg = run("copy-store", "--to", pg_url, tmp_path=tmp_path, env={"BACKUPBOT_DB": pg_url})
+    assert "already a PostgreSQL store" in from_pg.stderr
+
+
+def test_migrate_and_doctor_on_postgres(tmp_path, pg_url):
+    migrated = run("migrate", tmp_path=tmp_path, env={"BACKUPBOT_DB": pg_url})
+    assert migrated.returncode == 0 and "is at schema version 1" in migrated.stdout
+    assert "is at schema version 8" in run("migrate", tmp_path=tmp_path).stdout
+    doctor = run("doctor", tmp_path=tmp_path, env={"BACKUPBOT_DB": pg_url, "VPS_API_TOKEN": "t"})
+    assert "✓ the PostgreSQL store postgresql://postgres@127.0.0.1" in doctor.stdout
+    broken = run("doctor", tmp_path=tmp_path, env={"BACKUPBOT_DB": "postgresql://bot:pw@127.0.0.1:9/x"})
+    assert "✗ BACKUPBOT_DB=postgresql://bot:***@127.0.0.1:9/x: cannot use the PostgreSQL store" in broken.stdout
+    assert "pw@" not in broken.stdout
