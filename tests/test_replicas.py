@@ -209,3 +209,59 @@ def test_when_the_leader_is_killed_the_other_takes_over_and_reports_once(own_pai
     time.sleep(6 * POLL_SECONDS)
     completes = [m for m in pair.slack.recorder.api("chat.postMessage") if "is complete" in m["text"]]
     assert len(completes) == 1 and f"#{backup_id}" in done[0]["text"]
+
+
+def test_two_socket_mode_bots_on_one_store_each_envelope_acted_on_once(tmp_path, pg_url):
+    """Slack lets an app hold several Socket Mode connections and hands each envelope to one of them."""
+    bg = Background()
+    sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600)
+    runner, api_url = bg.run(start_simulator_server(sim))
+    slack = bg.run(LoopbackSlack().start())
+    env = {
+        **CLEAN_ENV,
+        "SLACK_BOT_TOKEN": "xoxb-sock",
+        "SLACK_APP_TOKEN": "xapp-sock",
+        "SLACK_API_URL": slack.api_url,
+        "VPS_API_URL": api_url,
+        "VPS_API_TOKEN": "vps-t0ken",
+        "BACKUPBOT_DB": pg_url,
+        "BACKUPBOT_ADMINS": ADMIN,
+        "BACKUPBOT_DELETE_GRACE_SECONDS": "0",
+    }
+    bots = [
+        subprocess.Popen([*bot_command(), "socket"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        poll_until(lambda: slack.connections == 2, timeout=30)
+        asked = slash_command_body(
+            "delete 5023", user_id=ADMIN, channel_id=CHANNEL, response_url=slack.response_url("s1")
+        )
+        bg.run(slack.send_envelope("slash_commands", asked, connection=0))
+        confirmation = slack.recorder.wait_for(lambda _r: slack.recorder.responses("s1"))[0]
+        press = block_actions_payload(
+            user_id=ADMIN,
+            channel_id=CHANNEL,
+            response_url=slack.response_url("s2"),
+            action=button(confirmation, ids.CONFIRM_DELETE),
+            block_id="confirm",
+        )
+        bg.run(slack.send_envelope("interactive", press, connection=1, envelope_id="env-press"))
+        bg.run(slack.send_envelope("interactive", press, connection=0, envelope_id="env-press"))  # redelivered
+        assert "Deleted backup *#5023*" in text_of(
+            slack.recorder.wait_for(lambda _r: slack.recorder.responses("s2"))[0]
+        )
+        time.sleep(0.5)
+        assert sim.count("DELETE") == 1 and len(slack.recorder.responses("s2")) == 1
+    finally:
+        for bot in bots:
+            bot.send_signal(signal.SIGTERM)
+        for bot in bots:
+            try:
+                bot.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+            bot.communicate(timeout=10)
+        bg.run(runner.cleanup())
+        bg.run(slack.stop())
+        bg.close()

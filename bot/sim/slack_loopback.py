@@ -206,7 +206,7 @@ class LoopbackSlack:
         await ws.send_json(
             {
                 "type": "hello",
-                "num_connections": 1,
+                "num_connections": len(self._sockets),
                 "connection_info": {"app_id": "A0LOOPBACK"},
                 "debug_info": {"host": "loopback"},
             }
@@ -231,18 +231,30 @@ class LoopbackSlack:
                 raise TimeoutError("no Socket Mode client connected")
             await asyncio.sleep(0.01)
 
-    async def send_envelope(
-        self, kind: str, payload: dict, timeout: float = 10.0, envelope_id: str | None = None
-    ) -> dict:
-        """Push one envelope to the connected client; returns its ack `{envelope_id, payload?}`.
+    @property
+    def connections(self) -> int:
+        return len(self._sockets)
 
-        The same `envelope_id` twice is how Slack redelivers an envelope after a reconnect.
+    async def send_envelope(
+        self,
+        kind: str,
+        payload: dict,
+        timeout: float = 10.0,
+        envelope_id: str | None = None,
+        connection: int | None = None,
+    ) -> dict:
+        """Push one envelope to one connected client; returns its ack `{envelope_id, payload?}`.
+
+        With several connections (several bots, as Slack allows), each envelope goes to one of them:
+        `connection` (an index, in the order they connected), else the newest. The same `envelope_id`
+        twice is how Slack redelivers an envelope after a reconnect.
         """
         await self.wait_for_socket(timeout)
         envelope_id = envelope_id or uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
-        await self._sockets[-1].send_json(
+        target = self._sockets[-1 if connection is None else connection % len(self._sockets)]
+        await target.send_json(
             {
                 "envelope_id": envelope_id,
                 "type": kind,
