@@ -322,6 +322,14 @@ class UndoUnavailable(OpsError):
         super().__init__(f"this delete is {window.state.value if window else 'unknown'}")
 
 
+class Interrupted(OpsError):
+    """A write was on its way when its bot stopped: it may have happened, and it is not sent again."""
+
+    def __init__(self, why: Words):
+        self.why = why
+        super().__init__(why.english())
+
+
 class RuledServer(OpsError):
     """Making room is one confirmed step; on a server under the two-person rule a delete needs approval."""
 
@@ -1323,6 +1331,22 @@ class Operations:
             raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
         await self._audit(actor, action, "cancelled", detail="withdrawn before a decision", **audit)
         return Decision(await self._db(self.store.approval, request.id))
+
+    async def interrupted_approvals(self) -> list[Decision]:
+        """Approved requests whose approver's bot died while sending the write: failed, audited, told; not re-sent."""
+        decisions = []
+        for request in await self._db(self.store.interrupt_stale_approvals, CHAIN_STEP_SECONDS):
+            why = Words(N_("the bot stopped while carrying it out; it may have happened: check `/backup list`"))
+            await self._audit(
+                Actor(request.requested_by),
+                Action(request.action),
+                "failed",
+                server_id=request.target_server_id,
+                backup_id=request.backup_id,
+                detail=f"approved by {request.decided_by}; interrupted: {why.english()}",
+            )
+            decisions.append(Decision(request, error=Interrupted(why)))
+        return decisions
 
     async def expire_approvals(self) -> list[ApprovalRequest]:
         """Requests nobody decided in time: expired (each by one caller), audited for their requesters."""

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -1055,6 +1055,22 @@ class Store:
                 )
             ]
         return [self.approval(i) for i in ids if self._decide(i, ApprovalState.PENDING, ApprovalState.EXPIRED, None)]
+
+    def interrupt_stale_approvals(self, older_than_seconds: float) -> list[ApprovalRequest]:
+        """approved → failed for requests claimed longer ago than sending their write can take: the approver's
+        bot died on the way. Each returned to the one caller that moved it; never re-sent (it may have happened)."""
+        cutoff = iso_seconds(self._clock() - timedelta(seconds=older_than_seconds))
+        with self._reading() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM approval_requests WHERE state = 'approved' AND decided_at < ?", [cutoff]
+                )
+            ]
+        detail = "interrupted: the bot stopped while carrying it out; it may have happened"
+        return [
+            self.approval(i) for i in ids if self._decide(i, ApprovalState.APPROVED, ApprovalState.FAILED, None, detail)
+        ]
 
     # --- leases ------------------------------------------------------------------
 

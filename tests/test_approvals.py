@@ -2,14 +2,16 @@
 
 import json
 import threading
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
-from conftest import ADMIN, NOTIFY, Background, LiveStack, button, poll_until, text_of
+from conftest import ADMIN, NOTIFY, Background, LiveStack, ManualClock, button, poll_until, text_of
 
 from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack, view_submission_payload
 from bot.slack import ids
+from bot.slack.approvals import expire_due
 from bot.store import ApprovalState
 
 OWNER, OWNER2, OPERATOR, VIEWER = "U0OWNER", "U0OWNER2", "U0OPERATOR", "U0VIEWER"
@@ -196,3 +198,26 @@ def test_a_restore_carries_its_reason_to_the_card_and_runs_once_approved(ruled):
     decide(ruled, card, ids.APPROVE, ADMIN)
     poll_until(lambda: ruled.sim.restores)
     assert ruled.sim.restores == [(12345, 5023)]
+
+
+def test_an_approval_whose_bot_died_while_sending_is_failed_and_told_never_resent(tmp_path, sim):
+    clock = ManualClock()
+    live = set_up(LiveStack(tmp_path / "died.db", sim, clock=clock))
+    try:
+        _waiting, key, card = ask_delete(live)
+        request_id = button(card, ids.APPROVE)["value"]
+        assert live.runtime.store.claim_approval(request_id, OWNER2), "another bot claimed it, then died"
+        clock.now += timedelta(minutes=2)
+        live.run(expire_due(live.runtime.deps))
+        assert live.runtime.store.approval(request_id).state is ApprovalState.APPROVED, "a send may still be going"
+        clock.now += timedelta(minutes=2)
+        updated = live.recorder.wait_for(lambda _r: live.recorder.api("chat.update"))[-1]
+        assert "nothing could be done: the bot stopped while carrying it out; it may have happened" in text_of(updated)
+        assert "the bot stopped while carrying it out" in text_of(live.reply(key, 2))
+        assert live.sim.count("DELETE") == 0, "not sent again: it may have happened"
+        assert live.runtime.store.approval(request_id).state is ApprovalState.FAILED
+        entry = live.runtime.store.audit_entries(1)[0]
+        assert (entry.user_id, entry.action, entry.outcome) == (OWNER, "delete", "failed")
+        assert "interrupted" in entry.detail
+    finally:
+        live.close()

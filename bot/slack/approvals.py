@@ -41,11 +41,15 @@ async def settle(deps: Deps, decision: Decision) -> None:
 
 
 async def expire_due(deps: Deps) -> int:
-    """Expire requests nobody decided in time, and say so on their cards and replies."""
+    """Expire requests nobody decided in time, and fail those whose approver's bot died while carrying them out
+    (never re-sent); say so on their cards and replies."""
     expired = await deps.ops.expire_approvals()
     for request in expired:
         await settle(deps, Decision(request))
-    return len(expired)
+    interrupted = await deps.ops.interrupted_approvals()
+    for decision in interrupted:
+        await settle(deps, decision)
+    return len(expired) + len(interrupted)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

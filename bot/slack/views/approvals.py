@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from bot.backup_api import NotFound
 from bot.i18n import _, for_the_team
-from bot.ops import Decision, SafetyBackupFailed
+from bot.ops import Decision, Interrupted, SafetyBackupFailed
 from bot.slack.ids import APPROVE, DENY, WITHDRAW
 from bot.slack.views.base import Message, button, context, escape, message, section, server_words, slack_date
 from bot.store import ApprovalRequest, ApprovalState
@@ -87,7 +87,7 @@ def approval_card(request: ApprovalRequest) -> Message:
 
 
 def _failure(decision: Decision) -> str:
-    if isinstance(decision.error, SafetyBackupFailed):
+    if isinstance(decision.error, SafetyBackupFailed | Interrupted):
         return str(decision.error.why)
     if isinstance(decision.error, NotFound):
         return _("the backup no longer exists")
