@@ -4,8 +4,8 @@ Texts are marked with `_()` (and `ngettext()` where English needs a plural);
 texts kept in tables are marked with `N_()` and translated where they are
 shown. The Korean catalog is `bot/locale/ko/LC_MESSAGES/messages.po`,
 extracted and updated with Babel (README, "Languages"); it is read with Babel
-when first needed and compiled in memory, so nothing compiled is kept in the
-repository.
+at start (`build_runtime`) and compiled in memory, so nothing compiled is kept
+in the repository.
 
 Whose language: `speaking(person, team)` sets it for the work in hand (a
 request, a background report) in a ContextVar, so renderers need no extra

@@ -96,6 +96,8 @@ def build_runtime(
     clock: Callable[[], datetime] = utc_now,
     api_options: dict | None = None,
 ) -> Runtime:
+    for language in i18n.LANGUAGES:  # a damaged catalog stops the start, not a request later
+        i18n.translations(language)
     store = open_store(settings.db_path, clock=clock)
     metrics = Metrics()
     metrics.watch_work(store.pending_work)
