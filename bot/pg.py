@@ -270,10 +270,10 @@ def copy_store(source: Store, target: PgStore) -> dict[str, int]:
         busy = ", ".join(f"{t} ({n})" for t, n in counts.items() if n)
         raise StoreError(f"the target store is not empty: {busy}; copy-store only fills a new one")
     copied = {}
-    with source._reading() as src, target.pool.connection() as conn, conn.transaction():
+    with target.pool.connection() as conn, conn.transaction():
         for table in COPIED_TABLES:
-            rows = list(src[table].rows_where()) if table in src.table_names() else []
-            columns = [c for c in (rows[0].keys() if rows else [])]
+            rows = source.table_rows(table)
+            columns = list(rows[0]) if rows else []
             if rows:
                 sql = f"INSERT INTO {table} ({', '.join(_quoted(c) for c in columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
                 with conn.cursor() as cursor:

@@ -356,6 +356,11 @@ class Store:
             except sqlite3.DatabaseError as exc:
                 raise StoreUnavailable(_words(exc)) from exc
 
+    def table_rows(self, table: str) -> list[dict]:
+        """Every row of one table, as it is stored (for copy-store); none if the table does not exist."""
+        with self._reading() as db:
+            return list(db[table].rows_where()) if table in db.table_names() else []
+
     def schema_version(self) -> int:
         with self._reading() as db:
             return db.execute("PRAGMA user_version").fetchone()[0]
