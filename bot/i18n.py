@@ -34,6 +34,7 @@ SOURCE = "en"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 _person: ContextVar[str] = ContextVar("language", default=SOURCE)
+_reader: ContextVar[str | None] = ContextVar("reader", default=None)  # whose language `_person` is, if known
 _team: ContextVar[str] = ContextVar("team_language", default=SOURCE)
 
 P = ParamSpec("P")
@@ -62,6 +63,11 @@ def language_name(language: str) -> str:
 
 def current() -> str:
     return _person.get()
+
+
+def reader() -> str | None:
+    """The person whose language is in force (set by `speaking(..., reader=)`), if any."""
+    return _reader.get()
 
 
 def _(message: str) -> str:
@@ -110,13 +116,16 @@ class Words:
 
 
 @contextlib.contextmanager
-def speaking(person: str, team: str | None = None) -> Iterator[None]:
-    """Render in `person`'s language (and announcements in `team`'s) until the block ends."""
+def speaking(person: str, team: str | None = None, *, reader: str | None = None) -> Iterator[None]:
+    """Render in `person`'s language (and announcements in `team`'s) until the block ends;
+    `reader` names whose language that is, so nested work for the same person need not look it up again."""
     person_token = _person.set(person if person in LANGUAGES else SOURCE)
+    reader_token = _reader.set(reader)
     team_token = _team.set(team if team in LANGUAGES else _team.get()) if team is not None else None
     try:
         yield
     finally:
+        _reader.reset(reader_token)
         _person.reset(person_token)
         if team_token is not None:
             _team.reset(team_token)

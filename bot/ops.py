@@ -443,9 +443,15 @@ class Operations:
 
     @contextlib.asynccontextmanager
     async def speaking_to(self, user_id: str | None) -> AsyncIterator[str]:
-        """Render what follows in the person's language, and announcements in the team's."""
+        """Render what follows in the person's language, and announcements in the team's.
+
+        Inside work already speaking to this person (a command's answer inside its listener), the
+        language in force is theirs: it is not read from the store again."""
+        if user_id and i18n.reader() == user_id:
+            yield i18n.current()
+            return
         language = await self.language_of(user_id)
-        with i18n.speaking(language, self.language):
+        with i18n.speaking(language, self.language, reader=user_id):
             yield language
 
     async def set_language(self, actor: Actor, language: str) -> bool:
