@@ -11,9 +11,12 @@ from babel.messages.pofile import read_po
 from conftest import NOTIFY, LiveStack, button, text_of
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+from test_views import NOW
+from test_views import backup as views_backup
+from test_views import conf as views_conf
 
 from bot import i18n
-from bot.backup_api import ApiTimeout, Backup, BadRequest, RateLimited, Server, Unauthorized, Unavailable
+from bot.backup_api import ApiTimeout, BadRequest, RateLimited, Unauthorized, Unavailable
 from bot.i18n import Words, speaking
 from bot.ops import (
     Accepted,
@@ -50,7 +53,6 @@ from bot.store import (
     ApprovalState,
     AuditEntry,
     ChainState,
-    Confirmation,
     ConfirmationState,
     DeleteWindow,
     Followed,
@@ -61,7 +63,6 @@ from bot.store import (
 
 ROOT = Path(__file__).parent.parent
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 FIELDS = re.compile(r"\{[a-z_]*\}")
 
 
@@ -108,41 +109,22 @@ def test_every_message_has_a_korean_translation_with_the_same_placeholders():
 # --- every message builder, with sample data -------------------------------------------------
 
 
-def backup(n=1, *, status="completed", kind="manual"):
-    return Backup(
-        id=5000 + n,
-        server=Server(12345, "web-01"),
-        backup_type=kind,
-        status=status,
-        size_mb=4523 if status == "completed" else None,
-        created_at=NOW - timedelta(hours=n),
-        expires_at=NOW + timedelta(days=29) if kind == "automatic" else None,
-        description="배포 전",
-    )
+def backup(n=1, **changes):
+    """test_views' sample backup, with words that are not English (a description is the writer's own)."""
+    return views_backup(n, **{"description": "배포 전", "server_name": "web-01", **changes})
 
 
 def conf(action="delete", **changes):
-    values = dict(
-        id="tok",
-        action=action,
-        backup_id=5001,
-        server_id=12345,
-        server_name="web-01",
-        target_server_id=12345,
-        target_server_name="web-01",
-        backup_created_at=(NOW - timedelta(days=1)).isoformat(),
-        backup_type="manual",
-        requested_by="U1",
-        created_at=NOW,
-        state=ConfirmationState.PENDING,
-        used_by="U2",
-        used_at=None,
-        newer_count=3,
-        newest_id=5033,
-        newest_at=(NOW - timedelta(hours=2)).isoformat(),
-        target_manual_count=10,
-    )
-    return Confirmation(**{**values, **changes})
+    values = {
+        "server_name": "web-01",
+        "target_server_name": "web-01",
+        "used_by": "U2",
+        "newer_count": 3,
+        "newest_id": 5033,
+        "newest_at": (NOW - timedelta(hours=2)).isoformat(),
+        "target_manual_count": 10,
+    }
+    return views_conf(action, **{**values, **changes})
 
 
 def request(state=ApprovalState.PENDING, **changes):

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from test_cli import run
+from test_store import A_DELETE_WINDOW
 
 from bot.pg import COPIED_TABLES, PgStore, redacted
 from bot.policy import Role
@@ -66,17 +67,7 @@ def filled_sqlite(path) -> Store:
     for n in range(3):
         store.audit(user_id="U1", action="list", outcome="done", source="slack", detail=f"entry {n}")
     store.enqueue_announcement("C1", {"text": "kept until Slack takes it"})
-    store.open_delete_window(
-        backup_id=5023,
-        server_id=12345,
-        server_name="web",
-        backup_type="manual",
-        requested_by="U1",
-        approved_by=None,
-        channel_id="C1",
-        response_url=None,
-        due_at=10**12,
-    )
+    store.open_delete_window(**{**A_DELETE_WINDOW, "channel_id": "C1", "due_at": 10**12})
     store.set_language("U1", "ko")
     return store
 

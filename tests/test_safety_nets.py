@@ -18,7 +18,7 @@ from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack
 from bot.slack import ids
 from bot.slack.safety import send_due_deletes as nets_chore
-from bot.store import ChainState, Store, WindowState
+from bot.store import Store
 
 OWNER, OWNER2, OPERATOR, VIEWER = "U0OWNER", "U0OWNER2", "U0OPERATOR", "U0VIEWER"
 
@@ -335,46 +335,6 @@ def test_a_window_that_ended_while_the_bot_was_down_is_sent_when_it_is_back(tmp_
         second.close()
         bg.run(slack.stop())
         bg.close()
-
-
-def test_two_stores_on_one_file_claim_a_due_delete_once(tmp_path):
-    path = str(tmp_path / "claims.db")
-    one, two = Store(path), Store(path)
-    try:
-        window = one.open_delete_window(
-            backup_id=1,
-            server_id=2,
-            server_name="s",
-            backup_type="manual",
-            requested_by="U1",
-            approved_by=None,
-            channel_id=None,
-            response_url=None,
-            due_at=0,
-        )
-        claims = [one.claim_due_deletes(), two.claim_due_deletes()]
-        assert sorted(len(c) for c in claims) == [0, 1]
-        assert not two.undo_delete(window.id, "U1"), "no undo once it is being sent"
-        assert one.end_delete_window(window.id, WindowState.DONE)
-        assert one.delete_window(window.id).state is WindowState.DONE
-        chain = one.start_chain(
-            backup_id=1,
-            server_id=2,
-            server_name="s",
-            target_server_id=2,
-            target_server_name="s",
-            requested_by="U1",
-            approved_by=None,
-            channel_id=None,
-            response_url=None,
-            safety_backup_id=None,
-        )
-        assert one.move_chain(chain.id, ChainState.CREATING, ChainState.WAITING, safety_backup_id=9)
-        moves = [s.move_chain(chain.id, ChainState.WAITING, ChainState.RESTORING) for s in (one, two)]
-        assert sorted(moves) == [False, True]
-    finally:
-        one.close()
-        two.close()
 
 
 # --- room at the limit -------------------------------------------------------------------------

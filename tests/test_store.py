@@ -13,6 +13,29 @@ from bot.pg import PgStore
 from bot.policy import Role
 from bot.store import SCHEMA_VERSION, ChainState, ConfirmationState, Store, StoreError, StoreUnavailable, WindowState
 
+A_CONFIRMATION = dict(
+    action="delete",
+    backup_id=5,
+    server_id=1,
+    server_name="one",
+    target_server_id=1,
+    target_server_name="one",
+    backup_created_at="2026-11-29T00:00:00+00:00",
+    backup_type="manual",
+    requested_by="U1",
+)
+A_DELETE_WINDOW = dict(
+    backup_id=5023,
+    server_id=12345,
+    server_name="web",
+    backup_type="manual",
+    requested_by="U1",
+    approved_by=None,
+    channel_id=None,
+    response_url=None,
+    due_at=0,
+)
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request, tmp_path):
@@ -109,17 +132,7 @@ def test_followed_backups_finish_exactly_once(store):
 
 
 def test_confirmation_is_consumed_once(store):
-    conf = store.create_confirmation(
-        action="delete",
-        backup_id=5,
-        server_id=1,
-        server_name="one",
-        target_server_id=1,
-        target_server_name="one",
-        backup_created_at="2026-11-29T00:00:00+00:00",
-        backup_type="manual",
-        requested_by="U1",
-    )
+    conf = store.create_confirmation(**A_CONFIRMATION)
     assert conf.state is ConfirmationState.PENDING and len(conf.id) >= 16
     assert store.use_confirmation(conf.id, "U2") is True
     assert store.use_confirmation(conf.id, "U3") is False
@@ -222,31 +235,11 @@ def test_two_bots_on_one_store_claim_each_piece_of_work_once(two):
     one, other = two
     one.follow(backup_id=9, server_id=1, requested_by="U1", channel_id=None, response_url=None)
     assert sorted([one.finish_follow(9, "completed"), other.finish_follow(9, "completed")]) == [False, True]
-    conf = one.create_confirmation(
-        action="delete",
-        backup_id=1,
-        server_id=1,
-        server_name="s",
-        target_server_id=1,
-        target_server_name="s",
-        backup_created_at="2026-11-29T00:00:00+00:00",
-        backup_type="manual",
-        requested_by="U1",
-    )
+    conf = one.create_confirmation(**A_CONFIRMATION)
     assert sorted([one.use_confirmation(conf.id, "U1"), other.use_confirmation(conf.id, "U2")]) == [False, True]
     one.enqueue_announcement("C1", {"text": "hi"})
     assert sorted([len(one.claim_due_announcements()), len(other.claim_due_announcements())]) == [0, 1]
-    window = one.open_delete_window(
-        backup_id=1,
-        server_id=2,
-        server_name="s",
-        backup_type="manual",
-        requested_by="U1",
-        approved_by=None,
-        channel_id=None,
-        response_url=None,
-        due_at=0,
-    )
+    window = one.open_delete_window(**A_DELETE_WINDOW)
     assert sorted([len(one.claim_due_deletes()), len(other.claim_due_deletes())]) == [0, 1]
     assert not other.undo_delete(window.id, "U1"), "no undo once it is being sent"
     assert (
