@@ -221,6 +221,8 @@ class Follower:
             for chore in self._chores:
                 try:
                     await chore()
+                except StoreUnavailable as exc:  # locked or unreachable for now: the next tick tries again
+                    log.info("a background chore waits for the store: %s", exc)
                 except Exception:
                     log.exception("a background chore failed")
             if self.leading and loop.time() - self._renewed_at > self.lease_seconds / 3:

@@ -7,7 +7,9 @@ was sent, how many times, in what order.
 
 import asyncio
 import json
+import logging
 import re
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -419,5 +421,25 @@ def test_two_rounds_racing_on_one_chain_send_one_restore(tmp_path, sim):
         steps = live.run(race())
         assert sorted(step is None for step in steps) == [False, True]
         assert sim.restores == [(12345, 5023)]
+    finally:
+        live.close()
+
+
+def test_a_window_that_ends_while_the_store_is_locked_is_sent_once_when_it_is_free(tmp_path, sim, caplog):
+    caplog.set_level(logging.INFO, logger="bot.follower")
+    clock = ManualClock()
+    live = window_stack(tmp_path, sim, 30, clock=clock)
+    try:
+        _waiting, key = confirm_delete(live)
+        lock = sqlite3.connect(str(live.db_path), isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # another process holds the store as the window ends
+        clock.now += timedelta(seconds=31)
+        time.sleep(2.5)  # two ticks of the loop, each waiting for the store in vain
+        assert sim.count("DELETE") == 0
+        assert "a background chore waits for the store" in caplog.text and "chore failed" not in caplog.text
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert "Deleted backup *#5023*" in text_of(live.reply(key, 2))
+        assert sim.count("DELETE") == 1
     finally:
         live.close()
