@@ -6,8 +6,9 @@ deletes and restores, consumed at most once), outbox (announcements kept
 until Slack accepts them), noticed and seen (things reported or handled
 once), approval_requests (the two-person rule), delete_windows (confirmed
 deletes in their undo window) and restore_chains (restores waiting on their
-safety backup). The schema is created and migrated idempotently on open; WAL mode
-lets `serve` and the CLI share a file.
+safety backup). On open, a new file is given the current schema in one
+transaction and an older one is migrated step by step; WAL mode lets `serve`
+and the CLI share a file.
 
 Two connections, each behind its own lock: one for writes, one for reads.
 A write waiting on a file another process has locked therefore never holds
@@ -18,6 +19,7 @@ SQLite's errors are translated here, once, into `StoreUnavailable`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import secrets
@@ -302,6 +304,209 @@ def open_problem(path: str, exc: Exception) -> str:
     return f"BACKUPBOT_DB={path}: cannot open the store ({exc})"
 
 
+@functools.cache
+def current_schema() -> tuple[str, ...]:
+    """The SQL of every table and index a fully migrated store has, in the order they were made."""
+    db = sqlite_utils.Database(memory=True)
+    migrate_in_steps(db)
+    rows = db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
+    db.close()
+    return tuple(sql for (sql,) in rows)
+
+
+def migrate_in_steps(db: sqlite_utils.Database) -> None:
+    """Every migration, each idempotent: what a file at any older version needs to reach SCHEMA_VERSION."""
+    db["grants"].create(
+        {"user_id": str, "server_id": int, "role": str, "granted_by": str, "granted_at": str},
+        pk=("user_id", "server_id"),
+        if_not_exists=True,
+    )
+    db["admins"].create({"user_id": str, "added_by": str, "added_at": str}, pk="user_id", if_not_exists=True)
+    db["audit"].create(
+        {
+            "id": int,
+            "at": str,
+            "user_id": str,
+            "action": str,
+            "server_id": int,
+            "backup_id": int,
+            "outcome": str,
+            "detail": str,
+            "source": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["servers"].create({"id": int, "name": str, "seen_at": str}, pk="id", if_not_exists=True)
+    db["followed"].create(
+        {
+            "backup_id": int,
+            "server_id": int,
+            "requested_by": str,
+            "channel_id": str,
+            "response_url": str,
+            "description": str,
+            "started_at": str,
+            "state": str,
+            "final_status": str,
+            "finished_at": str,
+        },
+        pk="backup_id",
+        if_not_exists=True,
+    )
+    db["confirmations"].create(
+        {
+            "id": str,
+            "action": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "target_server_id": int,
+            "target_server_name": str,
+            "backup_created_at": str,
+            "backup_type": str,
+            "requested_by": str,
+            "created_at": str,
+            "state": str,
+            "used_by": str,
+            "used_at": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["noticed"].create({"backup_id": int, "noticed_at": str}, pk="backup_id", if_not_exists=True)
+    db["outbox"].create(
+        {
+            "id": int,
+            "channel": str,
+            "message": str,
+            "state": str,
+            "attempts": int,
+            "not_before": float,
+            "claimed_until": float,
+            "created_at": str,
+            "sent_at": str,
+            "error": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["seen"].create({"key": str, "at": float}, pk="key", if_not_exists=True)
+    if "approval_id" not in db["outbox"].columns_dict:
+        db["outbox"].add_column("approval_id", str)
+    db["approval_rules"].create({"server_id": int, "set_by": str, "set_at": str}, pk="server_id", if_not_exists=True)
+    db["approval_requests"].create(
+        {
+            "id": str,
+            "action": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "target_server_id": int,
+            "target_server_name": str,
+            "backup_created_at": str,
+            "backup_type": str,
+            "backup_description": str,
+            "requested_by": str,
+            "reason": str,
+            "origin_channel": str,
+            "response_url": str,
+            "card_channel": str,
+            "card_ts": str,
+            "created_at": str,
+            "expires_at": float,
+            "state": str,
+            "decided_by": str,
+            "decided_at": str,
+            "detail": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["approval_requests"].create_index(["state", "expires_at"], if_not_exists=True)
+    db["audit"].create_index(["at"], if_not_exists=True)
+    db["audit"].create_index(["user_id", "id"], if_not_exists=True)
+    db["audit"].create_index(["server_id", "id"], if_not_exists=True)
+    db["audit"].create_index(["action", "id"], if_not_exists=True)
+    db["audit"].create_index(["outcome", "id"], if_not_exists=True)
+    db["home_opened"].create({"user_id": str, "at": str}, pk="user_id", if_not_exists=True)
+    db["server_channels"].create(
+        {"server_id": int, "channel_id": str, "added_by": str, "added_at": str},
+        pk=("server_id", "channel_id"),
+        if_not_exists=True,
+    )
+    db["followed"].create_index(["state"], if_not_exists=True)
+    db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
+    _migrate_safety_nets(db)
+
+
+def _migrate_safety_nets(db: sqlite_utils.Database) -> None:
+    """Version 6: what a restore undoes, the safety backup, the undo window, room at the limit."""
+    extra = {
+        "confirmations": {
+            "backup_description": str,
+            "newer_count": int,
+            "newest_id": int,
+            "newest_at": str,
+            "target_manual_count": int,
+            "safety": int,
+            "purpose": str,
+            "description": str,
+        },
+        "approval_requests": {"safety": int},
+    }
+    for table, columns in extra.items():
+        for name, kind in columns.items():
+            if name not in db[table].columns_dict:
+                db[table].add_column(name, kind)
+    db["delete_windows"].create(
+        {
+            "id": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "backup_type": str,
+            "requested_by": str,
+            "approved_by": str,
+            "channel_id": str,
+            "response_url": str,
+            "due_at": float,
+            "state": str,
+            "claimed_until": float,
+            "created_at": str,
+            "decided_by": str,
+            "detail": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["delete_windows"].create_index(["state", "due_at"], if_not_exists=True)
+    db["restore_chains"].create(
+        {
+            "id": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "target_server_id": int,
+            "target_server_name": str,
+            "requested_by": str,
+            "approved_by": str,
+            "channel_id": str,
+            "response_url": str,
+            "safety_backup_id": int,
+            "state": str,
+            "created_at": str,
+            "updated_at": float,
+            "detail": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["restore_chains"].create_index(["state", "updated_at"], if_not_exists=True)
+    db["languages"].create({"user_id": str, "language": str, "set_at": str}, pk="user_id", if_not_exists=True)
+    db["leases"].create({"name": str, "holder": str, "expires_at": float}, pk="name", if_not_exists=True)
+
+
 class Store:
     def __init__(self, path: str, *, clock=utc_now, busy_seconds: float = DEFAULT_BUSY_SECONDS):
         self.path = path
@@ -374,203 +579,29 @@ class Store:
     # --- schema -----------------------------------------------------------
 
     def _migrate(self) -> None:
-        db = self.db
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version >= SCHEMA_VERSION:
-            return
-        with db.conn:
-            db["grants"].create(
-                {"user_id": str, "server_id": int, "role": str, "granted_by": str, "granted_at": str},
-                pk=("user_id", "server_id"),
-                if_not_exists=True,
-            )
-            db["admins"].create({"user_id": str, "added_by": str, "added_at": str}, pk="user_id", if_not_exists=True)
-            db["audit"].create(
-                {
-                    "id": int,
-                    "at": str,
-                    "user_id": str,
-                    "action": str,
-                    "server_id": int,
-                    "backup_id": int,
-                    "outcome": str,
-                    "detail": str,
-                    "source": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["servers"].create({"id": int, "name": str, "seen_at": str}, pk="id", if_not_exists=True)
-            db["followed"].create(
-                {
-                    "backup_id": int,
-                    "server_id": int,
-                    "requested_by": str,
-                    "channel_id": str,
-                    "response_url": str,
-                    "description": str,
-                    "started_at": str,
-                    "state": str,
-                    "final_status": str,
-                    "finished_at": str,
-                },
-                pk="backup_id",
-                if_not_exists=True,
-            )
-            db["confirmations"].create(
-                {
-                    "id": str,
-                    "action": str,
-                    "backup_id": int,
-                    "server_id": int,
-                    "server_name": str,
-                    "target_server_id": int,
-                    "target_server_name": str,
-                    "backup_created_at": str,
-                    "backup_type": str,
-                    "requested_by": str,
-                    "created_at": str,
-                    "state": str,
-                    "used_by": str,
-                    "used_at": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["noticed"].create({"backup_id": int, "noticed_at": str}, pk="backup_id", if_not_exists=True)
-            db["outbox"].create(
-                {
-                    "id": int,
-                    "channel": str,
-                    "message": str,
-                    "state": str,
-                    "attempts": int,
-                    "not_before": float,
-                    "claimed_until": float,
-                    "created_at": str,
-                    "sent_at": str,
-                    "error": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["seen"].create({"key": str, "at": float}, pk="key", if_not_exists=True)
-            if "approval_id" not in db["outbox"].columns_dict:
-                db["outbox"].add_column("approval_id", str)
-            db["approval_rules"].create(
-                {"server_id": int, "set_by": str, "set_at": str}, pk="server_id", if_not_exists=True
-            )
-            db["approval_requests"].create(
-                {
-                    "id": str,
-                    "action": str,
-                    "backup_id": int,
-                    "server_id": int,
-                    "server_name": str,
-                    "target_server_id": int,
-                    "target_server_name": str,
-                    "backup_created_at": str,
-                    "backup_type": str,
-                    "backup_description": str,
-                    "requested_by": str,
-                    "reason": str,
-                    "origin_channel": str,
-                    "response_url": str,
-                    "card_channel": str,
-                    "card_ts": str,
-                    "created_at": str,
-                    "expires_at": float,
-                    "state": str,
-                    "decided_by": str,
-                    "decided_at": str,
-                    "detail": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["approval_requests"].create_index(["state", "expires_at"], if_not_exists=True)
-            db["audit"].create_index(["at"], if_not_exists=True)
-            db["audit"].create_index(["user_id", "id"], if_not_exists=True)
-            db["audit"].create_index(["server_id", "id"], if_not_exists=True)
-            db["audit"].create_index(["action", "id"], if_not_exists=True)
-            db["audit"].create_index(["outcome", "id"], if_not_exists=True)
-            db["home_opened"].create({"user_id": str, "at": str}, pk="user_id", if_not_exists=True)
-            db["server_channels"].create(
-                {"server_id": int, "channel_id": str, "added_by": str, "added_at": str},
-                pk=("server_id", "channel_id"),
-                if_not_exists=True,
-            )
-            db["followed"].create_index(["state"], if_not_exists=True)
-            db["outbox"].create_index(["state", "not_before"], if_not_exists=True)
-            self._migrate_safety_nets(db)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        """Bring the file to SCHEMA_VERSION in one transaction, which a second process opening it waits for.
 
-    @staticmethod
-    def _migrate_safety_nets(db: sqlite_utils.Database) -> None:
-        """Version 6: what a restore undoes, the safety backup, the undo window, room at the limit."""
-        extra = {
-            "confirmations": {
-                "backup_description": str,
-                "newer_count": int,
-                "newest_id": int,
-                "newest_at": str,
-                "target_manual_count": int,
-                "safety": int,
-                "purpose": str,
-                "description": str,
-            },
-            "approval_requests": {"safety": int},
-        }
-        for table, columns in extra.items():
-            for name, kind in columns.items():
-                if name not in db[table].columns_dict:
-                    db[table].add_column(name, kind)
-        db["delete_windows"].create(
-            {
-                "id": str,
-                "backup_id": int,
-                "server_id": int,
-                "server_name": str,
-                "backup_type": str,
-                "requested_by": str,
-                "approved_by": str,
-                "channel_id": str,
-                "response_url": str,
-                "due_at": float,
-                "state": str,
-                "claimed_until": float,
-                "created_at": str,
-                "decided_by": str,
-                "detail": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db["delete_windows"].create_index(["state", "due_at"], if_not_exists=True)
-        db["restore_chains"].create(
-            {
-                "id": str,
-                "backup_id": int,
-                "server_id": int,
-                "server_name": str,
-                "target_server_id": int,
-                "target_server_name": str,
-                "requested_by": str,
-                "approved_by": str,
-                "channel_id": str,
-                "response_url": str,
-                "safety_backup_id": int,
-                "state": str,
-                "created_at": str,
-                "updated_at": float,
-                "detail": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        db["restore_chains"].create_index(["state", "updated_at"], if_not_exists=True)
-        db["languages"].create({"user_id": str, "language": str, "set_at": str}, pk="user_id", if_not_exists=True)
-        db["leases"].create({"name": str, "holder": str, "expires_at": float}, pk="name", if_not_exists=True)
+        A new file is given the current schema at once (the SQL every migration leads to, worked out once
+        per process on an in-memory database); an older file is migrated step by step, keeping its data.
+        """
+        db = self.db
+        if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                if version == 0 and not db.table_names():
+                    for statement in current_schema():
+                        db.execute(statement)
+                else:
+                    migrate_in_steps(db)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     # --- grants and admins ------------------------------------------------
 
@@ -877,7 +908,7 @@ class Store:
         self, channel: str, message: dict, *, claim_seconds: float = 0.0, approval_id: str | None = None
     ) -> int:
         """Keep an announcement until Slack accepts it; with `claim_seconds`, the caller sends it first."""
-        now = time.time()
+        now = self._clock().timestamp()
         with self._writing() as db:
             return (
                 db["outbox"]
@@ -898,7 +929,7 @@ class Store:
 
     def claim_due_announcements(self, *, limit: int = 20, claim_seconds: float = 60.0) -> list[Announcement]:
         """Announcements due now, each claimed by this caller alone for `claim_seconds`."""
-        now = time.time()
+        now = self._clock().timestamp()
         claimed = []
         with self._writing() as db:
             rows = db.execute(
@@ -930,7 +961,7 @@ class Store:
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, not_before = ?, claimed_until = NULL, error = ? "
                 "WHERE id = ? AND state = 'pending'",
-                [time.time() + after_seconds, error, item_id],
+                [self._clock().timestamp() + after_seconds, error, item_id],
             )
 
     def announcement_failed(self, item_id: int, error: str) -> None:
@@ -962,11 +993,6 @@ class Store:
     def pending_announcements(self) -> int:
         with self._reading() as db:
             return db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
-
-    def next_announcement_due(self) -> float | None:
-        """When the earliest pending announcement is due (epoch seconds), if any."""
-        with self._reading() as db:
-            return db.execute("SELECT min(not_before) FROM outbox WHERE state = 'pending'").fetchone()[0]
 
     # --- the two-person rule ---------------------------------------------
 

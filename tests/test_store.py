@@ -173,6 +173,35 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         migrated.close()
 
 
+def schema_of(store: Store) -> dict:
+    """Each table's columns with their types, and each index's columns: what the store's queries rely on."""
+    db = store.db
+    return {
+        name: (
+            {c.name: c.type for c in db[name].columns},
+            sorted(tuple(i.columns) for i in db[name].indexes),
+            db[name].pks,
+        )
+        for name in db.table_names()
+    }
+
+
+def test_a_new_store_has_exactly_the_schema_a_migrated_one_has(tmp_path):
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.executescript(
+        "CREATE TABLE grants (user_id TEXT, server_id INTEGER, role TEXT, granted_by TEXT, granted_at TEXT,"
+        " PRIMARY KEY (user_id, server_id)); PRAGMA user_version=1;"
+    )
+    old.close()
+    migrated, new = Store(str(tmp_path / "old.db")), Store(str(tmp_path / "new.db"))
+    try:
+        assert schema_of(new) == schema_of(migrated)
+        assert len(schema_of(new)) >= 17 and new.schema_version() == migrated.schema_version() == SCHEMA_VERSION
+    finally:
+        migrated.close()
+        new.close()
+
+
 def test_notice_is_true_only_the_first_time(store):
     assert store.notice(5001) is True
     assert store.notice(5001) is False
