@@ -25,6 +25,7 @@ from bot import i18n
 from bot.backup_api import BackupApi
 from bot.clock import utc_now
 from bot.config import Settings
+from bot.durable import DurableWrites
 from bot.follower import Follower
 from bot.observe import Metrics
 from bot.ops import Operations
@@ -95,7 +96,10 @@ def build_runtime(
     process_before_response: bool = False,
     clock: Callable[[], datetime] = utc_now,
     api_options: dict | None = None,
+    background_seconds: float = 1.0,
 ) -> Runtime:
+    """Everything the bot runs on, put together. `background_seconds`: how often the loop's chores run and
+    writes kept from a busy store are retried (once a second; tests that wait on them make it shorter)."""
     for language in i18n.LANGUAGES:  # a damaged catalog stops the start, not a request later
         i18n.translations(language)
     store = open_store(settings.db_path, clock=clock)
@@ -116,6 +120,7 @@ def build_runtime(
         approval_ttl=timedelta(minutes=settings.approval_minutes),
         delete_grace=timedelta(seconds=settings.delete_grace_seconds),
         language=settings.language,
+        durable=DurableWrites(retry_seconds=background_seconds),
     )
     client = slack_client or AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
@@ -139,5 +144,6 @@ def build_runtime(
             functools.partial(safety.report_interrupted, deps),
         ],
         chain_step=functools.partial(safety.advance_chain, deps),
+        tick=background_seconds,
     )
     return Runtime(settings, store, api, ops, app, deps, follower)
