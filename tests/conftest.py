@@ -9,6 +9,8 @@ signed HTTP requests, and read what the bot sent from the loopback recorder.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import gc
 import json
 import os
 import shutil
@@ -110,15 +112,16 @@ def free_port() -> int:
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     """Wait for GET url/healthz to answer 200 while the process lives."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, "the process exited before it was ready"
-        assert time.monotonic() < deadline, f"{url} did not start in {timeout} s"
-        time.sleep(0.05)
+    with httpx.Client() as http:  # one client: making one costs ~50 ms of CPU (its TLS context)
+        while True:
+            try:
+                if http.get(f"{url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, "the process exited before it was ready"
+            assert time.monotonic() < deadline, f"{url} did not start in {timeout} s"
+            time.sleep(0.05)
 
 
 ADMIN = "UADMIN01"
@@ -181,7 +184,11 @@ class LiveStack:
         ).with_overrides(**settings)
         options = {"backoff_seconds": 0.0, "timeout": 2.0, **(api_options or {})}
         self.runtime: Runtime = build_runtime(
-            self.settings, api_transport=SimulatorTransport(sim), api_options=options, clock=clock
+            self.settings,
+            api_transport=SimulatorTransport(sim),
+            api_options=options,
+            clock=clock,
+            background_seconds=0.1,  # chores and store retries ten times a second, so tests wait on them less
         )
         self.asgi = BotAsgi(self.runtime)
         self.run(self.runtime.start())
@@ -345,13 +352,60 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def pytest_collection_finish(session):
+    """What is imported and collected by now lives to the end: keep the garbage collector from walking it
+    again in every full collection (pytest itself runs five at the end of each process)."""
+    gc.freeze()
+
+
+SHARED_DIR = "BACKUPBOT_TEST_SHARED_DIR"
+_OWNS_SHARED_DIR = pytest.StashKey[bool]()
+
+
+def pytest_configure(config):
+    """Make one directory this run shares with its xdist workers (they inherit the environment)."""
+    if SHARED_DIR not in os.environ:
+        os.environ[SHARED_DIR] = tempfile.mkdtemp(prefix="backupbot-tests-")
+        config.stash[_OWNS_SHARED_DIR] = True
+
+
+def pytest_unconfigure(config):
+    """The process that made the shared directory stops the cluster in it (if one was started) and removes it."""
+    if not config.stash.get(_OWNS_SHARED_DIR, False):
+        return
+    shared = os.environ.pop(SHARED_DIR)
+    if os.path.exists(os.path.join(shared, "postgres.json")):
+        data = os.path.join(shared, "postgres", "data")
+        subprocess.run(_as_postgres(["pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> PostgresCluster:
-    """A PostgreSQL 15 cluster of its own, in a temporary directory on a loopback port, for this test session."""
+    """A PostgreSQL 15 cluster of this test run's own, in a temporary directory on a loopback port.
+
+    The first worker that needs it starts it (under a file lock); the others find it; the run's main
+    process stops it at the end. Each test takes a database of its own (`new_database`).
+    """
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         pytest.skip("PostgreSQL's initdb and pg_ctl are not on the PATH")
-    base = tempfile.mkdtemp(prefix="backupbot-pg-")
+    shared = os.environ[SHARED_DIR]
+    with open(os.path.join(shared, "postgres.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = os.path.join(shared, "postgres.json")
+        if os.path.exists(found):
+            with open(found) as f:
+                return PostgresCluster(**json.load(f))
+        cluster = _start_postgres(os.path.join(shared, "postgres"))
+        with open(found, "w") as f:
+            json.dump({"port": cluster.port, "socket_dir": cluster.socket_dir}, f)
+        return cluster
+
+
+def _start_postgres(base: str) -> PostgresCluster:
+    os.mkdir(base)
     if os.geteuid() == 0:
+        os.chmod(os.path.dirname(base), 0o711)  # the postgres user passes through to its own directory
         shutil.chown(base, "postgres", "postgres")
     data, log = os.path.join(base, "data"), os.path.join(base, "log")
     subprocess.run(
@@ -364,11 +418,7 @@ def postgres() -> PostgresCluster:
     subprocess.run(
         _as_postgres(["pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start"]), check=True, capture_output=True
     )
-    try:
-        yield PostgresCluster(port, base)
-    finally:
-        subprocess.run(_as_postgres(["pg_ctl", "-D", data, "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    return PostgresCluster(port, base)
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import json
 import logging
 import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-from conftest import ADMIN, CHANNEL, LiveStack, button, poll_until, text_of
+from conftest import ADMIN, CHANNEL, LiveStack, ManualClock, button, poll_until, text_of
 
 from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack, slash_command_body, view_submission_payload
@@ -225,12 +226,17 @@ def test_a_restore_is_rechecked_when_confirmed(roles):
 
 def test_a_rate_limited_announcement_is_delivered_later_exactly_once(tmp_path):
     sim = BackupSimulator(completion_seconds=3600)
-    live = LiveStack(tmp_path / "rl.db", sim, poll_seconds=0.2)
+    clock = ManualClock()
+    live = LiveStack(tmp_path / "rl.db", sim, poll_seconds=0.2, clock=clock)
     try:
         live.slack.rate_limit("chat.postMessage", times=1, retry_after=3)
         reply, _ = live.ask("create 12345")
         assert "Slack is rate-limiting me, so the announcement in <#CNOTIFY01> will follow shortly." in text_of(reply)
         assert "invite me" not in text_of(reply)
+        rounds = live.runtime.follower.rounds
+        poll_until(lambda: live.runtime.follower.rounds >= rounds + 2)
+        assert len(announcements(live)) == 1, "not sent again before Slack's Retry-After"
+        clock.now += timedelta(seconds=3)
         live.recorder.wait_for(lambda _r: len(announcements(live)) == 2)
         poll_until(lambda: live.runtime.store.pending_announcements() == 0)
         live.run(live.runtime.deps.notifier.drain_outbox())
@@ -256,7 +262,8 @@ def test_an_announcement_pending_at_shutdown_is_delivered_after_a_restart(tmp_pa
     finally:
         first.close()
     assert sum("across a restart" in m.get("text", "") for m in slack.recorder.api("chat.postMessage")) == 1
-    second = LiveStack(db, sim, poll_seconds=0.2, slack=slack)
+    clock = ManualClock(datetime.now(UTC) + timedelta(seconds=2.5))  # Slack's Retry-After has passed
+    second = LiveStack(db, sim, poll_seconds=0.2, slack=slack, clock=clock)
     try:
         second.recorder.wait_for(
             lambda _r: sum("across a restart" in m.get("text", "") for m in slack.recorder.api("chat.postMessage")) == 2

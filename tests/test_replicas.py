@@ -13,13 +13,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from bot_process import BotProcess
 from conftest import (
     ADMIN,
     CHANNEL,
     CLEAN_ENV,
     SECRET,
     Background,
-    bot_command,
     button,
     free_port,
     poll_until,
@@ -42,28 +42,25 @@ class Replica:
     def __init__(self, name: str, env: dict, tmp_path):
         self.name = name
         self.url = f"http://127.0.0.1:{free_port()}"
-        self.proc = subprocess.Popen(
-            [*bot_command(), "serve", "--port", self.url.rsplit(":", 1)[1], "--host", "127.0.0.1"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        self.proc = BotProcess(
+            ["serve", "--port", self.url.rsplit(":", 1)[1], "--host", "127.0.0.1"], env=env, cwd=tmp_path
         )
+        self.http = httpx.Client(timeout=10)
         wait_healthy(self.url, self.proc)
 
     def post(self, form: dict) -> httpx.Response:
         body = urlencode(form).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(SECRET, body)}
-        return httpx.post(f"{self.url}/slack/events", content=body, headers=headers, timeout=10)
+        return self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
 
     def api_gets(self) -> int:
         """How many list calls this replica made to the backup API (its own /metrics)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        text = self.http.get(f"{self.url}/metrics").text
         match = re.search(r'backupbot_backup_api_seconds_count\{method="get"\} ([0-9.e+]+)', text)
         return int(float(match.group(1))) if match else 0
 
     def stop(self) -> None:
+        self.http.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -228,10 +225,7 @@ def test_two_socket_mode_bots_on_one_store_each_envelope_acted_on_once(tmp_path,
         "BACKUPBOT_ADMINS": ADMIN,
         "BACKUPBOT_DELETE_GRACE_SECONDS": "0",
     }
-    bots = [
-        subprocess.Popen([*bot_command(), "socket"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+    bots = [BotProcess(["socket"], env=env, cwd=tmp_path) for _ in range(2)]
     try:
         poll_until(lambda: slack.connections == 2, timeout=30)
         asked = slash_command_body(

@@ -191,7 +191,8 @@ def test_under_the_two_person_rule_the_safety_backup_comes_after_the_approval(ne
     nets.sim.finish(safety_backup_of(started))
     poll_until(lambda: nets.sim.restores)
     assert nets.sim.restores == [(12345, 5023)]
-    assert "approved by U0OWNER2" in audit(nets)[-1][3]
+    restored = poll_until(lambda: [e for e in audit(nets) if e[1:3] == ("restore", "done")])
+    assert "approved by U0OWNER2" in restored[-1][3]
 
 
 # --- what a restore undoes -----------------------------------------------------------------
@@ -300,17 +301,22 @@ def test_a_restart_inside_the_window_still_deletes_exactly_once(tmp_path):
     bg = Background()
     slack = bg.run(LoopbackSlack().start())
     sim = BackupSimulator(completion_seconds=3600)
-    first = window_stack(tmp_path, sim, 1.0, slack=slack)
+    clock = ManualClock()
+    first = window_stack(tmp_path, sim, 30, slack=slack, clock=clock)
     try:
         _waiting, key = confirm_delete(first)
     finally:
         first.close()
     assert sim.count("DELETE") == 0, "stopping does not send it early"
-    second = LiveStack(tmp_path / "window.db", sim, slack=slack, delete_grace_seconds=1.0)
-    third = LiveStack(tmp_path / "window.db", sim, slack=slack, delete_grace_seconds=1.0)
+    clock.now += timedelta(seconds=10)
+    second = LiveStack(tmp_path / "window.db", sim, slack=slack, delete_grace_seconds=30, clock=clock)
+    third = LiveStack(tmp_path / "window.db", sim, slack=slack, delete_grace_seconds=30, clock=clock)
     try:
+        time.sleep(0.3)  # three ticks of each bot's chores, inside the window
+        assert sim.count("DELETE") == 0, "restarted inside the window: not sent early either"
+        clock.now += timedelta(seconds=20)
         assert "Deleted backup *#5023*" in text_of(second.reply(key, 2))
-        time.sleep(1.2)
+        time.sleep(0.3)
         assert sim.count("DELETE") == 1, "two bots on one store: one DELETE"
     finally:
         third.close()
@@ -323,13 +329,14 @@ def test_a_window_that_ended_while_the_bot_was_down_is_sent_when_it_is_back(tmp_
     bg = Background()
     slack = bg.run(LoopbackSlack().start())
     sim = BackupSimulator(completion_seconds=3600)
-    first = window_stack(tmp_path, sim, 0.3, slack=slack)
+    clock = ManualClock()
+    first = window_stack(tmp_path, sim, 30, slack=slack, clock=clock)
     try:
         _waiting, key = confirm_delete(first)
     finally:
         first.close()
-    time.sleep(0.5)
-    second = LiveStack(tmp_path / "window.db", sim, slack=slack)
+    clock.now += timedelta(minutes=5)  # the bot was down while the window ended
+    second = LiveStack(tmp_path / "window.db", sim, slack=slack, clock=clock)
     try:
         assert "Deleted backup *#5023*" in text_of(second.reply(key, 2))
         assert sim.count("DELETE") == 1
@@ -434,9 +441,9 @@ def test_a_window_that_ends_while_the_store_is_locked_is_sent_once_when_it_is_fr
         lock = sqlite3.connect(str(live.db_path), isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")  # another process holds the store as the window ends
         clock.now += timedelta(seconds=31)
-        time.sleep(2.5)  # two ticks of the loop, each waiting for the store in vain
+        poll_until(lambda: caplog.text.count("a background chore waits for the store") >= 2)  # two ticks in vain
         assert sim.count("DELETE") == 0
-        assert "a background chore waits for the store" in caplog.text and "chore failed" not in caplog.text
+        assert "chore failed" not in caplog.text
         lock.execute("ROLLBACK")
         lock.close()
         assert "Deleted backup *#5023*" in text_of(live.reply(key, 2))

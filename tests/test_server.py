@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from bot_process import BotProcess, run_bot
 from conftest import (
     ADMIN,
     CHANNEL,
@@ -195,9 +196,7 @@ def run_against_a_refusing_slack(tmp_path, method: str, args: list[str], env: di
         **env,
     }
     try:
-        return subprocess.run(
-            [*bot_command(), *args], env=full_env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-        )
+        return run_bot(args, env=full_env, cwd=tmp_path)
     finally:
         bg.run(slack.stop())
         bg.close()
@@ -250,15 +249,9 @@ class ServeProcess:
             **(env or {}),
         }
         port = self.url.rsplit(":", 1)[1]
-        self.proc = subprocess.Popen(
-            [*bot_command(), "serve", "--port", port, "--host", "127.0.0.1"],
-            env=full_env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.proc = BotProcess(["serve", "--port", port, "--host", "127.0.0.1"], env=full_env, cwd=tmp_path)
         wait_healthy(self.url, self.proc)
+        poll_until(lambda: self.sim.requests)  # the loop's first round has asked the API: a fault set now is the test's
 
     def command(self, text: str, key: str) -> httpx.Response:
         form = urlencode(
@@ -418,9 +411,7 @@ def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path)
         "BACKUPBOT_ADMINS": ADMIN,
         "BACKUPBOT_METRICS_PORT": str(metrics_port := free_port()),
     }
-    proc = subprocess.Popen(
-        [*bot_command(), "socket"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = BotProcess(["socket"], env=env, cwd=tmp_path)
     try:
         wait_healthy(f"http://127.0.0.1:{metrics_port}", proc)
         assert httpx.get(f"http://127.0.0.1:{metrics_port}/readyz").text == "ready"
