@@ -363,7 +363,13 @@ _OWNS_SHARED_DIR = pytest.StashKey[bool]()
 
 
 def pytest_configure(config):
-    """Make one directory this run shares with its xdist workers (they inherit the environment)."""
+    """Make one directory this run shares with its xdist workers (they inherit the environment).
+
+    Also let this run's Python processes (xdist workers, the installed script) keep compiled bytecode even
+    where PYTHONDONTWRITEBYTECODE is set: each would otherwise compile everything it imports again.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
     if SHARED_DIR not in os.environ:
         os.environ[SHARED_DIR] = tempfile.mkdtemp(prefix="backupbot-tests-")
         config.stash[_OWNS_SHARED_DIR] = True
