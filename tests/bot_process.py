@@ -48,7 +48,8 @@ class BotProcess:
 
     def __init__(self, argv: list[str], *, env: Mapping[str, str], cwd: os.PathLike | str, stderr_apart: bool = False):
         self.args = ["vps-backup-bot", *argv]
-        self._dir = tempfile.mkdtemp(prefix="bot-process-")
+        # In the run's shared directory, which conftest removes at the end, whether or not communicate() is called.
+        self._dir = tempfile.mkdtemp(prefix="bot-process-", dir=os.environ.get("BACKUPBOT_TEST_SHARED_DIR"))
         self._out = os.path.join(self._dir, "stdout")
         self._err = os.path.join(self._dir, "stderr") if stderr_apart else self._out
         self._process = _forks.Process(target=_run, args=(list(argv), dict(env), os.fspath(cwd), self._out, self._err))
