@@ -297,16 +297,22 @@ def test_undo_after_the_delete_went_out_is_answered_plainly(tmp_path, sim):
         live.close()
 
 
-def test_a_restart_inside_the_window_still_deletes_exactly_once(tmp_path):
-    bg = Background()
-    slack = bg.run(LoopbackSlack().start())
-    sim = BackupSimulator(completion_seconds=3600)
-    clock = ManualClock()
+def confirmed_then_stopped(tmp_path, sim, slack, clock) -> str:
+    """A delete confirmed (30 s window) through a bot that then stops; returns the reply's response_url key."""
     first = window_stack(tmp_path, sim, 30, slack=slack, clock=clock)
     try:
         _waiting, key = confirm_delete(first)
     finally:
         first.close()
+    return key
+
+
+def test_a_restart_inside_the_window_still_deletes_exactly_once(tmp_path):
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    sim = BackupSimulator(completion_seconds=3600)
+    clock = ManualClock()
+    key = confirmed_then_stopped(tmp_path, sim, slack, clock)
     assert sim.count("DELETE") == 0, "stopping does not send it early"
     clock.now += timedelta(seconds=10)
     second = LiveStack(tmp_path / "window.db", sim, slack=slack, delete_grace_seconds=30, clock=clock)
@@ -330,11 +336,7 @@ def test_a_window_that_ended_while_the_bot_was_down_is_sent_when_it_is_back(tmp_
     slack = bg.run(LoopbackSlack().start())
     sim = BackupSimulator(completion_seconds=3600)
     clock = ManualClock()
-    first = window_stack(tmp_path, sim, 30, slack=slack, clock=clock)
-    try:
-        _waiting, key = confirm_delete(first)
-    finally:
-        first.close()
+    key = confirmed_then_stopped(tmp_path, sim, slack, clock)
     clock.now += timedelta(minutes=5)  # the bot was down while the window ended
     second = LiveStack(tmp_path / "window.db", sim, slack=slack, clock=clock)
     try:
