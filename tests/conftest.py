@@ -337,14 +337,18 @@ class PostgresCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """A fresh, empty database in the cluster; returns its URL."""
+    def new_store_url(self) -> str:
+        """The URL of a fresh, empty place for a store: a schema of its own, named by the URL's search_path.
+
+        A schema is made in milliseconds where CREATE DATABASE costs PostgreSQL about 0.35 s of CPU, and the
+        bot's unqualified table names behave the same in either.
+        """
         import psycopg
 
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
+            conn.execute(f"CREATE SCHEMA {name}")
+        return f"{self.url()}?options=-csearch_path%3D{name}"
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -391,7 +395,7 @@ def postgres() -> PostgresCluster:
     """A PostgreSQL 15 cluster of this test run's own, in a temporary directory on a loopback port.
 
     The first worker that needs it starts it (under a file lock); the others find it; the run's main
-    process stops it at the end. Each test takes a database of its own (`new_database`).
+    process stops it at the end. Each test takes a schema of its own (`new_store_url`).
     """
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         pytest.skip("PostgreSQL's initdb and pg_ctl are not on the PATH")
@@ -429,4 +433,4 @@ def _start_postgres(base: str) -> PostgresCluster:
 
 @pytest.fixture
 def pg_url(postgres) -> str:
-    return postgres.new_database()
+    return postgres.new_store_url()

@@ -1,6 +1,7 @@
 """Languages: the catalog is complete and current, every message renders in Korean with no English sentence
 left, Block Kit limits hold in Korean, and each person (and the team) is spoken to in their own language."""
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,8 +67,9 @@ KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 FIELDS = re.compile(r"\{[a-z_]*\}")
 
 
+@functools.cache
 def extracted() -> dict[str, tuple]:
-    """Every message marked in the code, as Babel's extractor finds it."""
+    """Every message marked in the code, as Babel's extractor finds it (once: the tests only read it)."""
     found = {}
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(ROOT / "bot"), method_map=[("**.py", "python")], keywords=KEYWORDS

@@ -78,7 +78,6 @@ class Pair:
         self.sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600)
         self.runner, api_url = self.bg.run(start_simulator_server(self.sim))
         self.slack = self.bg.run(LoopbackSlack().start())
-        self.db_url = url
         env = {
             **CLEAN_ENV,
             "SLACK_BOT_TOKEN": "xoxb-replica",
@@ -93,6 +92,7 @@ class Pair:
             "BACKUPBOT_DELETE_GRACE_SECONDS": "0",
         }
         self.replicas = [Replica("A", env, tmp_path), Replica("B", env, tmp_path)]
+        self.observer = PgStore(url)  # one connection pool for the test's own looks at the database
 
     def command(self, replica: Replica, text: str) -> dict:
         url = self.slack.response_url()
@@ -116,11 +116,7 @@ class Pair:
 
     def leader(self) -> str | None:
         """The pid part of the poller lease's holder, if it is held now."""
-        store = PgStore(self.db_url)
-        try:
-            held = store.lease_holder("poller")
-        finally:
-            store.close()
+        held = self.observer.lease_holder("poller")
         if held is None or held[1] < time.time():
             return None
         return held[0].split(":")[1]
@@ -129,6 +125,7 @@ class Pair:
         return next(r for r in self.replicas if str(r.proc.pid) == pid)
 
     def close(self) -> None:
+        self.observer.close()
         for replica in self.replicas:
             replica.stop()
         self.bg.run(self.runner.cleanup())
@@ -136,10 +133,13 @@ class Pair:
         self.bg.close()
 
 
+SHARED_PAIR = pytest.mark.xdist_group("replica-pair")  # one worker runs these, so the pair starts once
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, postgres):
     """Two replicas shared by the tests that leave both running (starting them is the slow part)."""
-    both = Pair(tmp_path_factory.mktemp("replicas"), postgres.new_database())
+    both = Pair(tmp_path_factory.mktemp("replicas"), postgres.new_store_url())
     yield both
     both.close()
 
@@ -151,6 +151,7 @@ def own_pair(tmp_path, pg_url):
     both.close()
 
 
+@SHARED_PAIR
 def test_a_confirmation_made_through_one_replica_is_pressed_through_the_other(pair):
     a, b = pair.replicas
     confirmation = pair.command(a, "delete 5023")
@@ -159,6 +160,7 @@ def test_a_confirmation_made_through_one_replica_is_pressed_through_the_other(pa
     assert pair.sim.count("DELETE", "/api/v1/backups/5023/") == 1
 
 
+@SHARED_PAIR
 def test_two_presses_at_once_on_two_replicas_make_one_api_call(pair):
     a, b = pair.replicas
     confirm = button(pair.command(b, "delete 5022"), ids.CONFIRM_DELETE)
@@ -174,6 +176,7 @@ def test_two_presses_at_once_on_two_replicas_make_one_api_call(pair):
     assert sum("already confirmed" in r for r in replies) == 1
 
 
+@SHARED_PAIR
 def test_only_the_lease_holder_polls_the_api(pair):
     created = pair.command(pair.replicas[0], "create 12347 shared")
     assert "has started" in text_of(created)

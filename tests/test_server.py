@@ -232,6 +232,8 @@ class ServeProcess:
     def __init__(self, tmp_path, *, latency: float = 0.0, env: dict | None = None):
         self.bg = Background()
         self.sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600, latency=latency)
+        self.arrived: list[tuple[str, str]] = []
+        self.sim.on_request = lambda method, path: self.arrived.append((method, path))
         self.runner, api_url = self.bg.run(start_simulator_server(self.sim))
         self.slack = self.bg.run(LoopbackSlack().start())
         self.db = tmp_path / "serve.db"
@@ -251,7 +253,10 @@ class ServeProcess:
         port = self.url.rsplit(":", 1)[1]
         self.proc = BotProcess(["serve", "--port", port, "--host", "127.0.0.1"], env=full_env, cwd=tmp_path)
         wait_healthy(self.url, self.proc)
-        poll_until(lambda: self.sim.requests)  # the loop's first round has asked the API: a fault set now is the test's
+        if latency:
+            poll_until(lambda: self.arrived)  # answered only `latency` later; tests that slow the API set no faults
+        else:
+            poll_until(lambda: self.sim.requests)  # the loop's first round was answered: a fault set now is the test's
 
     def command(self, text: str, key: str) -> httpx.Response:
         form = urlencode(
