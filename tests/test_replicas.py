@@ -133,9 +133,6 @@ class Pair:
         self.bg.close()
 
 
-SHARED_PAIR = pytest.mark.xdist_group("replica-pair")  # one worker runs these, so the pair starts once
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, postgres):
     """Two replicas shared by the tests that leave both running (starting them is the slow part)."""
@@ -151,7 +148,6 @@ def own_pair(tmp_path, pg_url):
     both.close()
 
 
-@SHARED_PAIR
 def test_a_confirmation_made_through_one_replica_is_pressed_through_the_other(pair):
     a, b = pair.replicas
     confirmation = pair.command(a, "delete 5023")
@@ -160,7 +156,6 @@ def test_a_confirmation_made_through_one_replica_is_pressed_through_the_other(pa
     assert pair.sim.count("DELETE", "/api/v1/backups/5023/") == 1
 
 
-@SHARED_PAIR
 def test_two_presses_at_once_on_two_replicas_make_one_api_call(pair):
     a, b = pair.replicas
     confirm = button(pair.command(b, "delete 5022"), ids.CONFIRM_DELETE)
@@ -176,7 +171,6 @@ def test_two_presses_at_once_on_two_replicas_make_one_api_call(pair):
     assert sum("already confirmed" in r for r in replies) == 1
 
 
-@SHARED_PAIR
 def test_only_the_lease_holder_polls_the_api(pair):
     created = pair.command(pair.replicas[0], "create 12347 shared")
     assert "has started" in text_of(created)
