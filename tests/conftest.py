@@ -356,6 +356,30 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+# The modules whose tests start bot processes (tests/bot_process.py). Each xdist worker that starts one
+# starts its own fork server, about 1.5 s of CPU importing the bot: each of these modules runs on one worker,
+# so two fork servers serve the run rather than one per worker. (Both on one worker: it finishes last.)
+BOT_PROCESS_MODULES = ("tests/test_server.py", "tests/test_replicas.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's `load` distribution, except that each bot-process module goes to one worker as one unit.
+
+    (`--dist loadgroup` with `xdist_group` marks would say the same, but under pytest 9 the marks are
+    silently ignored: pytest-dev/pytest-xdist#1386.) Another `--dist` given on the command line is kept.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BotProcessModulesKeptWhole(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in BOT_PROCESS_MODULES else nodeid
+
+    return BotProcessModulesKeptWhole(config, log)
+
+
 def pytest_collection_finish(session):
     """What is imported and collected by now lives to the end: keep the garbage collector from walking it
     again in every full collection (pytest itself runs five at the end of each process)."""
