@@ -362,6 +362,7 @@ def _as_postgres(command: list[str]) -> list[str]:
 BOT_PROCESS_MODULES = ("tests/test_server.py", "tests/test_replicas.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: without xdist (`-p no:xdist -n 0`) there is none
 def pytest_xdist_make_scheduler(config, log):
     """xdist's `load` distribution, except that each bot-process module goes to one worker as one unit.
 
