@@ -48,6 +48,20 @@ SECRET = "test-signing-secret"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))}
 
 
+def bot_env(slack: LoopbackSlack, api_url: str, db: object, **settings: str) -> dict[str, str]:
+    """The environment of a bot process on this loopback Slack and a simulator whose token is `vps-t0ken`,
+    with ADMIN as its admin and the store at `db` (a path or a URL); `settings` add to it."""
+    return {
+        **CLEAN_ENV,
+        "SLACK_API_URL": slack.api_url,
+        "VPS_API_URL": api_url,
+        "VPS_API_TOKEN": "vps-t0ken",
+        "BACKUPBOT_DB": str(db),
+        "BACKUPBOT_ADMINS": ADMIN,
+        **settings,
+    }
+
+
 def bot_command() -> list[str]:
     """The installed `vps-backup-bot` script, as a person runs it."""
     exe = shutil.which("vps-backup-bot")

@@ -17,9 +17,9 @@ from bot_process import BotProcess
 from conftest import (
     ADMIN,
     CHANNEL,
-    CLEAN_ENV,
     SECRET,
     Background,
+    bot_env,
     button,
     free_port,
     poll_until,
@@ -78,19 +78,16 @@ class Pair:
         self.sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600)
         self.runner, api_url = self.bg.run(start_simulator_server(self.sim))
         self.slack = self.bg.run(LoopbackSlack().start())
-        env = {
-            **CLEAN_ENV,
-            "SLACK_BOT_TOKEN": "xoxb-replica",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": self.slack.api_url,
-            "VPS_API_URL": api_url,
-            "VPS_API_TOKEN": "vps-t0ken",
-            "BACKUPBOT_DB": url,
-            "BACKUPBOT_ADMINS": ADMIN,
-            "BACKUPBOT_NOTIFY_CHANNEL": "CNOTIFY01",
-            "BACKUPBOT_POLL_SECONDS": str(POLL_SECONDS),
-            "BACKUPBOT_DELETE_GRACE_SECONDS": "0",
-        }
+        env = bot_env(
+            self.slack,
+            api_url,
+            url,
+            SLACK_BOT_TOKEN="xoxb-replica",
+            SLACK_SIGNING_SECRET=SECRET,
+            BACKUPBOT_NOTIFY_CHANNEL="CNOTIFY01",
+            BACKUPBOT_POLL_SECONDS=str(POLL_SECONDS),
+            BACKUPBOT_DELETE_GRACE_SECONDS="0",
+        )
         self.replicas = [Replica("A", env, tmp_path), Replica("B", env, tmp_path)]
         self.observer = PgStore(url)  # one connection pool for the test's own looks at the database
 
@@ -211,17 +208,14 @@ def test_two_socket_mode_bots_on_one_store_each_envelope_acted_on_once(tmp_path,
     sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600)
     runner, api_url = bg.run(start_simulator_server(sim))
     slack = bg.run(LoopbackSlack().start())
-    env = {
-        **CLEAN_ENV,
-        "SLACK_BOT_TOKEN": "xoxb-sock",
-        "SLACK_APP_TOKEN": "xapp-sock",
-        "SLACK_API_URL": slack.api_url,
-        "VPS_API_URL": api_url,
-        "VPS_API_TOKEN": "vps-t0ken",
-        "BACKUPBOT_DB": pg_url,
-        "BACKUPBOT_ADMINS": ADMIN,
-        "BACKUPBOT_DELETE_GRACE_SECONDS": "0",
-    }
+    env = bot_env(
+        slack,
+        api_url,
+        pg_url,
+        SLACK_BOT_TOKEN="xoxb-sock",
+        SLACK_APP_TOKEN="xapp-sock",
+        BACKUPBOT_DELETE_GRACE_SECONDS="0",
+    )
     bots = [BotProcess(["socket"], env=env, cwd=tmp_path) for _ in range(2)]
     try:
         poll_until(lambda: slack.connections == 2, timeout=30)

@@ -17,6 +17,7 @@ from conftest import (
     SECRET,
     Background,
     bot_command,
+    bot_env,
     free_port,
     poll_until,
     text_of,
@@ -238,18 +239,15 @@ class ServeProcess:
         self.slack = self.bg.run(LoopbackSlack().start())
         self.db = tmp_path / "serve.db"
         self.url = f"http://127.0.0.1:{free_port()}"
-        full_env = {
-            **CLEAN_ENV,
-            "SLACK_BOT_TOKEN": "xoxb-serve",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": self.slack.api_url,
-            "VPS_API_URL": api_url,
-            "VPS_API_TOKEN": "vps-t0ken",
-            "BACKUPBOT_DB": str(self.db),
-            "BACKUPBOT_ADMINS": ADMIN,
-            "BACKUPBOT_NOTIFY_CHANNEL": "CNOTIFY01",
+        full_env = bot_env(
+            self.slack,
+            api_url,
+            self.db,
+            SLACK_BOT_TOKEN="xoxb-serve",
+            SLACK_SIGNING_SECRET=SECRET,
+            BACKUPBOT_NOTIFY_CHANNEL="CNOTIFY01",
             **(env or {}),
-        }
+        )
         port = self.url.rsplit(":", 1)[1]
         self.proc = BotProcess(["serve", "--port", port, "--host", "127.0.0.1"], env=full_env, cwd=tmp_path)
         wait_healthy(self.url, self.proc)
@@ -405,17 +403,14 @@ def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path)
     sim = BackupSimulator(token="vps-t0ken", completion_seconds=3600, latency=1.0)
     runner, api_url = bg.run(start_simulator_server(sim))
     slack = bg.run(LoopbackSlack().start())
-    env = {
-        **CLEAN_ENV,
-        "SLACK_BOT_TOKEN": "xoxb-sock",
-        "SLACK_APP_TOKEN": "xapp-sock",
-        "SLACK_API_URL": slack.api_url,
-        "VPS_API_URL": api_url,
-        "VPS_API_TOKEN": "vps-t0ken",
-        "BACKUPBOT_DB": str(tmp_path / "socket.db"),
-        "BACKUPBOT_ADMINS": ADMIN,
-        "BACKUPBOT_METRICS_PORT": str(metrics_port := free_port()),
-    }
+    env = bot_env(
+        slack,
+        api_url,
+        tmp_path / "socket.db",
+        SLACK_BOT_TOKEN="xoxb-sock",
+        SLACK_APP_TOKEN="xapp-sock",
+        BACKUPBOT_METRICS_PORT=str(metrics_port := free_port()),
+    )
     proc = BotProcess(["socket"], env=env, cwd=tmp_path)
     try:
         wait_healthy(f"http://127.0.0.1:{metrics_port}", proc)
