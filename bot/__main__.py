@@ -386,7 +386,8 @@ def cmd_migrate(_args, settings: Settings) -> int:
 
 
 def cmd_copy_store(args, settings: Settings) -> int:
-    from bot.pg import PgStore, copy_store, is_postgres_url
+    from bot.store import is_postgres_url
+    from bot.store.postgres import PgStore, copy_store
 
     if is_postgres_url(settings.db_path):
         raise CliError("BACKUPBOT_DB is already a PostgreSQL store: copy-store copies a SQLite store into one")

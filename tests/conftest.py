@@ -42,7 +42,7 @@ from bot.sim.slack_loopback import (
     slash_command_body,
     view_submission_payload,
 )
-from bot.store import Store
+from bot.store import SqliteStore, Store
 
 SECRET = "test-signing-secret"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS_", "BACKUPBOT_"))}
@@ -276,7 +276,7 @@ class LiveStack:
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())
 
     def grant(self, user: str, server: int, role: str) -> None:
-        with_store = Store(str(self.db_path))
+        with_store = SqliteStore(str(self.db_path))
         from bot.policy import Role
 
         with_store.grant(user, server, Role.parse(role), "test")
@@ -302,7 +302,7 @@ def sim() -> BackupSimulator:
 
 @pytest.fixture
 def store(tmp_path) -> Store:
-    s = Store(str(tmp_path / "store.db"))
+    s = SqliteStore(str(tmp_path / "store.db"))
     yield s
     s.close()
 

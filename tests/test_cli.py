@@ -205,9 +205,9 @@ def test_approvals_on_off_and_listed(tmp_path):
 
 
 def test_audit_filters_and_a_csv_a_spreadsheet_cannot_run(tmp_path):
-    from bot.store import Store
+    from bot.store import SqliteStore
 
-    store = Store(str(tmp_path / "cli.db"))
+    store = SqliteStore(str(tmp_path / "cli.db"))
     store.audit(
         user_id="U0A", action="delete", outcome="denied", source="slack", server_id=1, at="2026-01-01T10:00:00+00:00"
     )

@@ -9,9 +9,10 @@ import pytest
 from test_cli import run
 from test_store import A_DELETE_WINDOW
 
-from bot.pg import COPIED_TABLES, PgStore, redacted
 from bot.policy import Role
-from bot.store import Store, StoreError, StoreUnavailable
+from bot.store import SCHEMA_VERSION, SqliteStore, Store, StoreError, StoreUnavailable
+from bot.store.postgres import PgStore, copy_store, redacted
+from bot.store.schema import COPIED_TABLES, TABLES
 
 
 def test_two_replicas_starting_together_migrate_once(pg_url):
@@ -32,7 +33,7 @@ def test_two_replicas_starting_together_migrate_once(pg_url):
     try:
         with opened[0].pool.connection() as conn:
             assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
-        assert opened[0].schema_version() == 1
+        assert opened[0].schema_version() == SCHEMA_VERSION
     finally:
         for store in opened:
             store.close()
@@ -61,7 +62,7 @@ def test_a_query_postgres_refuses_is_store_unavailable_and_the_pool_goes_on(pg_u
 
 
 def filled_sqlite(path) -> Store:
-    store = Store(str(path))
+    store = SqliteStore(str(path))
     store.grant("U1", 12345, Role.OWNER, "cli:root")
     store.add_admin("U9", "cli:root")
     for n in range(3):
@@ -93,6 +94,51 @@ def test_copy_store_carries_everything_and_the_bot_goes_on_from_there(tmp_path, 
     assert again.returncode == 2 and "the target store is not empty: grants (1)" in again.stderr
 
 
+def test_both_backends_have_the_declared_tables_and_columns(tmp_path, pg_url):
+    """The schema is declared once (bot/store/schema.py); each backend must have made exactly that of it."""
+    sqlite, postgres = SqliteStore(str(tmp_path / "s.db")), PgStore(pg_url)
+    try:
+        declared = {t.name: dict(t.columns) for t in TABLES}
+        in_sqlite = {
+            name: {c: SQLITE_TYPES[kind] for c, kind in sqlite.db[name].columns_dict.items()}
+            for name in sqlite.db.table_names()
+        }
+        with postgres.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name <> 'schema_version'"
+            ).fetchall()
+        in_postgres: dict[str, dict[str, type]] = {}
+        for table, column, data_type in rows:
+            in_postgres.setdefault(table, {})[column] = POSTGRES_KINDS[data_type]
+        assert in_sqlite == declared
+        assert in_postgres == declared
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+SQLITE_TYPES = {int: int, str: str, float: float}
+POSTGRES_KINDS = {"bigint": int, "text": str, "double precision": float}
+
+
+def test_copy_store_carries_a_row_of_every_table_that_holds_data(tmp_path, pg_url):
+    """Every declared table is copied, or declared not worth copying; a row in each arrives."""
+    assert {t.name for t in TABLES if not t.copied} == {"leases"}
+    source = SqliteStore(str(tmp_path / "every.db"))
+    samples = {int: 7, str: "x", float: 1.5}
+    for table in TABLES:
+        source.db[table.name].insert({c: samples[kind] for c, kind in table.columns.items()})
+    target = PgStore(pg_url)
+    try:
+        copied = copy_store(source, target)
+        assert copied == dict.fromkeys(COPIED_TABLES, 1)
+        assert target.table_counts() == dict.fromkeys(COPIED_TABLES, 1)
+    finally:
+        source.close()
+        target.close()
+
+
 def test_copy_store_refuses_what_it_cannot_do(tmp_path, pg_url):
     assert "--to must be a postgresql:// URL" in run("copy-store", "--to", "x.db", tmp_path=tmp_path).stderr
     assert "there is no SQLite store there" in run("copy-store", "--to", pg_url, tmp_path=tmp_path).stderr
@@ -102,8 +148,8 @@ def test_copy_store_refuses_what_it_cannot_do(tmp_path, pg_url):
 
 def test_migrate_and_doctor_on_postgres(tmp_path, pg_url):
     migrated = run("migrate", tmp_path=tmp_path, env={"BACKUPBOT_DB": pg_url})
-    assert migrated.returncode == 0 and "is at schema version 1" in migrated.stdout
-    assert "is at schema version 8" in run("migrate", tmp_path=tmp_path).stdout
+    assert migrated.returncode == 0 and f"is at schema version {SCHEMA_VERSION}" in migrated.stdout
+    assert f"is at schema version {SCHEMA_VERSION}" in run("migrate", tmp_path=tmp_path).stdout
     doctor = run("doctor", tmp_path=tmp_path, env={"BACKUPBOT_DB": pg_url, "VPS_API_TOKEN": "t"})
     assert "✓ the PostgreSQL store postgresql://postgres@127.0.0.1" in doctor.stdout
     broken = run("doctor", tmp_path=tmp_path, env={"BACKUPBOT_DB": "postgresql://bot:pw@127.0.0.1:9/x"})

@@ -27,10 +27,10 @@ from conftest import (
     wait_healthy,
 )
 
-from bot.pg import PgStore
 from bot.sim.fake_api import BackupSimulator, start_simulator_server
 from bot.sim.slack_loopback import LoopbackSlack, block_actions_payload, sign, slash_command_body
 from bot.slack import ids
+from bot.store.postgres import PgStore
 
 POLL_SECONDS = 0.3
 LEASE_SECONDS = 3.0  # the follower's floor: max(2 x poll, 3 s)

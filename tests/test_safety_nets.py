@@ -20,7 +20,7 @@ from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack
 from bot.slack import ids
 from bot.slack.safety import send_due_deletes as nets_chore
-from bot.store import Store
+from bot.store import SqliteStore
 
 OWNER, OWNER2, OPERATOR, VIEWER = "U0OWNER", "U0OWNER2", "U0OPERATOR", "U0VIEWER"
 
@@ -44,7 +44,7 @@ def writes(sim: BackupSimulator) -> list[tuple[str, str]]:
 
 
 def audit(stack: LiveStack) -> list[tuple[str, str, str, str]]:
-    store = Store(str(stack.db_path))
+    store = SqliteStore(str(stack.db_path))
     try:
         return [(e.user_id, e.action, e.outcome, e.detail or "") for e in reversed(store.audit_entries(200))]
     finally:
@@ -385,7 +385,7 @@ def test_make_room_deletes_the_oldest_then_creates_once(full):
     ]
     assert writes(full.sim)[-2:] == [("DELETE", "/api/v1/backups/5024/"), ("POST", "/api/v1/backups/")]
     assert full.sim.count("DELETE") == 1 and full.sim.count("POST", "/api/v1/backups/") == 2
-    store = Store(str(full.db_path))
+    store = SqliteStore(str(full.db_path))
     try:
         assert [f.server_id for f in store.following()] == [12346], "the new backup is followed"
     finally:

@@ -277,9 +277,9 @@ class ServeProcess:
 
 
 def audit_rows(db) -> list[tuple[str, str, str]]:
-    from bot.store import Store
+    from bot.store import SqliteStore
 
-    store = Store(str(db))
+    store = SqliteStore(str(db))
     try:
         return [(e.action, e.outcome, e.detail) for e in reversed(store.audit_entries(50))]
     finally:

@@ -9,9 +9,18 @@ import threading
 
 import pytest
 
-from bot.pg import PgStore
 from bot.policy import Role
-from bot.store import SCHEMA_VERSION, ChainState, ConfirmationState, Store, StoreError, StoreUnavailable, WindowState
+from bot.store import (
+    SCHEMA_VERSION,
+    ChainState,
+    ConfirmationState,
+    SqliteStore,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    WindowState,
+)
+from bot.store.postgres import PgStore
 
 A_CONFIRMATION = dict(
     action="delete",
@@ -42,7 +51,7 @@ def backend(request, tmp_path):
     """How to open one more store on the same database, for each backend."""
     if request.param == "sqlite":
         path = str(tmp_path / "store.db")
-        return lambda: Store(path)
+        return lambda: SqliteStore(path)
     url = request.getfixturevalue("pg_url")
     return lambda: PgStore(url)
 
@@ -64,8 +73,8 @@ def two(backend):
 
 def test_schema_is_created_idempotently_in_wal_mode(tmp_path):
     path = str(tmp_path / "s.db")
-    Store(path).close()
-    again = Store(path)
+    SqliteStore(path).close()
+    again = SqliteStore(path)
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {"grants", "admins", "audit", "servers", "followed", "confirmations"} <= set(again.db.table_names())
     again.close()
@@ -73,7 +82,7 @@ def test_schema_is_created_idempotently_in_wal_mode(tmp_path):
 
 def test_a_second_connection_sees_a_grant_at_once(tmp_path):
     path = str(tmp_path / "shared.db")
-    serve, cli = Store(path), Store(path)
+    serve, cli = SqliteStore(path), SqliteStore(path)
     cli.grant("U111", 12345, Role.OWNER, "cli:root")
     assert serve.role_of("U111", 12345) is Role.OWNER
     assert cli.revoke("U111", 12345) is True
@@ -162,7 +171,7 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         "PRAGMA user_version=2;"
     )
     raw.close()
-    migrated = Store(path)
+    migrated = SqliteStore(path)
     try:
         assert migrated.role_of("U1", 1) is Role.OWNER
         assert [e.action for e in migrated.audit_entries()] == ["list"]
@@ -193,7 +202,7 @@ def test_a_new_store_has_exactly_the_schema_a_migrated_one_has(tmp_path):
         " PRIMARY KEY (user_id, server_id)); PRAGMA user_version=1;"
     )
     old.close()
-    migrated, new = Store(str(tmp_path / "old.db")), Store(str(tmp_path / "new.db"))
+    migrated, new = SqliteStore(str(tmp_path / "old.db")), SqliteStore(str(tmp_path / "new.db"))
     try:
         assert schema_of(new) == schema_of(migrated)
         assert len(schema_of(new)) >= 17 and new.schema_version() == migrated.schema_version() == SCHEMA_VERSION
@@ -230,20 +239,20 @@ def test_outbox_items_are_claimed_once_and_kept_until_sent(store):
 
 def test_a_missing_directory_or_a_file_that_is_not_a_database_is_one_line(tmp_path):
     with pytest.raises(StoreError) as missing:
-        Store(str(tmp_path / "nowhere" / "bot.db"))
+        SqliteStore(str(tmp_path / "nowhere" / "bot.db"))
     assert (
         str(missing.value) == f"BACKUPBOT_DB={tmp_path}/nowhere/bot.db: the directory {tmp_path}/nowhere does not exist"
     )
     junk = tmp_path / "junk.db"
     junk.write_text("this is not a database, it is a shopping list\n" * 100)
     with pytest.raises(StoreError) as damaged:
-        Store(str(junk))
+        SqliteStore(str(junk))
     assert str(damaged.value) == f"BACKUPBOT_DB={junk}: the file is not an SQLite database"
 
 
 def test_a_store_locked_by_another_process_fails_writes_quickly_and_keeps_reads_going(tmp_path):
     path = str(tmp_path / "locked.db")
-    store = Store(path, busy_seconds=0.2)
+    store = SqliteStore(path, busy_seconds=0.2)
     store.grant("U1", 1, Role.OWNER, "x")
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")

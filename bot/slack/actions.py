@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.backup_api import BACKUP_TYPES
 from bot.i18n import N_, _
-from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Done, ReplyTo, Scheduled
+from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Done, ReplyTo, InUndoWindow
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
@@ -104,14 +104,14 @@ def button_registrar(app: AsyncApp, deps: Deps):
     return button
 
 
-def confirmed(result: Done | Awaiting | Scheduled | ChainStarted, done_reply, announce, deps: Deps) -> Outcome:
+def confirmed(result: Done | Awaiting | InUndoWindow | ChainStarted, done_reply, announce, deps: Deps) -> Outcome:
     """A confirmed delete or restore: done (reply and announce), waiting for approval (reply and card),
     waiting out its undo window (reply with Undo), or waiting on its safety backup (reply and announce)."""
     if isinstance(result, Awaiting):
         request = result.request
         card = (request.id, approvals.approval_card(request))
         return Outcome(approvals.awaiting_message(request), card=card, server_id=request.target_server_id)
-    if isinstance(result, Scheduled):
+    if isinstance(result, InUndoWindow):
         return Outcome(safety.delete_scheduled_message(result.window, deps.clock()))
     if isinstance(result, ChainStarted):
         announce_chain = safety.announce_chain_started(result)

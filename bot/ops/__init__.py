@@ -1,0 +1,86 @@
+"""The use cases: one menu (`Operations`) of everything a person, the CLI or the background loop may do.
+
+    errors.py         OpsError and its refusals, the tree drawn in its docstring
+    core.py           Actor, ReplyTo, authorize, the channel rule, the audit: what every family stands on
+    backups.py        list, servers, the audit log, create
+    confirmations.py  delete and restore, asked for and confirmed
+    undo.py           the undo window for deletes
+    chains.py         the safety backup before a restore
+    room.py           room at the 10-backup limit
+    approvals.py      the two-person rule
+    home.py           the Home tab
+    admin.py          grants, admins, channels, languages
+
+Each family is a mixin on `Core`; `Operations` joins them, so a use case may call another family's.
+No module here imports Slack, and none imports this package's face.
+"""
+
+from __future__ import annotations
+
+from bot.ops.admin import Admin
+from bot.ops.approvals import Approvals, Awaiting, Decision
+from bot.ops.backups import Backups, Listing, ServerAccess
+from bot.ops.chains import Chains, ChainStarted, ChainStep
+from bot.ops.confirmations import Confirmations, Done
+from bot.ops.core import APPROVAL_TTL, CONFIRMATION_TTL, Accepted, Actor, ReplyTo
+from bot.ops.errors import (
+    ApprovalUnavailable,
+    BackupNotFound,
+    ConfirmationMismatch,
+    ConfirmationUnavailable,
+    Interrupted,
+    NoRoom,
+    NotRestorable,
+    NotTheRequester,
+    OpsError,
+    OwnRequest,
+    PermissionDenied,
+    RuledServer,
+    SafetyBackupFailed,
+    UndoUnavailable,
+    WrongChannel,
+)
+from bot.ops.home import Home, HomeView, ServerSummary
+from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
+from bot.ops.undo import DeleteSent, InUndoWindow, Undo
+
+__all__ = [
+    "APPROVAL_TTL",
+    "CONFIRMATION_TTL",
+    "PURPOSE_MAKE_ROOM",
+    "Accepted",
+    "Actor",
+    "ApprovalUnavailable",
+    "Awaiting",
+    "BackupNotFound",
+    "ChainStarted",
+    "ChainStep",
+    "ConfirmationMismatch",
+    "ConfirmationUnavailable",
+    "Decision",
+    "DeleteSent",
+    "Done",
+    "HomeView",
+    "InUndoWindow",
+    "Interrupted",
+    "Listing",
+    "NoRoom",
+    "NotRestorable",
+    "NotTheRequester",
+    "Operations",
+    "OpsError",
+    "OwnRequest",
+    "PermissionDenied",
+    "ReplyTo",
+    "RoomMade",
+    "RuledServer",
+    "SafetyBackupFailed",
+    "ServerAccess",
+    "ServerSummary",
+    "UndoUnavailable",
+    "WrongChannel",
+]
+
+
+class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Home, Admin):
+    """Every use case: one object the listeners, the CLI and the background loop call."""

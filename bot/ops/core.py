@@ -1,0 +1,227 @@
+"""The use cases' common ground: who acts (`Actor`), may they (`_authorize`, the channel rule), the audit.
+
+Every path into the bot — a slash command, a button, a modal, the CLI, and (to come) a policy or a
+pipeline token — reaches one use case, and each checks permission for whoever acts, calls the backup
+API, and writes exactly one audit entry for the attempt, whatever its outcome (done, denied, failed,
+cancelled). Nothing here knows about Slack.
+
+Audit entries, and what follows a write the API accepted, go through `DurableWrites`: a busy store
+delays them but never loses them, and never turns a write that happened into a reported failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot import i18n, observe
+from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError
+from bot.clock import iso_seconds, utc_now
+from bot.durable import DurableWrites
+from bot.ops.errors import BackupNotFound, PermissionDenied, WrongChannel
+from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
+from bot.store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+CONFIRMATION_TTL = timedelta(minutes=15)
+APPROVAL_TTL = timedelta(minutes=30)
+# A chain step (asking for the safety backup, sending the restore) takes at most a few API timeouts;
+# one stuck longer than this belonged to a process that died.
+CHAIN_STEP_SECONDS = 180.0
+SAFETY_GIVE_UP = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where (the Slack channel, if any). The CLI's actor is whoever holds the host: an admin."""
+
+    user_id: str
+    source: str = "slack"
+    superuser: bool = False
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    """Where to tell the person later: a created backup's completion, an approval's decision."""
+
+    channel_id: str | None
+    response_url: str | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A create the API accepted (2xx) whose answer could not be read: it happened, but the bot can't show it."""
+
+    server_id: int
+    description: str
+    reason: str
+
+
+class Core:
+    """What every family of use cases stands on; `Operations` (bot/ops/__init__.py) joins the families."""
+
+    def __init__(
+        self,
+        api: BackupApi,
+        store: Store,
+        *,
+        admins: frozenset[str] = frozenset(),
+        confirmation_ttl: timedelta = CONFIRMATION_TTL,
+        approval_ttl: timedelta = APPROVAL_TTL,
+        clock: Callable[[], datetime] = utc_now,
+        durable: DurableWrites | None = None,
+        delete_grace: timedelta = timedelta(0),
+        language: str = i18n.SOURCE,
+    ):
+        self.delete_grace = delete_grace
+        self.language = language  # for people who have not chosen one, and for the team's channels
+        self.api = api
+        self.store = store
+        self.admins = admins
+        self.confirmation_ttl = confirmation_ttl
+        self.approval_ttl = approval_ttl
+        self._clock = clock
+        self.durable = durable or DurableWrites()
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call off the event loop: SQLite never blocks an ack."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _audit_fields(self, actor: Actor, action: Action, outcome: str, fields: dict[str, Any]) -> dict[str, Any]:
+        at = iso_seconds(self._clock())
+        return {"user_id": actor.user_id, "action": action.value, "outcome": outcome, "source": actor.source, "at": at}
+
+    async def _audit(self, actor: Actor, action: Action, outcome: str, **fields: Any) -> None:
+        """Write the audit entry; a busy store delays it (retried in the background), never drops it."""
+        observe.note_attempt(action.value, outcome)
+        await self.durable.write(
+            "audit entry", self.store.audit, **self._audit_fields(actor, action, outcome, fields), **fields
+        )
+
+    async def _learn(self, backups: Any) -> None:
+        """Remember server names: a cache, so a busy store just skips it."""
+        try:
+            await self._db(self.store.learn_servers, [(b.server.id, b.server.name) for b in backups])
+        except StoreUnavailable as exc:
+            log.info("server names not remembered this time: %s", exc)
+
+    async def is_admin(self, actor: Actor) -> bool:
+        return actor.superuser or actor.user_id in self.admins or await self._db(self.store.is_admin, actor.user_id)
+
+    async def _authorize(
+        self, actor: Actor, action: Action, server_id: int | None, *, admin: bool | None = None, **audit: Any
+    ) -> Role | None:
+        """The actor's role on the server, if allowed; else audit the denial and raise. `admin` if already known."""
+        if admin is None:
+            admin = await self.is_admin(actor)
+        role = await self._db(self.store.role_of, actor.user_id, server_id) if server_id is not None else None
+        if not is_allowed(action, is_admin=admin, role=role):
+            needed = "admin" if server_id is None else _needed(action)
+            await self._audit(
+                actor,
+                action,
+                "denied",
+                server_id=server_id,
+                detail=f"has {role.label if role else 'no role'}; needs {needed}",
+                **audit,
+            )
+            raise PermissionDenied(action, server_id, needed, role)
+        return role
+
+    async def _api(self, actor: Actor, action: Action, call, **audit: Any):
+        """Await an API call; a failure is audited, then re-raised for the edge to put into words.
+
+        Cut short by shutdown, the attempt is audited as what it was (interrupted, maybe
+        done), never as an API failure.
+        """
+        try:
+            return await call
+        except AcceptedButUnreadable:
+            raise
+        except BackupApiError as exc:
+            await self._audit(actor, action, "failed", detail=f"{type(exc).__name__}: {exc}", **audit)
+            raise
+        except asyncio.CancelledError:
+            detail = "interrupted: the bot stopped before the backup API answered; it may have acted"
+            fields = {**audit, "detail": detail}
+            self.durable.write_or_log(
+                "audit entry", self.store.audit, **self._audit_fields(actor, action, "failed", fields), **fields
+            )
+            raise
+
+    async def language_of(self, user_id: str | None) -> str:
+        """The person's language: their choice, else the bot's (also if the store is busy)."""
+        if not user_id:
+            return self.language
+        try:
+            return await self._db(self.store.language_of, user_id) or self.language
+        except StoreUnavailable:
+            return self.language
+
+    @contextlib.asynccontextmanager
+    async def speaking_to(self, user_id: str | None) -> AsyncIterator[str]:
+        """Render what follows in the person's language, and announcements in the team's.
+
+        Inside work already speaking to this person (a command's answer inside its listener), the
+        language in force is theirs: it is not read from the store again."""
+        if user_id and i18n.reader() == user_id:
+            yield i18n.current()
+            return
+        language = await self.language_of(user_id)
+        with i18n.speaking(language, self.language, reader=user_id):
+            yield language
+
+    async def _find(self, actor: Actor, action: Action, backup_id: int, *, gone: bool = False) -> Backup:
+        backup, _all = await self._find_among(actor, action, backup_id, gone=gone)
+        return backup
+
+    async def _find_among(
+        self, actor: Actor, action: Action, backup_id: int, *, gone: bool = False
+    ) -> tuple[Backup, list[Backup]]:
+        """The backup, and every backup the API listed (there is no endpoint for one)."""
+        backups = await self._api(actor, action, self.api.list_backups(), backup_id=backup_id)
+        for backup in backups:
+            if backup.id == backup_id:
+                return backup, backups
+        await self._audit(actor, action, "failed", backup_id=backup_id, detail=f"no backup {backup_id}")
+        raise BackupNotFound(backup_id, gone=gone)
+
+    async def _authorize_on_backup(self, actor: Actor, action: Action, backup: Backup) -> None:
+        """Someone with no role on the backup's server hears what they would of a backup that does not exist."""
+        try:
+            await self._authorize(actor, action, backup.server.id, backup_id=backup.id)
+        except PermissionDenied as exc:
+            if exc.role is None:
+                raise BackupNotFound(backup.id) from None
+            raise
+
+    async def _from_its_channel(self, actor: Actor, action: Action, *server_ids: int, **audit: Any) -> None:
+        """A server bound to channels is changed only from one of them, whoever asks (admins too);
+        the CLI, at the host, is not in Slack and is not held to it."""
+        if actor.source != "slack":
+            return
+        for server_id in dict.fromkeys(server_ids):
+            channels = await self._db(self.store.channels_of, server_id)
+            if channels and actor.channel_id not in channels:
+                where = actor.channel_id or "outside a channel"
+                await self._audit(
+                    actor,
+                    action,
+                    "denied",
+                    server_id=server_id,
+                    detail=f"asked from {where}; allowed only in {', '.join(channels)}",
+                    **audit,
+                )
+                raise WrongChannel(server_id, channels)
+
+
+def _needed(action: Action) -> str:
+    role = REQUIRED_ROLE.get(action)
+    return role.label if role else "admin"

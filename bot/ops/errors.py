@@ -1,0 +1,151 @@
+"""The use cases' refusals: each a reason a person can read, put into words once at each edge.
+
+    OpsError                  a refusal (bot/slack/views/errors.py and the CLI put it into words)
+     ├── PermissionDenied        the person lacks the role (or admin) this needs
+     ├── WrongChannel            the server is run only from its own channels
+     ├── BackupNotFound          no such backup, or it is gone (also: no role on its server)
+     ├── NotRestorable           the backup is not completed
+     ├── ConfirmationUnavailable the confirmation was used, cancelled, expired, or never existed
+     ├── ConfirmationMismatch    the typed server name is not the target's
+     ├── ApprovalUnavailable     the request was decided, withdrawn, expired, or never existed
+     ├── OwnRequest              nobody decides on their own request
+     ├── NotTheRequester         only the requester withdraws
+     ├── NoRoom                  the server keeps the most manual backups the provider allows
+     ├── RuledServer             making room in one step is not for a server under the two-person rule
+     ├── SafetyBackupFailed      the restore was not sent: its safety backup could not be made
+     ├── UndoUnavailable         the delete was already sent, undone, or is unknown
+     └── Interrupted             a write was on its way when its bot stopped: it may have happened
+
+The API client's own errors (bot/backup_api.py) pass through the use cases unchanged.
+tests/test_i18n.py fails for a subclass without words of its own in every language.
+"""
+
+from __future__ import annotations
+
+from bot.backup_api import Backup
+from bot.i18n import Words
+from bot.policy import Action, Role
+from bot.store import ApprovalRequest, Confirmation, DeleteWindow, RestoreChain
+
+
+class OpsError(Exception):
+    """A refusal with a reason a person can read."""
+
+
+class PermissionDenied(OpsError):
+    def __init__(self, action: Action, server_id: int | None, needed: str, role: Role | None = None):
+        self.action, self.server_id, self.needed, self.role = action, server_id, needed, role
+        where = f" on server {server_id}" if server_id is not None else ""
+        super().__init__(f"{action.value}{where} needs the {needed} role")
+
+
+class WrongChannel(OpsError):
+    """The server is bound to channels, and this was asked from none of them."""
+
+    def __init__(self, server_id: int, channels: list[str]):
+        self.server_id, self.channels = server_id, channels
+        super().__init__(f"server {server_id} is run only from its channels")
+
+
+class BackupNotFound(OpsError):
+    def __init__(self, backup_id: int, *, gone: bool = False):
+        self.backup_id, self.gone = backup_id, gone
+        super().__init__(f"backup {backup_id} {'no longer exists' if gone else 'does not exist'}")
+
+
+class NotRestorable(OpsError):
+    def __init__(self, backup: Backup):
+        self.backup = backup
+        super().__init__(f"backup {backup.id} is {backup.status}; only a completed backup can be restored")
+
+
+class ConfirmationUnavailable(OpsError):
+    """The confirmation was already used, cancelled, expired, or never existed."""
+
+    def __init__(self, confirmation: Confirmation | None):
+        self.confirmation = confirmation
+        state = confirmation.state.value if confirmation else "missing"
+        super().__init__(f"this confirmation is {state}")
+
+
+class ConfirmationMismatch(OpsError):
+    def __init__(self, confirmation: Confirmation, typed: str):
+        self.confirmation, self.typed = confirmation, typed
+        super().__init__(
+            f"{typed!r} is neither {confirmation.target_server_name!r} nor {confirmation.target_server_id}"
+        )
+
+
+class ApprovalUnavailable(OpsError):
+    """The request was already decided, withdrawn, expired, or never existed."""
+
+    def __init__(self, request: ApprovalRequest | None, *, expired: bool = False):
+        self.request, self.expired = request, expired
+        state = "expired" if expired else (request.state.value if request else "missing")
+        super().__init__(f"this approval request is {state}")
+
+
+class OwnRequest(OpsError):
+    """Nobody decides on their own request, admins included."""
+
+    def __init__(self, request: ApprovalRequest):
+        self.request = request
+        super().__init__("the requester may not approve or deny their own request")
+
+
+class NotTheRequester(OpsError):
+    def __init__(self, request: ApprovalRequest):
+        self.request = request
+        super().__init__("only the requester may withdraw a request")
+
+
+class NoRoom(OpsError):
+    """A create refused because the server already keeps the most manual backups the provider allows."""
+
+    def __init__(
+        self,
+        server_id: int,
+        count: int,
+        oldest: Backup | None,
+        *,
+        description: str,
+        may_make_room: bool,
+        ruled: bool,
+        provider_message: str,
+    ):
+        self.server_id, self.count, self.oldest = server_id, count, oldest
+        self.description, self.may_make_room, self.ruled = description, may_make_room, ruled
+        self.provider_message = provider_message
+        super().__init__(f"server {server_id} already has {count} manual backups")
+
+
+class RuledServer(OpsError):
+    """Making room is one confirmed step; on a server under the two-person rule a delete needs approval."""
+
+    def __init__(self, server_id: int):
+        self.server_id = server_id
+        super().__init__(f"server {server_id} is under the two-person rule")
+
+
+class SafetyBackupFailed(OpsError):
+    """The safety backup could not be made, so the restore was not sent."""
+
+    def __init__(self, chain: RestoreChain, why: Words, *, no_room: bool = False):
+        self.chain, self.why, self.no_room = chain, why, no_room
+        super().__init__(f"the restore was not sent: {why.english()}")
+
+
+class UndoUnavailable(OpsError):
+    """The delete was already sent, undone, or the button is unknown."""
+
+    def __init__(self, window: DeleteWindow | None):
+        self.window = window
+        super().__init__(f"this delete is {window.state.value if window else 'unknown'}")
+
+
+class Interrupted(OpsError):
+    """A write was on its way when its bot stopped: it may have happened, and it is not sent again."""
+
+    def __init__(self, why: Words):
+        self.why = why
+        super().__init__(why.english())

@@ -1,0 +1,297 @@
+"""Rows as frozen dataclasses, with the enums of their states.
+
+Each piece of work that outlives a request is a row with a state, moved from
+one state to the next by one statement that names the old state (see the
+queries): the dataclasses here are what those rows read as.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.policy import Role
+
+OUTCOMES = ("done", "denied", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Grant:
+    user_id: str
+    server_id: int
+    role: Role
+    granted_by: str
+    granted_at: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    user_id: str
+    action: str
+    server_id: int | None
+    backup_id: int | None
+    outcome: str
+    detail: str
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @property
+    def detail_line(self) -> str:
+        return one_line(self.detail)
+
+
+@dataclass(frozen=True)
+class AuditSearch:
+    """Filters on the audit log; None means any."""
+
+    server_id: int | None = None
+    user_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: str | None = None  # an ISO date or time, UTC
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses, args = [], []
+        for column in ("server_id", "user_id", "action", "outcome"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if self.since is not None:
+            clauses.append("at >= ?")
+            args.append(self.since)
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def words(self) -> str:
+        parts = [f"{k} {v}" for k, v in self.__dict__.items() if v is not None]
+        return ", ".join(parts)
+
+
+LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Text from people as one line: a line break shows as ⏎, other control characters as �.
+
+    An audit entry must render as one line, or a description could forge another entry.
+    """
+    return CONTROL.sub("\ufffd", LINE_BREAKS.sub("⏎", text))
+
+
+@dataclass(frozen=True)
+class Followed:
+    backup_id: int
+    server_id: int
+    requested_by: str
+    channel_id: str | None
+    response_url: str | None
+    description: str
+    started_at: datetime
+    state: str
+
+    @classmethod
+    def from_row(cls, r: dict) -> Followed:
+        return cls(
+            r["backup_id"],
+            r["server_id"],
+            r["requested_by"],
+            r["channel_id"],
+            r["response_url"],
+            r["description"] or "",
+            datetime.fromisoformat(r["started_at"]),
+            r["state"],
+        )
+
+
+class ConfirmationState(StrEnum):
+    PENDING = "pending"
+    USED = "used"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    GONE = "gone"
+    UNRESTORABLE = "unrestorable"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    id: str
+    action: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    target_server_id: int
+    target_server_name: str
+    backup_created_at: str
+    backup_type: str
+    requested_by: str
+    created_at: datetime
+    state: ConfirmationState
+    used_by: str | None
+    used_at: str | None
+    backup_description: str = ""
+    newer_count: int = 0
+    newest_id: int | None = None
+    newest_at: str | None = None
+    target_manual_count: int | None = None
+    safety: bool = True  # the restore form's safety-backup box starts ticked
+    purpose: str | None = None  # "make_room": delete the oldest manual backup, then create
+    description: str = ""  # the backup to create once room is made
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One announcement in the outbox: kept until Slack accepts it.
+
+    An approval card is one too; once posted, its channel and ts are kept on the request (`approval_id`).
+    """
+
+    id: int | None
+    channel: str
+    message: dict
+    attempts: int
+    approval_id: str | None = None
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"  # claimed by one approver; the write is being sent
+    DONE = "done"
+    FAILED = "failed"
+    DENIED = "denied"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A confirmed delete or restore waiting for a second person (the two-person rule)."""
+
+    id: str
+    action: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    target_server_id: int
+    target_server_name: str
+    backup_created_at: str
+    backup_type: str
+    backup_description: str
+    requested_by: str
+    reason: str
+    origin_channel: str | None
+    response_url: str | None
+    card_channel: str | None
+    card_ts: str | None
+    created_at: str
+    expires_at: float
+    state: ApprovalState
+    decided_by: str | None
+    decided_at: str | None
+    detail: str | None
+
+    safety: bool = False
+
+    @property
+    def servers(self) -> set[int]:
+        return {self.server_id, self.target_server_id}
+
+
+class WindowState(StrEnum):
+    WAITING = "waiting"  # in its undo window
+    SENDING = "sending"  # claimed: the DELETE is going out
+    DONE = "done"
+    GONE = "gone"  # the backup was already gone when the window ended
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+@dataclass(frozen=True)
+class DeleteWindow:
+    """A confirmed delete waiting out its undo window; sent once when `due_at` (epoch seconds) comes."""
+
+    id: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    backup_type: str
+    requested_by: str
+    approved_by: str | None
+    channel_id: str | None
+    response_url: str | None
+    due_at: float
+    state: WindowState
+    created_at: str
+    decided_by: str | None = None
+    detail: str | None = None
+
+
+class ChainState(StrEnum):
+    CREATING = "creating"  # the safety backup is being asked for
+    WAITING = "waiting"  # the safety backup is running
+    RESTORING = "restoring"  # claimed: the restore is going out
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the bot stopped mid-step; nothing is re-sent
+
+
+@dataclass(frozen=True)
+class RestoreChain:
+    """A restore that waits for its safety backup to complete; the restore is sent once, after it."""
+
+    id: str
+    backup_id: int
+    server_id: int
+    server_name: str
+    target_server_id: int
+    target_server_name: str
+    requested_by: str
+    approved_by: str | None
+    channel_id: str | None
+    response_url: str | None
+    safety_backup_id: int | None
+    state: ChainState
+    created_at: str
+    updated_at: float
+    detail: str | None = None
+
+
+def confirmation_from_row(row: dict) -> Confirmation:
+    row = dict(row)
+    row["created_at"] = datetime.fromisoformat(row["created_at"])
+    row["state"] = ConfirmationState(row["state"])
+    row["safety"] = row.get("safety") is None or bool(row["safety"])
+    row["newer_count"] = row.get("newer_count") or 0
+    row["backup_description"] = row.get("backup_description") or ""
+    row["description"] = row.get("description") or ""
+    return Confirmation(**row)
+
+
+def window_from_row(row: dict) -> DeleteWindow:
+    row = dict(row)
+    row.pop("claimed_until", None)
+    row["state"] = WindowState(row["state"])
+    return DeleteWindow(**row)
+
+
+def chain_from_row(row: dict) -> RestoreChain:
+    row = dict(row)
+    row["state"] = ChainState(row["state"])
+    return RestoreChain(**row)
+
+
+def approval_from_row(row: dict) -> ApprovalRequest:
+    row = dict(row)
+    row["state"] = ApprovalState(row["state"])
+    row["backup_description"] = row.get("backup_description") or ""
+    row["reason"] = row.get("reason") or ""
+    row["safety"] = bool(row.get("safety"))
+    return ApprovalRequest(**row)

@@ -1,0 +1,291 @@
+"""Every table of the store, declared once, and what each backend makes of it.
+
+A table is its columns (with Python types), its primary key, its indexes and the
+schema version that brought it (`since`; a column added later says so in
+`added`). Both backends are built from these declarations, so they cannot drift
+apart: SQLite through sqlite-utils (`create`, `add_column`, `create_index`, which
+made the tables of every store file that exists), PostgreSQL through DDL
+generated here (`postgres_ddl`). Migrating either is the same idempotent act —
+create what is missing — followed by the data steps of the versions passed
+(`DATA_STEPS`, none yet), in one transaction.
+
+To change the schema: add a table or a column here with the next version in
+`since`/`added`, bump `SCHEMA_VERSION`, and say in `copied` whether copy-store
+carries its rows. tests/test_store.py holds both backends to these declarations.
+
+History: SQLite files were versioned 1 to 8 by migrations written as sqlite-utils
+calls; PostgreSQL's first DDL was numbered 1 and is the SQLite schema at 8
+(`LEGACY_POSTGRES_VERSIONS`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+SCHEMA_VERSION = 8
+LEGACY_POSTGRES_VERSIONS = {1: 8}
+POSTGRES_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, type]
+    pk: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+    since: int = 8
+    added: dict[str, int] = field(default_factory=dict)  # a column that came after the table: its version
+    identity: bool = False  # `id` is given by the database
+    copied: bool = True  # copy-store carries its rows (a lease is not worth carrying)
+
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "grants",
+        {"user_id": str, "server_id": int, "role": str, "granted_by": str, "granted_at": str},
+        pk=("user_id", "server_id"),
+    ),
+    Table("admins", {"user_id": str, "added_by": str, "added_at": str}, pk=("user_id",)),
+    Table(
+        "audit",
+        {
+            "id": int,
+            "at": str,
+            "user_id": str,
+            "action": str,
+            "server_id": int,
+            "backup_id": int,
+            "outcome": str,
+            "detail": str,
+            "source": str,
+        },
+        pk=("id",),
+        indexes=(("at",), ("user_id", "id"), ("server_id", "id"), ("action", "id"), ("outcome", "id")),
+        identity=True,
+    ),
+    Table("servers", {"id": int, "name": str, "seen_at": str}, pk=("id",)),
+    Table(
+        "followed",
+        {
+            "backup_id": int,
+            "server_id": int,
+            "requested_by": str,
+            "channel_id": str,
+            "response_url": str,
+            "description": str,
+            "started_at": str,
+            "state": str,
+            "final_status": str,
+            "finished_at": str,
+        },
+        pk=("backup_id",),
+        indexes=(("state",),),
+    ),
+    Table(
+        "confirmations",
+        {
+            "id": str,
+            "action": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "target_server_id": int,
+            "target_server_name": str,
+            "backup_created_at": str,
+            "backup_type": str,
+            "requested_by": str,
+            "created_at": str,
+            "state": str,
+            "used_by": str,
+            "used_at": str,
+            "backup_description": str,
+            "newer_count": int,
+            "newest_id": int,
+            "newest_at": str,
+            "target_manual_count": int,
+            "safety": int,
+            "purpose": str,
+            "description": str,
+        },
+        pk=("id",),
+    ),
+    Table("noticed", {"backup_id": int, "noticed_at": str}, pk=("backup_id",)),
+    Table(
+        "outbox",
+        {
+            "id": int,
+            "channel": str,
+            "message": str,
+            "state": str,
+            "attempts": int,
+            "not_before": float,
+            "claimed_until": float,
+            "created_at": str,
+            "sent_at": str,
+            "error": str,
+            "approval_id": str,
+        },
+        pk=("id",),
+        indexes=(("state", "not_before"),),
+        identity=True,
+    ),
+    Table("seen", {"key": str, "at": float}, pk=("key",)),
+    Table("approval_rules", {"server_id": int, "set_by": str, "set_at": str}, pk=("server_id",)),
+    Table(
+        "approval_requests",
+        {
+            "id": str,
+            "action": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "target_server_id": int,
+            "target_server_name": str,
+            "backup_created_at": str,
+            "backup_type": str,
+            "backup_description": str,
+            "requested_by": str,
+            "reason": str,
+            "origin_channel": str,
+            "response_url": str,
+            "card_channel": str,
+            "card_ts": str,
+            "created_at": str,
+            "expires_at": float,
+            "state": str,
+            "decided_by": str,
+            "decided_at": str,
+            "detail": str,
+            "safety": int,
+        },
+        pk=("id",),
+        indexes=(("state", "expires_at"),),
+    ),
+    Table("home_opened", {"user_id": str, "at": str}, pk=("user_id",)),
+    Table(
+        "server_channels",
+        {"server_id": int, "channel_id": str, "added_by": str, "added_at": str},
+        pk=("server_id", "channel_id"),
+    ),
+    Table(
+        "delete_windows",
+        {
+            "id": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "backup_type": str,
+            "requested_by": str,
+            "approved_by": str,
+            "channel_id": str,
+            "response_url": str,
+            "due_at": float,
+            "state": str,
+            "claimed_until": float,
+            "created_at": str,
+            "decided_by": str,
+            "detail": str,
+        },
+        pk=("id",),
+        indexes=(("state", "due_at"),),
+    ),
+    Table(
+        "restore_chains",
+        {
+            "id": str,
+            "backup_id": int,
+            "server_id": int,
+            "server_name": str,
+            "target_server_id": int,
+            "target_server_name": str,
+            "requested_by": str,
+            "approved_by": str,
+            "channel_id": str,
+            "response_url": str,
+            "safety_backup_id": int,
+            "state": str,
+            "created_at": str,
+            "updated_at": float,
+            "detail": str,
+        },
+        pk=("id",),
+        indexes=(("state", "updated_at"),),
+    ),
+    Table("languages", {"user_id": str, "language": str, "set_at": str}, pk=("user_id",)),
+    Table("leases", {"name": str, "holder": str, "expires_at": float}, pk=("name",), copied=False),
+)
+
+BY_NAME = {table.name: table for table in TABLES}
+# What copy-store carries over, in an order that needs no deferred checks.
+COPIED_TABLES = tuple(table.name for table in TABLES if table.copied)
+IDENTITY_TABLES = frozenset(table.name for table in TABLES if table.identity)
+
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+
+def migrate_sqlite(db: sqlite_utils.Database) -> None:
+    """Create what is missing — tables, columns, indexes — as sqlite-utils makes them (idempotent)."""
+    existing = set(db.table_names())
+    for table in TABLES:
+        target = db[table.name]
+        if table.name not in existing:
+            target.create(table.columns, pk=table.pk[0] if len(table.pk) == 1 else table.pk)
+        else:
+            have = target.columns_dict
+            for name, kind in table.columns.items():
+                if name not in have:
+                    target.add_column(name, kind)
+        for columns in table.indexes:
+            target.create_index(list(columns), if_not_exists=True)
+
+
+@functools.cache
+def sqlite_schema() -> tuple[str, ...]:
+    """The SQL of every table and index a fully migrated SQLite store has, in the order they are made.
+
+    Worked out once per process on an in-memory database, so a new file is given it in one go.
+    """
+    db = sqlite_utils.Database(memory=True)
+    migrate_sqlite(db)
+    rows = db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
+    db.close()
+    return tuple(sql for (sql,) in rows)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def quoted(name: str) -> str:
+    return f'"{name}"'
+
+
+def postgres_ddl() -> tuple[str, ...]:
+    """Statements that bring a PostgreSQL schema to these declarations from any earlier state (idempotent).
+
+    Index names follow PostgreSQL's own (`table_col_idx`), so the indexes of a store made by the first,
+    hand-written DDL are recognised and not made twice.
+    """
+    statements = []
+    for table in TABLES:
+        columns = []
+        for name, kind in table.columns.items():
+            column = f"{quoted(name)} {POSTGRES_TYPES[kind]}"
+            if table.identity and name == "id":
+                column += " GENERATED BY DEFAULT AS IDENTITY"
+            columns.append(column)
+        key = ", ".join(quoted(c) for c in table.pk)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(columns)}, PRIMARY KEY ({key}))")
+        for name, kind in table.columns.items():
+            if name in table.added:
+                statements.append(
+                    f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {quoted(name)} {POSTGRES_TYPES[kind]}"
+                )
+        for index in table.indexes:
+            index_name = "_".join((table.name, *index, "idx"))
+            listed = ", ".join(quoted(c) for c in index)
+            statements.append(f"CREATE INDEX IF NOT EXISTS {index_name} ON {table.name} ({listed})")
+    return tuple(statements)

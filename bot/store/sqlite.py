@@ -1,0 +1,159 @@
+"""The store on a SQLite file (the default, for one bot): the queries of `Store` on sqlite3 connections.
+
+Two connections, each behind its own lock: one for writes, one for reads.
+A write waiting on a file another process has locked therefore never holds
+up a read, and WAL lets reads go on while another process writes, so `serve`
+and the CLI can share a file. SQLite's errors are translated here, once, into
+`StoreUnavailable`.
+
+On open, a new file is given the current schema in one transaction and an
+older one is migrated (bot/store/schema.py), also in one transaction, which a
+second process opening the file waits for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot.clock import utc_now
+from bot.store.errors import StoreError, StoreUnavailable
+from bot.store.queries import Store
+from bot.store.schema import SCHEMA_VERSION, migrate_sqlite, sqlite_schema
+
+DEFAULT_BUSY_SECONDS = 0.5
+
+
+class SqliteSql:
+    """A sqlite3 connection as the queries speak to it."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, *, clock=utc_now, busy_seconds: float = DEFAULT_BUSY_SECONDS):
+        self.path = path
+        self._clock = clock
+        self._write_lock = threading.RLock()
+        self._read_lock = threading.RLock()
+        try:
+            self.db = sqlite_utils.Database(self._connect(busy_seconds))
+            with self._write_lock:
+                if path != ":memory:":
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+            self._reader = self.db if path == ":memory:" else sqlite_utils.Database(self._connect(busy_seconds))
+            if self._reader is self.db:
+                self._read_lock = self._write_lock
+            self._write_sql, self._read_sql = SqliteSql(self.db.conn), SqliteSql(self._reader.conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(open_problem(path, exc)) from exc
+
+    def _connect(self, busy_seconds: float) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_seconds)
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            if self._reader is not self.db:
+                self._reader.conn.close()
+            self.db.conn.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[SqliteSql]:
+        with self._write_lock:
+            try:
+                yield self._write_sql
+            except sqlite3.DatabaseError as exc:
+                self._abandon()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise StoreUnavailable(_words(exc)) from exc
+                raise StoreUnavailable(f"the store is damaged ({exc})") from exc
+
+    def _abandon(self) -> None:
+        """Roll back a transaction a failed write left open: in WAL mode its stale snapshot would
+        otherwise keep every later write on this connection failing as 'locked'."""
+        if self.db.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[SqliteSql]:
+        with self._read_lock:
+            try:
+                yield self._read_sql
+            except sqlite3.DatabaseError as exc:
+                raise StoreUnavailable(_words(exc)) from exc
+
+    def table_names(self) -> set[str]:
+        with self._reading():
+            return set(self._reader.table_names())
+
+    def schema_version(self) -> int:
+        with self._reading() as db:
+            return db.execute("PRAGMA user_version").fetchone()[0]
+
+    def check_writable(self) -> None:
+        """Take the write lock for a moment and give it back; raises StoreUnavailable if that cannot be done."""
+        with self._writing() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION in one transaction, which a second process opening it waits for.
+
+        A new file is given the current schema at once (worked out once per process); an older file is
+        migrated by creating what it lacks, keeping its data.
+        """
+        db = self.db
+        if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                if version == 0 and not db.table_names():
+                    for statement in sqlite_schema():
+                        db.execute(statement)
+                else:
+                    migrate_sqlite(db)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+
+
+def open_problem(path: str, exc: Exception) -> str:
+    """One line on why the store at `path` cannot be opened."""
+    parent = Path(path).expanduser().parent
+    if not parent.is_dir():
+        return f"BACKUPBOT_DB={path}: the directory {parent} does not exist"
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        return f"BACKUPBOT_DB={path}: the file is not an SQLite database"
+    return f"BACKUPBOT_DB={path}: cannot open the store ({exc})"
+
+
+def _words(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return "the store is locked by another process"
+    if "readonly" in text or "read-only" in text:
+        return "the store cannot be written (read-only)"
+    return f"the store failed ({text})"
