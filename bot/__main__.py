@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import __version__
-from bot.backup_api import BackupApi
 from bot.clock import iso_seconds
 from bot.config import ConfigError, Settings, load_settings
 from bot.i18n import LANGUAGES
@@ -26,9 +25,10 @@ from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
 from bot.parsing import UsageError, is_number, parse_channel, parse_id, parse_user
 from bot.policy import Action, Role
+from bot.runtime import build_core
 from bot.store import AuditSearch, StoreError, open_store
 
-CLI_WRITE_SECONDS = 10.0
+CLI_RETRY_SECONDS = 1.0
 
 
 class CliError(Exception):
@@ -181,26 +181,21 @@ def _cli_actor() -> Actor:
         name = getpass.getuser()
     except (KeyError, OSError):
         name = "shell"
-    return Actor(user_id=f"cli:{name}", source="cli", superuser=True)
+    return Actor.cli(name)
 
 
 def _with_ops(settings: Settings, work):
-    """Run `work(ops, store)` as the CLI: the audit entries it writes are in the store before this returns."""
-    store = open_store(settings.db_path)
+    """Run `work(ops, store)` as the CLI, with the bot's own rules (bot/runtime.py builds both): the audit
+    entries it writes are in the store before this returns."""
+    core = build_core(settings, background_seconds=CLI_RETRY_SECONDS)
 
     async def run():
-        api = BackupApi(settings.vps_api_url, settings.vps_api_token or "")
-        ops = Operations(api, store, admins=settings.admins)
         try:
-            return await work(ops, store)
+            return await work(core.ops, core.store)
         finally:
-            await ops.durable.drain(CLI_WRITE_SECONDS)
-            await api.aclose()
+            await core.aclose()
 
-    try:
-        return asyncio.run(run())
-    finally:
-        store.close()
+    return asyncio.run(run())
 
 
 def cmd_grant(args, settings: Settings) -> int:

@@ -206,7 +206,7 @@ class LiveStack:
         )
         self.asgi = BotAsgi(self.runtime)
         self.run(self.runtime.start())
-        poll_until(lambda: self.runtime.follower.rounds >= 1)  # its first round would take a fault meant for a test
+        poll_until(lambda: self.runtime.background.rounds >= 1)  # its first round would take a fault meant for a test
         self.asgi.ready = True
         self.http = SyncHttp(self, self.asgi)
 

@@ -11,7 +11,6 @@ from conftest import ADMIN, NOTIFY, Background, LiveStack, ManualClock, button, 
 from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack, view_submission_payload
 from bot.slack import ids
-from bot.slack.approvals import expire_due
 from bot.store import ApprovalState
 
 OWNER, OWNER2, OPERATOR, VIEWER = "U0OWNER", "U0OWNER2", "U0OPERATOR", "U0VIEWER"
@@ -208,7 +207,7 @@ def test_an_approval_whose_bot_died_while_sending_is_failed_and_told_never_resen
         request_id = button(card, ids.APPROVE)["value"]
         assert live.runtime.store.claim_approval(request_id, OWNER2), "another bot claimed it, then died"
         clock.now += timedelta(minutes=2)
-        live.run(expire_due(live.runtime.deps))
+        live.run(live.runtime.background.run_chore("interrupted requests"))
         assert live.runtime.store.approval(request_id).state is ApprovalState.APPROVED, "a send may still be going"
         clock.now += timedelta(minutes=2)
         updated = live.recorder.wait_for(lambda _r: live.recorder.api("chat.update"))[-1]

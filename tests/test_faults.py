@@ -233,8 +233,8 @@ def test_a_rate_limited_announcement_is_delivered_later_exactly_once(tmp_path):
         reply, _ = live.ask("create 12345")
         assert "Slack is rate-limiting me, so the announcement in <#CNOTIFY01> will follow shortly." in text_of(reply)
         assert "invite me" not in text_of(reply)
-        rounds = live.runtime.follower.rounds
-        poll_until(lambda: live.runtime.follower.rounds >= rounds + 2)
+        rounds = live.runtime.background.rounds
+        poll_until(lambda: live.runtime.background.rounds >= rounds + 2)
         assert len(announcements(live)) == 1, "not sent again before Slack's Retry-After"
         clock.now += timedelta(seconds=3)
         live.recorder.wait_for(lambda _r: len(announcements(live)) == 2)

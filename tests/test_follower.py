@@ -1,6 +1,7 @@
 """Following created backups to the end: with a controlled clock, and live through the whole bot."""
 
 import asyncio
+import itertools
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -8,12 +9,13 @@ import pytest
 from conftest import NOTIFY, LiveStack, ManualClock, text_of
 
 from bot.backup_api import BackupApi
+from bot.chores import Background, Chore
 from bot.follower import Follower
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 
 
 class Reports:
-    """Records what the follower reports (the Notifier protocol, at the edge)."""
+    """Records what the follower reports (the Reporter protocol, at the edge)."""
 
     def __init__(self):
         self.finished, self.ended, self.automatic = [], [], []
@@ -34,7 +36,7 @@ def world(store):
     sim = BackupSimulator(clock=clock, completion_seconds=600)
     api = BackupApi("http://sim/api/v1", "t", transport=SimulatorTransport(sim), backoff_seconds=0, read_attempts=1)
     reports = Reports()
-    follower = Follower(api, store, reports, poll_seconds=30, clock=clock)
+    follower = Follower(api, store, reports, clock=clock)
     return SimpleNamespace(clock=clock, sim=sim, api=api, store=store, reports=reports, follower=follower)
 
 
@@ -104,20 +106,26 @@ async def test_racing_rounds_report_once(world):
 
 
 async def test_rounds_back_off_while_the_api_fails(world):
+    """In the background loop, a follow round that finds the API failing waits twice as long, up to the cap."""
     w = world
     await create(w.api, w.store, 12345)
-    delays = []
+    now, rounds = [0.0], []
 
-    async def sleep(delay):
-        delays.append(delay)
-        if len(delays) == 6:
+    async def sleep(seconds):
+        now[0] += seconds
+        if len(rounds) == 7:
             raise asyncio.CancelledError
 
-    follower = Follower(w.api, w.store, w.reports, poll_seconds=30, max_backoff_seconds=200, clock=w.clock, sleep=sleep)
-    w.sim.fail_next(5, 503)  # round 0 makes two calls: its followed backups, and the automatic watch
+    async def follow():
+        rounds.append(now[0])
+        return await w.follower.poll_once()
+
+    chores = [Chore("follow", follow, 30, leader_only=True, backoff=True)]
+    loop = Background(w.store, chores, tick=1, max_backoff_seconds=200, sleep=sleep, monotonic=lambda: now[0])
+    w.sim.fail_next(4, 503)
     with pytest.raises(asyncio.CancelledError):
-        await follower.run()
-    assert delays == [60, 120, 200, 200, 30, 30]
+        await loop.run()
+    assert [b - a for a, b in itertools.pairwise(rounds)] == [60, 120, 200, 200, 30, 30]
 
 
 async def test_quota_news_counts_manual_backups(world):
@@ -199,7 +207,9 @@ def test_restart_in_the_middle_still_announces_exactly_once(tmp_path):
         assert "Backup *#5033* of *web-server-01* (12345) is complete (5.0 GB)" in done[0]
         second.recorder.wait_for(lambda _r: len(slack.recorder.responses(key)) >= 2)
         for bot in (second, third):
-            assert bot.run(bot.runtime.follower.poll_once()) is True, "another round finds nothing left to report"
+            assert bot.run(bot.runtime.background.run_chore("follow")) is True, (
+                "another round finds nothing left to report"
+            )
         assert len([t for t in announcements(second) if "is complete" in t]) == 1, "announced exactly once"
         updates = slack.recorder.responses(key)
         assert len(updates) == 2 and "is complete (5.0 GB)" in text_of(updates[1])

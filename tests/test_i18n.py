@@ -2,7 +2,9 @@
 left, Block Kit limits hold in Korean, and each person (and the team) is spoken to in their own language."""
 
 import functools
+import inspect
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,10 +33,12 @@ from bot.ops import (
     DeleteSent,
     Done,
     HomeView,
+    Interrupted,
     Listing,
     NoRoom,
     NotRestorable,
     NotTheRequester,
+    OpsError,
     OwnRequest,
     PermissionDenied,
     RoomMade,
@@ -49,6 +53,7 @@ from bot.parsing import UsageError, parse_command
 from bot.policy import Action, Role
 from bot.slack import ids
 from bot.slack.views import approvals, errors, home, messages, modals, safety
+from bot.slack.views.base import escape
 from bot.store import (
     ApprovalRequest,
     ApprovalState,
@@ -294,12 +299,52 @@ def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
         UndoUnavailable(None),
         UndoUnavailable(window),
         RuledServer(12345),
+        Interrupted(Words("the bot stopped while sending the restore: it may have been sent")),
         StoreUnavailable("locked"),
         RateLimited("429", 3),
         ApiTimeout("timeout"),
         Unavailable("503"),
         RuntimeError("internal"),
     ]
+
+
+def all_subclasses(cls: type) -> set[type]:
+    return {sub for direct in cls.__subclasses__() for sub in {direct, *all_subclasses(direct)}}
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_every_refusal_has_words_of_its_own_in_every_language(language):
+    """A new OpsError without its own branch in views/errors.py would fall back to its English message."""
+    chain = RestoreChain("c1", 1, 1, "a", 1, "a", "U1", None, None, None, 5, ChainState.WAITING, "", 0.0)
+    window = DeleteWindow("w1", 1, 1, "a", "manual", "U1", None, None, None, 0.0, WindowState.WAITING, "")
+    with speaking(language, language):
+        samples = [e for e in every_error(chain, window) if isinstance(e, OpsError)]
+        assert {type(e) for e in samples} == all_subclasses(OpsError), "every refusal has a sample here"
+        fallbacks = [type(e).__name__ for e in samples if errors.error_text(e) == f":warning: {escape(e)}"]
+    assert fallbacks == []
+
+
+def test_every_public_builder_of_the_views_is_rendered_here():
+    """every_message() renders each public function of the views' modules (directly or through another), so a
+    new builder is checked in Korean without anyone remembering to add it."""
+    builders = {
+        f"{module.__name__}.{name}": function.__code__
+        for module in (approvals, errors, home, messages, modals, safety)
+        for name, function in vars(module).items()
+        if inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_")
+    }
+    called = set()
+
+    def profile(frame, event, _arg):
+        if event == "call":
+            called.add(frame.f_code)
+
+    sys.setprofile(profile)
+    try:
+        every_message()
+    finally:
+        sys.setprofile(None)
+    assert sorted(name for name, code in builders.items() if code not in called) == []
 
 
 def texts_of(item) -> list[str]:

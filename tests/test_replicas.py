@@ -33,7 +33,7 @@ from bot.slack import ids
 from bot.store.postgres import PgStore
 
 POLL_SECONDS = 0.3
-LEASE_SECONDS = 3.0  # the follower's floor: max(2 x poll, 3 s)
+LEASE_SECONDS = 3.0  # the background loop's floor: max(2 x poll, 3 s)
 
 
 class Replica:

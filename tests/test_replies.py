@@ -4,7 +4,10 @@ import contextlib
 
 from bot.inflight import InFlight
 from bot.observe import Metrics
-from bot.slack.replies import Outcome, ResponseUrls, SlackNotifier, answer
+from bot.ops import Operations
+from bot.slack.notifier import ResponseUrls, SlackNotifier
+from bot.slack.replies import Outcome, answer
+from bot.slack.reports import SlackReporter
 
 
 class Sent(list):
@@ -105,7 +108,8 @@ async def test_failed_automatic_backups_go_only_to_the_notify_channel(store):
             calls.append((kwargs["channel"], kwargs["text"]))
 
     failed = Backup(7, Server(1, "web"), "automatic", "failed", None, datetime.now(UTC), None, "nightly")
-    await SlackNotifier(Client(), store, None, ResponseUrls()).automatic_failed(failed)
-    await SlackNotifier(Client(), store, "CNOTIFY", ResponseUrls()).automatic_failed(failed)
+    for notify_channel in (None, "CNOTIFY"):
+        notifier = SlackNotifier(Client(), store, notify_channel, ResponseUrls())
+        await SlackReporter(Operations(None, store), notifier, None).automatic_failed(failed)
     assert len(calls) == 1 and calls[0][0] == "CNOTIFY"
     assert "*Automatic backup #7 of web (1) ended failed* (just now): it cannot be restored." in calls[0][1]

@@ -19,7 +19,6 @@ from conftest import NOTIFY, Background, LiveStack, ManualClock, button, buttons
 from bot.sim.fake_api import BackupSimulator
 from bot.sim.slack_loopback import LoopbackSlack
 from bot.slack import ids
-from bot.slack.safety import send_due_deletes as nets_chore
 from bot.store import SqliteStore
 
 OWNER, OWNER2, OPERATOR, VIEWER = "U0OWNER", "U0OWNER2", "U0OPERATOR", "U0VIEWER"
@@ -232,7 +231,7 @@ def window_stack(tmp_path, sim, grace: float, **kwargs) -> LiveStack:
 
 def send_due(stack: LiveStack) -> int:
     """What the background loop does every second: send the deletes whose window has ended."""
-    return stack.run(nets_chore(stack.runtime.deps))
+    return stack.run(stack.runtime.background.run_chore("due deletes"))
 
 
 def test_no_delete_before_the_window_ends_then_exactly_one(tmp_path, sim):
@@ -435,7 +434,7 @@ def test_two_rounds_racing_on_one_chain_send_one_restore(tmp_path, sim):
 
 
 def test_a_window_that_ends_while_the_store_is_locked_is_sent_once_when_it_is_free(tmp_path, sim, caplog):
-    caplog.set_level(logging.INFO, logger="bot.follower")
+    caplog.set_level(logging.INFO, logger="bot.chores")
     clock = ManualClock()
     live = window_stack(tmp_path, sim, 30, clock=clock)
     try:

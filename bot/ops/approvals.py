@@ -209,7 +209,7 @@ class Approvals(Core):
             decisions.append(Decision(request, error=Interrupted(why)))
         return decisions
 
-    async def expire_approvals(self) -> list[ApprovalRequest]:
+    async def expire_approvals(self) -> list[Decision]:
         """Requests nobody decided in time: expired (each by one caller), audited for their requesters."""
         expired = await self._db(self.store.expire_approvals)
         minutes = self.approval_ttl.total_seconds() / 60
@@ -222,4 +222,4 @@ class Approvals(Core):
                 backup_id=request.backup_id,
                 detail=f"expired: nobody decided within {minutes:g} minutes",
             )
-        return expired
+        return [Decision(request) for request in expired]

@@ -17,15 +17,21 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot import i18n, observe
 from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError
 from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
+from bot.i18n import Words
 from bot.ops.errors import BackupNotFound, PermissionDenied, WrongChannel
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
-from bot.store import Store, StoreUnavailable
+from bot.store import Followed, Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.ops.approvals import Decision
+    from bot.ops.chains import ChainStep
+    from bot.ops.undo import DeleteSent
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +45,35 @@ SAFETY_GIVE_UP = timedelta(hours=6)
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, and from where (the Slack channel, if any). The CLI's actor is whoever holds the host: an admin."""
+    """Who acts, and from where: a person in Slack (from a channel, if any), the CLI, a policy or a pipeline token.
+
+    `user_id` is what the audit names: a Slack member ID, `cli:LOGIN`, `policy:SERVER`, `token:NAME`.
+    `source` is one of the store's SOURCES. Only a person in Slack is held to a server's channels.
+    """
 
     user_id: str
     source: str = "slack"
     superuser: bool = False
     channel_id: str | None = None
+
+    @classmethod
+    def cli(cls, login: str) -> Actor:
+        """Whoever holds the host the CLI runs on: an admin, and not in Slack."""
+        return cls(f"cli:{login}", source="cli", superuser=True)
+
+    @classmethod
+    def policy(cls, server_id: int) -> Actor:
+        """A server's backup policy, acting on its own schedule with the rights it was set with."""
+        return cls(f"policy:{server_id}", source="policy")
+
+    @classmethod
+    def token(cls, name: str) -> Actor:
+        """A pipeline's token, acting on the servers it was made for."""
+        return cls(f"token:{name}", source="token")
+
+    @property
+    def in_slack(self) -> bool:
+        return self.source == "slack"
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,29 @@ class Accepted:
     server_id: int
     description: str
     reason: str
+
+
+class Reporter(Protocol):
+    """Tells people what the background loop's work came to (bot/chores.py); bot/slack/reports.py tells Slack.
+
+    Each result it is handed was claimed in the store first, so it is reported once, by one bot.
+    """
+
+    async def deliver_kept(self) -> int:
+        """Send what was kept until the other side accepts it (announcements, card updates); how many were tried."""
+        ...
+
+    async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None: ...
+
+    async def follow_ended(self, followed: Followed, why: Words) -> None: ...
+
+    async def automatic_failed(self, backup: Backup) -> None: ...
+
+    async def delete_sent(self, sent: DeleteSent) -> None: ...
+
+    async def chain_moved(self, step: ChainStep) -> None: ...
+
+    async def request_settled(self, decision: Decision) -> None: ...
 
 
 class Core:
@@ -205,7 +257,7 @@ class Core:
     async def _from_its_channel(self, actor: Actor, action: Action, *server_ids: int, **audit: Any) -> None:
         """A server bound to channels is changed only from one of them, whoever asks (admins too);
         the CLI, at the host, is not in Slack and is not held to it."""
-        if actor.source != "slack":
+        if not actor.in_slack:
             return
         for server_id in dict.fromkeys(server_ids):
             channels = await self._db(self.store.channels_of, server_id)

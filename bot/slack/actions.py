@@ -18,12 +18,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.backup_api import BACKUP_TYPES
 from bot.i18n import N_, _
-from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Done, ReplyTo, InUndoWindow
+from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Decision, Done, InUndoWindow, ReplyTo
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
 from bot.slack.commands import created_outcome
-from bot.slack.homepage import publish_home
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.requests import submitted_choice, submitted_text
 from bot.slack.views import approvals, messages, modals, safety
@@ -81,7 +80,7 @@ def button_registrar(app: AsyncApp, deps: Deps):
                     if response_url:
                         await deps.responses.send(response_url, message, replace_original=replace_original)
                     else:  # pressed on the Home tab: the answer goes on top of it
-                        await publish_home(deps, app.client, it.actor.user_id, note=message)
+                        await deps.home.publish(it.actor.user_id, note=message)
 
                 async def send_error(message: dict) -> None:
                     await send(message, replace_original=False)
@@ -169,6 +168,23 @@ def register(app: AsyncApp, deps: Deps) -> None:
             [deleted, *created.announcements],
             server_id=made.confirmation.server_id,
         )
+
+    async def decided(it: Press, decision: Decision) -> None:
+        await deps.reporter.request_settled(decision)
+        if not it.response_url:  # pressed on the Home tab: show it without the request
+            await deps.home.publish(it.actor.user_id, opened=False)
+
+    @button(ids.APPROVE, replace=False)
+    async def approve(it: Press) -> None:
+        await decided(it, await ops.approve(it.actor, it.value))
+
+    @button(ids.DENY, replace=False)
+    async def deny(it: Press) -> None:
+        await decided(it, await ops.deny(it.actor, it.value))
+
+    @button(ids.WITHDRAW, replace=False)
+    async def withdraw(it: Press) -> None:
+        await deps.reporter.request_settled(await ops.withdraw(it.actor, it.value))
 
     @button(ids.CANCEL, replace=True)
     async def cancelled(it: Press) -> Outcome:

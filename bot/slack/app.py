@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.slack import actions, approvals, commands, home
+from bot.slack import actions, commands, home
 from bot.slack.replies import Deps
 from bot.slack.views.errors import error_message
 
@@ -42,7 +42,6 @@ def create_app(
     )
     commands.register(app, deps)
     actions.register(app, deps)
-    approvals.register(app, deps)
     home.register(app, deps)
 
     @app.error

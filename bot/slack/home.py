@@ -1,42 +1,76 @@
-"""The Home tab's listeners: `app_home_opened` (each event handled once, even when Slack retries it),
-Refresh, and Take a backup (a form asking for a description, then the same use case as `/backup create`)."""
+"""The Home tab: `HomePages` publishes a person's tab (views.publish) — on opening it, on Refresh, after their
+own changes, and with a note on top when a press made from the tab has something to say (it has no
+response_url) — and `register` adds its listeners: `app_home_opened` (each event handled once, even when
+Slack retries it), Refresh, and Take a backup (a form asking for a description, then the same use case as
+`/backup create`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.ops import Actor, ReplyTo
+from bot.backup_api import BackupApiError
+from bot.observe import Metrics
+from bot.ops import Actor, Operations, ReplyTo
 from bot.parsing import parse_id, plain_description
 from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
 from bot.slack.commands import created_outcome
-from bot.slack.homepage import publish_home
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.requests import submitted_text
 from bot.slack.views import messages, modals
+from bot.slack.views.base import flatten_text
+from bot.slack.views.home import home_view
 from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    button = button_registrar(app, deps)
+class HomePages:
+    """Builds and publishes Home tabs; needs only the use cases and the Web API client."""
 
-    async def refresh_home(user_id: str) -> None:
+    def __init__(self, ops: Operations, client: AsyncWebClient, clock: Callable[[], datetime], metrics: Metrics):
+        self.ops = ops
+        self.client = client
+        self._clock = clock
+        self.metrics = metrics
+
+    async def publish(self, user_id: str, note: dict | None = None, *, opened: bool = True) -> None:
+        """Build and publish `user_id`'s Home tab; `note` (a message) is shown on top.
+
+        `opened`: the person asked for it (audited as a read); else the bot refreshes it after their change.
+        """
+        try:
+            home = await self.ops.home(Actor(user_id), audit=opened)
+            text = flatten_text(note["blocks"]) if note else None
+            async with self.ops.speaking_to(user_id):
+                view = home_view(home, self._clock(), text)
+            await self.client.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            self.metrics.slack_error("views.publish", exc.response.get("error"))
+            log.warning("could not publish the Home tab: %s", exc.response.get("error"))
+        except (StoreUnavailable, BackupApiError) as exc:
+            log.warning("could not build the Home tab: %s", exc)
+
+    async def refresh_if_opened(self, user_id: str) -> None:
         """After the person's own change: only for someone who has looked at their Home tab."""
         try:
-            if not await asyncio.to_thread(deps.ops.store.has_opened_home, user_id):
+            if not await asyncio.to_thread(self.ops.store.has_opened_home, user_id):
                 return
         except StoreUnavailable:
             return
-        await publish_home(deps, app.client, user_id, opened=False)
+        await self.publish(user_id, opened=False)
 
-    deps.home_refresh = deps.notifier.home_refresh = refresh_home
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    button = button_registrar(app, deps)
 
     @app.event("app_home_opened")
     async def home_opened(event: dict, body: dict) -> None:
@@ -52,11 +86,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         with contextlib.suppress(StoreUnavailable):
             await asyncio.to_thread(deps.ops.store.home_opened, event["user"])
-        await publish_home(deps, app.client, event["user"])
+        await deps.home.publish(event["user"])
 
     @button(ids.HOME_REFRESH, replace=False)
     async def refresh(it: Press) -> None:
-        await publish_home(deps, app.client, it.actor.user_id)
+        await deps.home.publish(it.actor.user_id)
 
     @button(ids.HOME_CREATE, replace=False)
     async def take_a_backup(it: Press) -> Outcome | None:
@@ -83,6 +117,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return created_outcome(deps, actor.user_id, backup)
 
         async def on_home(message: dict) -> None:
-            await publish_home(deps, app.client, actor.user_id, note=message)
+            await deps.home.publish(actor.user_id, note=message)
 
         await answer(deps, work, on_home, kind="view", user_id=actor.user_id, refresh_home=False)

@@ -45,7 +45,7 @@ from bot.store.records import (
 )
 from bot.store.schema import COPIED_TABLES, IDENTITY_TABLES, quoted
 
-SOURCES = ("slack", "cli")
+SOURCES = ("slack", "cli", "policy", "token")  # who acted: a person in Slack, the CLI, a policy, a token
 
 
 class Cursor(Protocol):

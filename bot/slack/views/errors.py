@@ -17,6 +17,7 @@ from bot.ops import (
     BackupNotFound,
     ConfirmationMismatch,
     ConfirmationUnavailable,
+    Interrupted,
     NoRoom,
     NotRestorable,
     NotTheRequester,
@@ -126,6 +127,8 @@ def error_text(error: Exception) -> str:
         return error_message(error)["text"]
     if isinstance(error, UndoUnavailable):
         return safety.undo_unavailable_text(error.window)
+    if isinstance(error, Interrupted):
+        return _(":warning: Interrupted: {why}").format(why=error.why)
     if isinstance(error, RuledServer):
         return _(
             ":raised_hand: Server *{id}* is under the two-person rule, so making room is not one step here: "

@@ -1,0 +1,110 @@
+"""The Reporter (bot/ops/core.py) for Slack: what the background loop's work came to, told to people.
+
+Each method is handed one result of a chore (bot/chores.py) or of a decision pressed on a card, already
+claimed in the store, and tells whoever should hear of it: the requester's earlier reply is updated in
+place (in their language), the team is told in the server's channels (in the team's language), and the
+requester's Home tab is refreshed if they have opened it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.backup_api import Backup
+from bot.clock import utc_now
+from bot.i18n import Words
+from bot.ops import ChainStep, Decision, DeleteSent, Operations
+from bot.slack.home import HomePages
+from bot.slack.notifier import SlackNotifier
+from bot.slack.views import approvals, messages, safety
+from bot.store import ApprovalState, Followed
+
+log = logging.getLogger(__name__)
+
+
+class SlackReporter:
+    def __init__(
+        self,
+        ops: Operations,
+        notifier: SlackNotifier,
+        home: HomePages,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.ops = ops
+        self.notifier = notifier
+        self.home = home
+        self._clock = clock
+
+    async def deliver_kept(self) -> int:
+        return await self.notifier.drain_outbox()
+
+    async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
+        async with self.ops.speaking_to(followed.requested_by):
+            await self.notifier.announce(
+                followed.channel_id, messages.announce_finished(followed, backup, manual_count), followed.server_id
+            )
+            await self.notifier.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
+        await self.home.refresh_if_opened(followed.requested_by)
+
+    async def follow_ended(self, followed: Followed, why: Words) -> None:
+        async with self.ops.speaking_to(followed.requested_by):
+            await self.notifier.announce(
+                followed.channel_id, messages.announce_ended(followed, why), followed.server_id
+            )
+            await self.notifier.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
+        await self.home.refresh_if_opened(followed.requested_by)
+
+    async def automatic_failed(self, backup: Backup) -> None:
+        """Only the server's channels or the notify channel hear of these: no one asked, so no other channel."""
+        if not await self.notifier.channels_for(None, backup.server.id):
+            log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
+            return
+        async with self.ops.speaking_to(None):
+            message = messages.announce_automatic_failed(backup, self._clock())
+        await self.notifier.announce(None, message, backup.server.id)
+
+    async def delete_sent(self, sent: DeleteSent) -> None:
+        """A delete whose undo window ended: the reply updated, and, if it went out, the team told."""
+        window = sent.window
+        async with self.ops.speaking_to(window.requested_by):
+            reply = safety.delete_sent_message(sent)
+        await self.notifier.update_reply(window.response_url, reply)
+        if sent.why is None:
+            await self.notifier.announce(
+                window.channel_id,
+                messages.announce_deleted(window.requested_by, window, window.approved_by),
+                window.server_id,
+            )
+        await self.home.refresh_if_opened(window.requested_by)
+
+    async def chain_moved(self, step: ChainStep) -> None:
+        """A restore chain moved on (the restore sent, or stopped): the reply updated and the team told."""
+        chain = step.chain
+        async with self.ops.speaking_to(chain.requested_by):
+            reply = safety.chain_step_message(step)
+        await self.notifier.update_reply(chain.response_url, reply)
+        await self.notifier.announce(chain.channel_id, safety.announce_chain_step(step), chain.target_server_id)
+        await self.home.refresh_if_opened(chain.requested_by)
+
+    async def request_settled(self, decision: Decision) -> None:
+        """The card updated in place, the requester's reply updated, and, if the write went out, the team told."""
+        request = decision.request
+        await self.notifier.update_card(request.card_channel, request.card_ts, approvals.decided_card(decision))
+        async with self.ops.speaking_to(request.requested_by):
+            if decision.chain is not None:
+                reply = safety.chain_started_message(decision.chain)
+            else:
+                reply = approvals.decided_reply(decision)
+        await self.notifier.update_reply(request.response_url, reply)
+        if decision.chain is not None:
+            await self.notifier.announce(
+                request.origin_channel, safety.announce_chain_started(decision.chain), request.target_server_id
+            )
+            return
+        if request.state is ApprovalState.DONE:
+            announce = messages.announce_deleted if request.action == "delete" else messages.announce_restore
+            await self.notifier.announce(
+                request.origin_channel, announce(request.requested_by, request, request.decided_by)
+            )
