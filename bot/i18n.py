@@ -12,6 +12,17 @@ request, a background report) in a ContextVar, so renderers need no extra
 argument. What goes to a channel is for the team: renderers of announcements
 and approval cards are wrapped in `for_the_team`, which renders them in the
 team's language (BACKUPBOT_LANGUAGE) whoever caused them.
+
+Korean particles: the catalog writes a particle after a placeholder in its
+fallback form (`#{id}*을(를)`, `{server}(으)로`), since the word it follows is
+not known when the text is written. `_()` and `ngettext()` hand Korean texts
+back as `KoreanText`, whose `format()` picks the right form from what was put
+in front of it (`particle_after`): after a number by how its last digit is
+read, after a Hangul syllable by its final consonant, skipping mrkdwn markers
+(`*`, `_`, `~`, `` ` ``) and a parenthesis that only adds to the word before it
+(`*web-01* (12345)`, `#5023(수동, … 생성)`). After anything else (a name in Latin
+letters, a quotation) the fallback form stays: how a Latin name is read is
+not known. Only the catalog's own text is changed, never a value put into it.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ import contextlib
 import functools
 import gettext
 import io
+import re
+import string
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -72,11 +85,15 @@ def reader() -> str | None:
 
 def _(message: str) -> str:
     """`message` in the current language."""
-    return translations(_person.get()).gettext(message)
+    return _in_language(translations(_person.get()).gettext(message))
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
-    return translations(_person.get()).ngettext(singular, plural, count)
+    return _in_language(translations(_person.get()).ngettext(singular, plural, count))
+
+
+def _in_language(text: str) -> str:
+    return KoreanText(text) if _person.get() == "ko" else text
 
 
 def N_(message: str) -> str:
@@ -148,3 +165,93 @@ def date_words(moment: datetime) -> str:
     if _person.get() == "ko":
         return f"{utc.year}년 {utc.month}월 {utc.day}일 {utc:%H:%M} (UTC)"
     return utc.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- Korean particles ------------------------------------------------------------------------
+
+# A particle's fallback form → (after a consonant, after a vowel); `(으)로` also takes 로 after ㄹ.
+_PARTICLES = {
+    "이(가)": ("이", "가"),
+    "가(이)": ("이", "가"),
+    "을(를)": ("을", "를"),
+    "를(을)": ("을", "를"),
+    "은(는)": ("은", "는"),
+    "는(은)": ("은", "는"),
+    "과(와)": ("과", "와"),
+    "와(과)": ("과", "와"),
+    "아(야)": ("아", "야"),
+    "(으)로": ("으로", "로"),
+    "(이)": ("이", ""),
+}
+FALLBACK_PARTICLE = re.compile("|".join(re.escape(form) for form in _PARTICLES))
+MARKERS = "*_~`"
+# How the last digit of a number is read (영 일 이 삼 사 오 육 칠 팔 구; 10, 100… end in 십 백 천 만):
+# ending in a consonant, and in ㄹ (which takes 로, not 으로).
+_DIGIT_CONSONANT = set("0136780")
+_DIGIT_RIEUL = set("178")
+
+
+def particle_after(text: str, fallback: str) -> str:
+    """The particle `fallback` (`이(가)`, `(으)로`…) in the form that follows `text`, or the fallback
+    itself when the end of `text` can't be read: a name in Latin letters, a quotation, a symbol."""
+    final = _final_sound(text)
+    if final is None:
+        return fallback
+    after_consonant, after_vowel = _PARTICLES[fallback]
+    if fallback == "(으)로" and final == "ㄹ":
+        return after_vowel
+    return after_consonant if final else after_vowel
+
+
+def _final_sound(text: str) -> str | None:
+    """ "ㄹ", another consonant (a non-empty string), "" for a vowel, or None if unknown."""
+    text = text.rstrip(MARKERS)
+    if text.endswith(")"):  # `*web-01* (12345)`, `#5023(수동, … 생성)`: the word before the parenthesis
+        depth = 0
+        for i in range(len(text) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(text[i], 0)
+            if depth == 0:
+                text = text[:i].rstrip(" ").rstrip(MARKERS)
+                break
+        else:
+            return None
+    last = text[-1:]
+    if "0" <= last <= "9":
+        return ("ㄹ" if last in _DIGIT_RIEUL else "c") if last in _DIGIT_CONSONANT else ""
+    if "가" <= last <= "힣":
+        final = (ord(last) - 0xAC00) % 28
+        return "ㄹ" if final == 8 else ("c" if final else "")
+    return None
+
+
+def resolve_particles(text: str, before: str = "") -> str:
+    """`text` with each fallback particle it holds put in its right form, where what precedes it
+    (in `before`, then in `text`) can be read."""
+    parts, end = [], 0
+    for match in FALLBACK_PARTICLE.finditer(text):
+        parts.append(text[end : match.start()])
+        parts.append(particle_after(before + "".join(parts), match.group(0)))
+        end = match.end()
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+_FORMATTER = string.Formatter()
+
+
+class KoreanText(str):
+    """A Korean text from the catalog: `format()` fills it in as `str.format` does, then puts each
+    fallback particle of the catalog's text (never of a value) in the form that fits what precedes it."""
+
+    def format(self, *args: object, **kwargs: object) -> str:
+        out, auto = "", 0
+        for literal, field, spec, conversion in _FORMATTER.parse(self):
+            out += resolve_particles(literal, out)
+            if field is None:
+                continue
+            if field == "":
+                field, auto = str(auto), auto + 1
+            value, _key = _FORMATTER.get_field(field, args, kwargs)
+            value = _FORMATTER.convert_field(value, conversion)
+            out += _FORMATTER.format_field(value, _FORMATTER.vformat(spec, args, kwargs) if spec else "")
+        return out

@@ -448,6 +448,96 @@ def test_the_check_for_english_would_find_it():
     assert sum(bool(english_left(t)) for _name, item in rendered for t in texts_of(item)) > 100
 
 
+# --- particles after numbers and Korean words --------------------------------------------------
+
+FALLBACK = re.compile(r"(?:이\(가\)|가\(이\)|을\(를\)|를\(을\)|은\(는\)|는\(은\)|와\(과\)|과\(와\)|\(으\)로|\(이\))")
+
+
+def resolvable_fallbacks(text: str) -> list[str]:
+    """Fallback particles (이(가), (으)로…) right after a digit or a Hangul syllable, mrkdwn markers skipped:
+    the code knows how that word is read, so the particle should have been chosen."""
+    found = []
+    for match in FALLBACK.finditer(text):
+        before = text[: match.start()].rstrip("*_~`")
+        if before and (before[-1].isdigit() or "가" <= before[-1] <= "힣"):
+            found.append(text[max(0, match.start() - 6) : match.end()])
+    return found
+
+
+def fallbacks_in(rendered) -> dict[str, list[str]]:
+    found = {}
+    for name, item in rendered:
+        hits = [hit for text in texts_of(item) for hit in resolvable_fallbacks(text)]
+        if hits:
+            found[name] = hits
+    return found
+
+
+def test_no_korean_rendering_leaves_a_fallback_particle_the_code_could_choose():
+    with speaking("ko", "ko"):
+        rendered = every_message()
+    assert fallbacks_in(rendered) == {}
+
+
+def test_the_check_for_fallback_particles_fails_when_they_are_not_chosen(monkeypatch):
+    """With the choosing turned off, the catalog's fallbacks after IDs come through: the check must see them."""
+    monkeypatch.setattr(i18n.KoreanText, "format", str.format)
+    with speaking("ko", "ko"):
+        found = fallbacks_in(every_message())
+    assert len(found) > 30
+    assert {"finished", "delete confirmation", "deleted", "scheduled"} <= set(found)
+    assert resolvable_fallbacks("백업 *#5023*을(를) 삭제했습니다") == ["#5023*을(를)"]
+    assert resolvable_fallbacks("`/backup delete 5030`(으)로") == [" 5030`(으)로"]
+    assert resolvable_fallbacks("관리자만: 역할 부여은(는)") == [" 역할 부여은(는)"]
+    assert resolvable_fallbacks("`frobnicate`은(는)") == []
+
+
+@pytest.mark.parametrize(
+    ("before", "particles"),
+    [
+        ("#5020", "이 을 은 과 으로"),  # 이십: 0 reads as 십 (or 영), a consonant
+        ("#5021", "이 을 은 과 로"),  # 일: ㄹ takes 로
+        ("#5022", "가 를 는 와 로"),  # 이
+        ("#5023", "이 을 은 과 으로"),  # 삼
+        ("#5024", "가 를 는 와 로"),  # 사
+        ("#5025", "가 를 는 와 로"),  # 오
+        ("#5026", "이 을 은 과 으로"),  # 육
+        ("#5027", "이 을 은 과 로"),  # 칠
+        ("#5028", "이 을 은 과 로"),  # 팔
+        ("#5029", "가 를 는 와 로"),  # 구
+        ("*#5023*", "이 을 은 과 으로"),  # mrkdwn markers are skipped
+        ("`/backup delete 5027`", "이 을 은 과 로"),
+        ("백업", "이 을 은 과 으로"),
+        ("서버", "가 를 는 와 로"),
+        ("서울", "이 을 은 과 로"),
+        ("*web-01* (12345)", "이 을 은 과 로"),  # the parenthesis adds to web-01: 일
+        ("백업 *#5022*(수동, 2026년 12월 2일 생성)", "가 를 는 와 로"),
+        ("*db-prod* (12345)", "이(가) 을(를) 은(는) 과(와) (으)로"),  # a Latin name: how it is read is unknown
+        ("“배포 전”", "이(가) 을(를) 은(는) 과(와) (으)로"),
+    ],
+)
+def test_korean_particles_fit_the_word_before_them(before, particles):
+    chosen = [i18n.particle_after(before, fallback) for fallback in ("이(가)", "을(를)", "은(는)", "과(와)", "(으)로")]
+    assert " ".join(chosen) == particles
+
+
+def test_korean_text_chooses_particles_in_the_catalogs_words_never_in_a_value():
+    with speaking("ko", "ko"):
+        text = i18n._("safety backup #{id} ended {status}")
+        assert isinstance(text, i18n.KoreanText)
+        assert text.format(id=5022, status="실패") == "안전 백업 #5022가 실패 상태로 끝났습니다"
+        template = i18n.KoreanText("{a}을(를) {b}(으)로 {0}은(는)")
+        assert template.format(7, a="서버 *12346*", b="설명 “v2을(를)”") == "서버 *12346*을 설명 “v2을(를)”(으)로 7은"
+        assert str(Words("safety backup #{id} was still running after 6 hours", id=5030)) == (
+            "안전 백업 #5030이 6시간이 지나도 끝나지 않았습니다"
+        )
+    with speaking("en", "en"):
+        assert type(i18n._("safety backup #{id} ended {status}")) is str
+        assert Words("safety backup #{id} ended {status}", id=5030, status="failed").english() == (
+            "safety backup #5030 ended failed"
+        )
+
+
 def valid(item: dict) -> None:
     """Slack's own models check lengths in characters, as Slack counts them; to_dict() raises on a violation."""
     if item.get("type") in ("modal", "home"):
@@ -528,9 +618,9 @@ def test_with_backupbot_language_ko_announcements_and_unchosen_people_get_korean
     try:
         live.ask("language en", user="U0SMITH")
         created, _ = live.ask("create 12345 배포 전", user="UADMIN01")
-        assert "백업 *#5033*을(를) 시작했습니다" in text_of(created), "no choice made: the bot's language"
+        assert "백업 *#5033*을 시작했습니다" in text_of(created), "no choice made: the bot's language"
         announced = live.recorder.wait_for(lambda _r: live.recorder.api("chat.postMessage"))[-1]
-        assert announced["channel"] == NOTIFY and "수동 백업 *#5033*을(를) 시작했습니다" in announced["text"]
+        assert announced["channel"] == NOTIFY and "수동 백업 *#5033*을 시작했습니다" in announced["text"]
         live.grant("U0SMITH", 12345, "operator")
         english, _ = live.ask("create 12345", user="U0SMITH")
         assert "has started" in text_of(english), "a person who chose English keeps it"
