@@ -101,6 +101,13 @@ def N_(message: str) -> str:
     return message
 
 
+def _value_words(name: str, value: object) -> str:
+    """A value put into a `Words`: a backup's `status` (as the API spells it) in the reader's words."""
+    if name == "status" and isinstance(value, str):
+        return status_word(value)
+    return str(value)
+
+
 class Words:
     """A text put into the reader's language when it is shown, not when it is made.
 
@@ -113,7 +120,7 @@ class Words:
         self.message, self.values = message, values
 
     def __str__(self) -> str:
-        return _(self.message).format(**{name: str(value) for name, value in self.values.items()})
+        return _(self.message).format(**{name: _value_words(name, value) for name, value in self.values.items()})
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
@@ -165,6 +172,32 @@ def date_words(moment: datetime) -> str:
     if _person.get() == "ko":
         return f"{utc.year}년 {utc.month}월 {utc.day}일 {utc:%H:%M} (UTC)"
     return utc.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- the backup API's own values, as people read them -----------------------------------------
+
+BACKUP_STATUS = {
+    "completed": N_("completed"),
+    "in_progress": N_("in progress"),
+    "failed": N_("failed"),
+    "pending": N_("pending"),
+    "queued": N_("queued"),
+    "creating": N_("being created"),
+    "running": N_("running"),
+}
+BACKUP_TYPE = {"manual": N_("manual"), "automatic": N_("automatic")}
+
+
+def status_word(status: str) -> str:
+    """A backup's status in the reader's words (`in_progress` → `in progress`, `진행 중`); one the bot
+    does not know is shown as the API spells it."""
+    key = status.replace(" ", "_")
+    return _(BACKUP_STATUS[key]) if key in BACKUP_STATUS else status.replace("_", " ")
+
+
+def type_word(backup_type: str) -> str:
+    """A backup's type in the reader's words (`manual`, `수동`); where it is typed, it stays English."""
+    return _(BACKUP_TYPE[backup_type]) if backup_type in BACKUP_TYPE else backup_type
 
 
 # --- Korean particles ------------------------------------------------------------------------

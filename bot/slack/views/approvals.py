@@ -7,10 +7,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.backup_api import NotFound
-from bot.i18n import _, for_the_team
+from bot.i18n import _, for_the_team, type_word
 from bot.ops import Decision, Interrupted, SafetyBackupFailed
 from bot.slack.ids import APPROVE, DENY, WITHDRAW
-from bot.slack.views.base import Message, button, context, escape, message, section, server_words, slack_date
+from bot.slack.views.base import (
+    REQUEST_STATE,
+    Message,
+    button,
+    context,
+    escape,
+    message,
+    section,
+    server_words,
+    slack_date,
+    state_words,
+)
 from bot.store import ApprovalRequest, ApprovalState
 
 
@@ -22,7 +33,7 @@ def request_facts(request: ApprovalRequest) -> str:
     """What is asked, as a phrase: the action, the backup (type, date, description) and the server(s)."""
     values = {
         "id": request.backup_id,
-        "type": escape(request.backup_type),
+        "type": escape(type_word(request.backup_type)),
         "date": slack_date(datetime.fromisoformat(request.backup_created_at)),
         "server": server_words(request.server_id, request.server_name),
         "target": server_words(request.target_server_id, request.target_server_name),
@@ -39,9 +50,11 @@ def request_facts(request: ApprovalRequest) -> str:
 
 
 def _fallback(request: ApprovalRequest) -> str:
+    """The notification's text: what was asked, and the state it is in, in the reader's words."""
+    state = state_words(REQUEST_STATE, request.state)
     if request.action == "delete":
-        return _("Delete of backup #{id}: {state}").format(id=request.backup_id, state=request.state.value)
-    return _("Restore from backup #{id}: {state}").format(id=request.backup_id, state=request.state.value)
+        return _("Delete of backup #{id}: {state}").format(id=request.backup_id, state=state)
+    return _("Restore from backup #{id}: {state}").format(id=request.backup_id, state=state)
 
 
 def awaiting_message(request: ApprovalRequest) -> Message:
@@ -121,7 +134,7 @@ def outcome_words(decision: Decision) -> str:
         )
     if request.state is ApprovalState.EXPIRED:
         return _(":alarm_clock: *Expired*: nobody decided in time. Nothing was changed.")
-    return _(":grey_question: This request is {state}.").format(state=escape(request.state.value))
+    return _(":grey_question: This request is {state}.").format(state=state_words(REQUEST_STATE, request.state))
 
 
 @for_the_team

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bot.backup_api import Backup
-from bot.i18n import _, date_words, ngettext
+from bot.i18n import N_, _, date_words, ngettext, status_word, type_word
 from bot.store import Confirmation
 
 MAX_BLOCKS = 50
@@ -130,7 +130,49 @@ STATUS_ICON = {"completed": ":white_check_mark:", "in_progress": ":hourglass_flo
 
 def status_words(status: str) -> str:
     icon = STATUS_ICON.get(status, ":warning:")
-    return f"{icon} {escape(status.replace('_', ' '))}"
+    return f"{icon} {escape(status_word(status))}"
+
+
+# States of the bot's own records, in the reader's words wherever they are shown (the English is
+# what the store keeps, except where a bare word would not say enough).
+REQUEST_STATE = {
+    "pending": N_("waiting for approval"),
+    "approved": N_("approved"),
+    "done": N_("done"),
+    "failed": N_("failed"),
+    "denied": N_("rejected"),  # by a person; an audited `denied` is the bot's refusal
+    "withdrawn": N_("withdrawn"),
+    "expired": N_("expired"),
+}
+CONFIRMATION_STATE = {
+    "pending": N_("still open"),
+    "used": N_("already used"),
+    "cancelled": N_("cancelled"),
+    "expired": N_("expired"),
+    "gone": N_("gone"),
+    "unrestorable": N_("not restorable"),
+    "failed": N_("failed"),
+}
+WINDOW_STATE = {
+    "waiting": N_("waiting to be deleted"),
+    "sending": N_("being deleted"),
+    "done": N_("deleted"),
+    "gone": N_("gone"),
+    "failed": N_("failed"),
+    "undone": N_("undone"),
+}
+AUDIT_OUTCOME = {"done": N_("done"), "denied": N_("denied"), "failed": N_("failed"), "cancelled": N_("cancelled")}
+
+
+def state_words(table: dict[str, str], state: object) -> str:
+    """A state from one of the tables above in the reader's words; one not in it, as it is."""
+    value = str(getattr(state, "value", state))
+    return _(table[value]) if value in table else escape(value)
+
+
+def role_words(role: str) -> str:
+    """A person's standing on a server: the role words stay as typed in `/backup grant`; admin is not typed."""
+    return _("admin") if role == "admin" else escape(role)
 
 
 def expiry_words(backup: Backup, now: datetime) -> str:
@@ -141,7 +183,7 @@ def expiry_words(backup: Backup, now: datetime) -> str:
 
 def backup_text(backup: Backup, now: datetime) -> str:
     lines = [
-        f"*#{backup.id}* · {server_words(backup.server.id, backup.server.name)} · {escape(backup.backup_type)}"
+        f"*#{backup.id}* · {server_words(backup.server.id, backup.server.name)} · {escape(type_word(backup.backup_type))}"
         f" · {status_words(backup.status)} · {size_words(backup.size_mb)}",
         _("Created {ago} ({date})").format(ago=ago(backup.created_at, now), date=slack_date(backup.created_at))
         + f" · {expiry_words(backup, now)}",
@@ -155,7 +197,7 @@ def confirmation_facts(conf: Confirmation) -> str:
     created = datetime.fromisoformat(conf.backup_created_at)
     return _("Backup *#{id}* ({type}, taken {date}) of {server}").format(
         id=conf.backup_id,
-        type=escape(conf.backup_type),
+        type=escape(type_word(conf.backup_type)),
         date=slack_date(created),
         server=server_words(conf.server_id, conf.server_name),
     )

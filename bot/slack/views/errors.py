@@ -11,7 +11,7 @@ from bot.backup_api import (
     Unauthorized,
     Unavailable,
 )
-from bot.i18n import N_, _
+from bot.i18n import N_, _, status_word
 from bot.ops import (
     ApprovalUnavailable,
     BackupNotFound,
@@ -32,7 +32,7 @@ from bot.ops import (
 from bot.parsing import UsageError
 from bot.policy import Action
 from bot.slack.views import safety
-from bot.slack.views.base import Message, escape, simple, status_words
+from bot.slack.views.base import CONFIRMATION_STATE, Message, escape, simple, state_words
 from bot.store import ApprovalState, Confirmation, ConfirmationState, StoreUnavailable
 
 
@@ -90,7 +90,7 @@ def error_text(error: Exception) -> str:
         )
     if isinstance(error, NotRestorable):
         return _(":warning: Backup *#{id}* is {status}: only a completed backup can be restored.").format(
-            id=error.backup.id, status=status_words(error.backup.status)
+            id=error.backup.id, status=escape(status_word(error.backup.status))
         )
     if isinstance(error, ConfirmationUnavailable):
         return confirmation_unavailable_text(error.confirmation)
@@ -208,7 +208,8 @@ def confirmation_unavailable_text(conf: Confirmation | None) -> str:
         )
     else:
         text = _(":grey_question: This confirmation is {state}. Nothing was done.")
-    return text.format(id=conf.backup_id, user=conf.used_by, action=conf.action, state=escape(conf.state.value))
+    state = state_words(CONFIRMATION_STATE, conf.state)
+    return text.format(id=conf.backup_id, user=conf.used_by, action=conf.action, state=state)
 
 
 def approval_unavailable_text(error: ApprovalUnavailable) -> str:

@@ -16,6 +16,7 @@ from bot.slack.views.base import (
     button,
     context,
     escape,
+    role_words,
     server_words,
     size_words,
     slack_date,
@@ -29,7 +30,7 @@ MAX_WAITING = 10
 
 
 def _server_text(s: ServerSummary, now: datetime) -> str:
-    head = f"{server_words(s.server_id, s.name)} — {escape(s.role)}"
+    head = f"{server_words(s.server_id, s.name)} — {role_words(s.role)}"
     if s.approvals:
         head += " · " + _("two-person rule")
     if s.newest is None:

@@ -11,12 +11,13 @@ from datetime import datetime
 
 from bot.backup_api import MANUAL_LIMIT, Backup
 from bot.clock import utc_now
-from bot.i18n import Words, _, for_the_team, language_name, ngettext
+from bot.i18n import Words, _, for_the_team, language_name, ngettext, status_word, type_word
 from bot.ops import Accepted, Done, Listing, ServerAccess
 from bot.parsing import SUBCOMMANDS
 from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, Role, backup_actions, is_allowed
 from bot.slack.ids import CANCEL, CONFIRM_DELETE, DELETE_REQUEST, LIST_NEXT, LIST_PREV, OPEN_RESTORE, RESTORE_REQUEST
 from bot.slack.views.base import (
+    AUDIT_OUTCOME,
     MAX_BLOCKS,
     MAX_SECTION,
     PAGE_SIZE,
@@ -30,10 +31,12 @@ from bot.slack.views.base import (
     message,
     plain,
     plain_server,
+    role_words,
     section,
     server_words,
     simple,
     size_words,
+    state_words,
     strip_marks,
     truncate,
 )
@@ -72,7 +75,7 @@ def _who_may(action: Action) -> str:
     if action in FOR_ANYONE:
         return ""
     if action in ADMIN_ONLY:
-        return " (admin)"
+        return f" ({_('admin')})"
     return f" ({REQUIRED_ROLE[action].label})"
 
 
@@ -80,7 +83,7 @@ def listing_message(listing: Listing, now: datetime, offset: int = 0, page_size:
     total = len(listing.backups)
     offset = max(0, min(offset, max(total - 1, 0)))
     page = listing.backups[offset : offset + page_size]
-    kind = f"{listing.backup_type} " if listing.backup_type else ""
+    kind = f"{type_word(listing.backup_type)} " if listing.backup_type else ""
     if not total:
         if listing.server_id is None:
             text = _("No {kind}backups on any server you may see.").format(kind=kind)
@@ -133,7 +136,8 @@ def servers_message(access: list[ServerAccess]) -> Message:
         return simple(_("You have no role on any server yet. An admin can give you one with `/backup grant`."))
     rule = _("two-person rule")
     lines = [
-        f"• {server_words(a.server_id, a.name)} — {a.role}" + (f" · {rule}" if a.approvals else "") for a in access
+        f"• {server_words(a.server_id, a.name)} — {role_words(a.role)}" + (f" · {rule}" if a.approvals else "")
+        for a in access
     ]
     title = _("*Servers you may touch ({n})*").format(n=len(access))
     return _chunked(title, lines, strip_marks(title))
@@ -179,7 +183,8 @@ def audit_line(e: AuditEntry) -> str:
     if e.server_id:
         target += " " + _("on {id}").format(id=e.server_id)
     detail = f" — {escape(truncate(e.detail_line, 120))}" if e.detail else ""
-    return f"{OUTCOME_ICON.get(e.outcome, '')} `{e.at[:16].replace('T', ' ')}` {who} *{e.action}*{target} → {e.outcome} ({e.source}){detail}"
+    outcome = state_words(AUDIT_OUTCOME, e.outcome)
+    return f"{OUTCOME_ICON.get(e.outcome, '')} `{e.at[:16].replace('T', ' ')}` {who} *{e.action}*{target} → {outcome} ({e.source}){detail}"
 
 
 # --- create and follow --------------------------------------------------------------
@@ -235,7 +240,7 @@ def finished_message(backup: Backup, now: datetime) -> Message:
         )
     else:
         head = _(":rotating_light: Backup *#{id}* ended *{status}*: it is *not* usable.").format(
-            id=backup.id, status=escape(backup.status)
+            id=backup.id, status=escape(status_word(backup.status))
         )
     return message(head, [section(head), section(backup_text(backup, now))])
 
@@ -436,7 +441,7 @@ def announce_deleted(user_id: str, conf: Confirmation | ApprovalRequest, approve
         _(":wastebasket: <@{user}> deleted backup *#{id}* ({type}) of {server}{approved}.").format(
             user=user_id,
             id=conf.backup_id,
-            type=escape(conf.backup_type),
+            type=escape(type_word(conf.backup_type)),
             server=server_words(conf.server_id, conf.server_name),
             approved=_approved(approved_by),
         )
@@ -476,7 +481,7 @@ def announce_finished(followed: Followed, backup: Backup, manual_count: int | No
         ).format(
             id=backup.id,
             server=plain_server(backup.server.id, backup.server.name),
-            status=escape(backup.status),
+            status=escape(status_word(backup.status)),
             user=who,
         )
     if manual_count is not None and manual_count >= MANUAL_LIMIT - 1:
@@ -503,7 +508,7 @@ def announce_automatic_failed(backup: Backup, now: datetime) -> Message:
         ).format(
             id=backup.id,
             server=plain_server(backup.server.id, backup.server.name),
-            status=escape(backup.status),
+            status=escape(status_word(backup.status)),
             ago=ago(backup.created_at, now),
             server_id=backup.server.id,
         )

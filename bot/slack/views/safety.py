@@ -15,6 +15,7 @@ from bot.i18n import Words, _, for_the_team, ngettext
 from bot.ops import ChainStarted, ChainStep, DeleteSent, NoRoom, RoomMade, SafetyBackupFailed
 from bot.slack.ids import CANCEL, CONFIRM_MAKE_ROOM, MAKE_ROOM, RESTORE_WITHOUT_SAFETY, UNDO_DELETE
 from bot.slack.views.base import (
+    WINDOW_STATE,
     Message,
     ago,
     button,
@@ -28,6 +29,7 @@ from bot.slack.views.base import (
     server_words,
     simple,
     slack_date,
+    state_words,
     truncate,
 )
 from bot.store import Confirmation, DeleteWindow, RestoreChain
@@ -97,7 +99,7 @@ def undo_unavailable_text(window: DeleteWindow | None) -> str:
         text = _(":wastebasket: Too late to undo: backup *#{id}* was deleted when its window ended.")
     else:
         text = _(":grey_question: The delete of backup *#{id}* can no longer be undone ({state}).")
-    return text.format(id=window.backup_id, user=window.decided_by, state=escape(window.state.value))
+    return text.format(id=window.backup_id, user=window.decided_by, state=state_words(WINDOW_STATE, window.state))
 
 
 # --- a restore after a safety backup -------------------------------------------------
