@@ -199,6 +199,7 @@ def every_message() -> list[tuple[str, dict]]:
         ("ended", messages.ended_message(5040, why)),
         ("delete confirmation", messages.delete_confirmation_message(conf())),
         ("delete confirmation window", messages.delete_confirmation_message(conf(), 30)),
+        ("delete confirmation ruled", messages.delete_confirmation_message(conf(), 30, ruled=True)),
         ("restore confirmation", messages.restore_confirmation_message(conf("restore"), NOW)),
         ("restore confirmation without", messages.restore_confirmation_message(conf("restore", safety=False), NOW)),
         ("restore confirmation newest", messages.restore_confirmation_message(conf("restore", newer_count=0), NOW)),
@@ -665,5 +666,23 @@ def test_with_backupbot_language_ko_announcements_and_unchosen_people_get_korean
         assert "has started" in text_of(english), "a person who chose English keeps it"
         team = live.recorder.wait_for(lambda _r: live.recorder.api("chat.postMessage")[1:])[-1]
         assert "<@U0SMITH>님이" in team["text"], "the team hears it in the team's language"
+    finally:
+        live.close()
+
+
+def test_the_delete_confirmation_knows_the_two_person_rule_from_a_command_and_a_button(tmp_path, sim):
+    live = LiveStack(tmp_path / "ruled.db", sim, delete_grace_seconds=30)
+    try:
+        windowed, _ = live.ask("delete 5023")
+        assert "you can still undo it for 30 seconds" in text_of(windowed)
+        live.ask("approvals 12345 on")
+        for ruled in (live.ask("delete 5023")[0], live.press(button(live.ask("list 12345")[0], ids.DELETE_REQUEST))):
+            if isinstance(ruled, tuple):
+                ruled = live.reply(ruled[1])
+            assert "under the two-person rule" in text_of(ruled) and "undo it for" not in text_of(ruled)
+        live.ask("language ko")
+        korean, _ = live.ask("delete 5023")
+        assert "2인 승인 규칙이 적용되어 있습니다" in text_of(korean) and "승인되는 즉시 삭제되어" in text_of(korean)
+        assert "취소할 수 있습니다" not in text_of(korean)
     finally:
         live.close()

@@ -142,6 +142,16 @@ def test_confirmations_name_backup_server_date_and_are_valid():
     assert "will replace everything on" in base.flatten_text(restore["blocks"])
 
 
+def test_under_the_two_person_rule_the_delete_confirmation_says_what_will_happen():
+    """An approved delete is sent at once: no undo window is promised, in the message or its dialog."""
+    ruled = valid(messages.delete_confirmation_message(conf(), 30, ruled=True))
+    text = base.flatten_text(ruled["blocks"])
+    assert "under the two-person rule" in text and "a second owner or an admin must approve it" in text
+    assert "once approved it is deleted at once, with no undo" in text and "undo it for" not in text
+    dialog = ruled["blocks"][1]["elements"][0]["confirm"]["text"]["text"]
+    assert "will be gone for good once it is approved" in dialog and "undo window" not in dialog
+
+
 def test_restore_modal_is_a_valid_view():
     view = modals.restore_modal(conf("restore"), '{"c": "tok"}')
     View(**view).to_dict()

@@ -22,7 +22,7 @@ from bot.ops import Actor, Awaiting, ChainStarted, ConfirmationMismatch, Decisio
 from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
-from bot.slack.commands import created_outcome
+from bot.slack.commands import created_outcome, delete_confirmation
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.requests import submitted_choice, submitted_text
 from bot.slack.views import approvals, messages, modals, safety
@@ -125,7 +125,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @button(ids.DELETE_REQUEST, replace=False)
     async def delete_requested(it: Press) -> Outcome:
         conf = await ops.request_delete(it.actor, _backup_id(it.value))
-        return Outcome(messages.delete_confirmation_message(conf, ops.delete_grace.total_seconds()))
+        return await delete_confirmation(deps, conf)
 
     @button(ids.RESTORE_REQUEST, replace=False)
     async def restore_requested(it: Press) -> Outcome:

@@ -23,7 +23,7 @@ from bot.policy import Action
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.views import messages
 from bot.slack.views.errors import usage_error_message
-from bot.store import AuditSearch, StoreUnavailable
+from bot.store import AuditSearch, Confirmation, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,13 @@ def created_outcome(deps: Deps, user_id: str, backup: Backup | Accepted) -> Outc
 
 async def _delete(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     conf = await deps.ops.request_delete(it.actor, cmd.backup_id)
-    return Outcome(messages.delete_confirmation_message(conf, deps.ops.delete_grace.total_seconds()))
+    return await delete_confirmation(deps, conf)
+
+
+async def delete_confirmation(deps: Deps, conf: Confirmation) -> Outcome:
+    """The delete to confirm, knowing whether the two-person rule holds (then there is no undo window)."""
+    ruled = await deps.ops.needs_approval(conf.server_id, conf.target_server_id)
+    return Outcome(messages.delete_confirmation_message(conf, deps.ops.delete_grace.total_seconds(), ruled=ruled))
 
 
 async def _restore(deps: Deps, cmd: Command, it: Invocation) -> Outcome:

@@ -252,9 +252,17 @@ def ended_message(backup_id: int, why: Words) -> Message:
 # --- confirmations ---------------------------------------------------------------------
 
 
-def delete_confirmation_message(conf: Confirmation, grace_seconds: float = 0) -> Message:
-    """The delete to confirm; with an undo window, it says how long Undo will be offered."""
-    if grace_seconds:
+def delete_confirmation_message(conf: Confirmation, grace_seconds: float = 0, *, ruled: bool = False) -> Message:
+    """The delete to confirm, saying what happens after the press: under the two-person rule it waits for
+    a second person's approval and, once approved, is sent at once (no undo window); else, with an undo
+    window, how long Undo will be offered."""
+    if ruled:
+        then = _(
+            "This server is under the two-person rule: after you confirm, a second owner or an admin must approve "
+            "it, and once approved it is deleted at once, with no undo."
+        )
+        dialog_text = _("Backup #{id} of {server} will be gone for good once it is approved. This cannot be undone.")
+    elif grace_seconds:
         then = _("After you confirm, you can still undo it for {n} seconds; then it is gone for good.")
         dialog_text = _("Backup #{id} of {server} will be gone for good once its {n}-second undo window ends.")
     else:
