@@ -167,10 +167,11 @@ def for_the_team(render: Callable[P, R]) -> Callable[P, R]:
 
 
 def date_words(moment: datetime) -> str:
-    """A date and time in UTC as the reader writes it: `2026-11-27 15:51 UTC`, `2026년 11월 27일 15:51 (UTC)`."""
+    """A date and time in UTC as the reader writes it: `2026-11-27 15:51 UTC`, `2026년 11월 27일 15:51 UTC`
+    (no parentheses: the date is often inside the catalog's own)."""
     utc = moment.astimezone(UTC)
     if _person.get() == "ko":
-        return f"{utc.year}년 {utc.month}월 {utc.day}일 {utc:%H:%M} (UTC)"
+        return f"{utc.year}년 {utc.month}월 {utc.day}일 {utc:%H:%M} UTC"
     return utc.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -13,6 +13,7 @@ from bot.slack.ids import APPROVE, DENY, WITHDRAW
 from bot.slack.views.base import (
     REQUEST_STATE,
     Message,
+    api_said,
     button,
     context,
     escape,
@@ -119,7 +120,7 @@ def outcome_words(decision: Decision) -> str:
             text = _(":white_check_mark: *Approved* by <@{user}> — deleted.")
         else:
             text = _(":white_check_mark: *Approved* by <@{user}> — restore started.")
-        extra = f" ({escape(decision.provider_message)})" if decision.provider_message else ""
+        extra = "\n" + api_said(decision.provider_message) if decision.provider_message else ""
         safety = decision.chain.safety.id if decision.chain else None
         return text.format(user=by, safety=safety) + extra
     if request.state is ApprovalState.FAILED:

@@ -69,6 +69,11 @@ def simple(text: str) -> Message:
     return message(text, [section(text)])
 
 
+def api_said(words: str) -> str:
+    """What the backup API said in its own words (English), labelled as such under a reply."""
+    return _("The backup API said: “{words}”").format(words=escape(words))
+
+
 def with_note(message: Message, note: str) -> Message:
     """The message with a small note under it (a reference, a problem with the announcement)."""
     return {**message, "blocks": [*message["blocks"], context(note)][:MAX_BLOCKS]}
@@ -168,6 +173,15 @@ def state_words(table: dict[str, str], state: object) -> str:
     """A state from one of the tables above in the reader's words; one not in it, as it is."""
     value = str(getattr(state, "value", state))
     return _(table[value]) if value in table else escape(value)
+
+
+# The description in the `create` example (bot/parsing.py) is free text: it reads in the reader's language.
+EXAMPLE_DESCRIPTION = N_("Before the 2.4 deploy")
+
+
+def example_words(example: str) -> str:
+    """A usage example as the reader would type it: command words stay, the example's description is theirs."""
+    return example.replace(EXAMPLE_DESCRIPTION, _(EXAMPLE_DESCRIPTION))
 
 
 def role_words(role: str) -> str:

@@ -32,7 +32,7 @@ from bot.ops import (
 from bot.parsing import UsageError
 from bot.policy import Action
 from bot.slack.views import safety
-from bot.slack.views.base import CONFIRMATION_STATE, Message, escape, simple, state_words
+from bot.slack.views.base import CONFIRMATION_STATE, Message, escape, example_words, simple, state_words
 from bot.store import ApprovalState, Confirmation, ConfirmationState, StoreUnavailable
 
 
@@ -43,7 +43,7 @@ def usage_error_message(error: UsageError) -> Message:
     if error.usage:
         text += "\n" + _("Usage: `{usage}`").format(usage=error.usage)
     if error.example:
-        text += "\n" + _("Example: `{example}`").format(example=error.example)
+        text += "\n" + _("Example: `{example}`").format(example=example_words(error.example))
     return simple(text)
 
 

@@ -23,11 +23,13 @@ from bot.slack.views.base import (
     PAGE_SIZE,
     Message,
     ago,
+    api_said,
     backup_text,
     button,
     confirmation_facts,
     context,
     escape,
+    example_words,
     message,
     plain,
     plain_server,
@@ -39,6 +41,7 @@ from bot.slack.views.base import (
     state_words,
     strip_marks,
     truncate,
+    with_note,
 )
 from bot.slack.views.safety import what_restore_undoes
 from bot.store import ApprovalRequest, AuditEntry, Confirmation, Followed
@@ -56,7 +59,7 @@ def help_message(is_admin: bool = True, role: Role | None = None) -> Message:
         else:
             others.append(f"`{word}`{_who_may(syntax.action)}")
     lines = [f"`{syntax.usage}`\n      {_(syntax.summary)}{who}" for syntax, who in rows]
-    examples = "\n".join(f"`{syntax.example}`" for syntax, _who in rows if syntax.example)
+    examples = "\n".join(f"`{example_words(syntax.example)}`" for syntax, _who in rows if syntax.example)
     intro = _("*Manage VPS.org backups from Slack*") + "\n" + _("Type the commands and their words as shown here.")
     blocks = [section(intro + "\n" + "\n".join(lines))]
     if examples:
@@ -196,7 +199,7 @@ def created_message(backup: Backup, now: datetime) -> Message:
     ).format(id=backup.id, server=server_words(backup.server.id, backup.server.name))
     blocks = [section(text), section(backup_text(backup, now))]
     if backup.message:
-        blocks.append(context(escape(backup.message)))
+        blocks.append(context(api_said(backup.message)))
     return message(_("Backup #{id} started").format(id=backup.id), blocks)
 
 
@@ -342,7 +345,7 @@ def restore_started_message(done: Done) -> Message:
         server=server_words(conf.target_server_id, conf.target_server_name), id=conf.backup_id
     )
     if done.provider_message:
-        text += f"\n> {escape(done.provider_message)}"
+        return with_note(simple(text), api_said(done.provider_message))
     return simple(text)
 
 

@@ -18,6 +18,7 @@ from bot.slack.views.base import (
     WINDOW_STATE,
     Message,
     ago,
+    api_said,
     button,
     confirmation_facts,
     context,
@@ -31,6 +32,7 @@ from bot.slack.views.base import (
     slack_date,
     state_words,
     truncate,
+    with_note,
 )
 from bot.store import Confirmation, DeleteWindow, RestoreChain
 
@@ -136,7 +138,7 @@ def chain_step_message(step: ChainStep) -> Message:
             _(":recycle: The restore has started."),
         )
         if step.provider_message:
-            text += f"\n> {escape(step.provider_message)}"
+            return with_note(simple(text), api_said(step.provider_message))
         return simple(text)
     return chain_stopped_message(chain, step.why, offer_without=step.offer_without)
 
@@ -211,7 +213,7 @@ def no_room_message(error: NoRoom) -> Message:
         ":warning: Server *{id}* already has *{n} of {limit}* manual backups, the most VPS.org keeps, "
         "so no backup was created."
     ).format(id=error.server_id, n=error.count, limit=MANUAL_LIMIT)
-    said = context(_("The backup API said: “{words}”").format(words=escape(error.provider_message)))
+    said = context(api_said(error.provider_message))
     fallback = _("No room on server {id}: no backup was created").format(id=error.server_id)
     if error.oldest is None:
         return message(fallback, [section(text), said])
