@@ -565,11 +565,11 @@ def test_korean_text_chooses_particles_in_the_catalogs_words_never_in_a_value():
     with speaking("ko", "ko"):
         text = i18n._("safety backup #{id} ended {status}")
         assert isinstance(text, i18n.KoreanText)
-        assert text.format(id=5022, status="실패") == "안전 백업 #5022가 실패 상태로 끝났습니다"
+        assert text.format(id=5022, status="실패") == "복원 전 백업 #5022가 실패 상태로 끝났습니다"
         template = i18n.KoreanText("{a}을(를) {b}(으)로 {0}은(는)")
         assert template.format(7, a="서버 *12346*", b="설명 “v2을(를)”") == "서버 *12346*을 설명 “v2을(를)”(으)로 7은"
         assert str(Words("safety backup #{id} ended {status}", id=5030, status="failed")) == (
-            "안전 백업 #5030이 실패 상태로 끝났습니다"
+            "복원 전 백업 #5030이 실패 상태로 끝났습니다"
         )
     with speaking("en", "en"):
         assert type(i18n._("safety backup #{id} ended {status}")) is str
@@ -639,7 +639,7 @@ def test_a_person_who_chose_korean_gets_korean_and_another_still_english(bilingu
     assert button(korean, ids.CANCEL)["text"]["text"] == "취소"
     assert "*Delete this backup?*" in text_of(english) and button(english, ids.CANCEL)["text"]["text"] == "Cancel"
     restore, _ = stack.ask("restore 5023", user="U0KIM")
-    assert "백업으로 복원할까요?" in text_of(restore)
+    assert "*백업에서 web-server-01 (12345)을 복원할까요?*" in text_of(restore)
     stack.press(button(restore, ids.OPEN_RESTORE), user="U0KIM")
     form = stack.recorder.wait_for(lambda _r: stack.recorder.api("views.open"))[-1]["view"]
     assert form["title"]["text"] == "서버 복원" and form["submit"]["text"] == "복원"
@@ -647,9 +647,9 @@ def test_a_person_who_chose_korean_gets_korean_and_another_still_english(bilingu
     wrong = stack.submit(form, "web-server-02", user="U0KIM").json()
     assert "이 서버가 아닙니다" in wrong["errors"][ids.RESTORE_INPUT_BLOCK]
     refused, _ = stack.ask("grant U0X 12345", user="U0KIM")
-    assert "관리자만 할 수 있습니다" in text_of(refused)
+    assert "관리자만 할 수 있는 작업입니다: 역할 부여." in text_of(refused)
     assert "`frobnicate`" in stack.command("frobnicate", user="U0KIM")[0].json()["text"]
-    assert "/backup 명령이 아닙니다" in stack.command("frobnicate", user="U0KIM")[0].json()["text"]
+    assert "/backup 명령어가 아닙니다" in stack.command("frobnicate", user="U0KIM")[0].json()["text"]
     assert "is not a /backup command" in stack.command("frobnicate", user="U0SMITH")[0].json()["text"]
 
 
@@ -658,9 +658,9 @@ def test_with_backupbot_language_ko_announcements_and_unchosen_people_get_korean
     try:
         live.ask("language en", user="U0SMITH")
         created, _ = live.ask("create 12345 배포 전", user="UADMIN01")
-        assert "백업 *#5033*을 시작했습니다" in text_of(created), "no choice made: the bot's language"
+        assert "백업 *#5033* 생성을 시작했습니다" in text_of(created), "no choice made: the bot's language"
         announced = live.recorder.wait_for(lambda _r: live.recorder.api("chat.postMessage"))[-1]
-        assert announced["channel"] == NOTIFY and "수동 백업 *#5033*을 시작했습니다" in announced["text"]
+        assert announced["channel"] == NOTIFY and "수동 백업 *#5033* 생성을 시작했습니다" in announced["text"]
         live.grant("U0SMITH", 12345, "operator")
         english, _ = live.ask("create 12345", user="U0SMITH")
         assert "has started" in text_of(english), "a person who chose English keeps it"
