@@ -8,7 +8,8 @@ Exceptions, all carrying a message safe to show a person (never the token)::
      ├── BadRequest         400: refused; `provider_message` is the API's own words
      ├── Unavailable        5xx, 429, refused connection, or no answer in time
      │    ├── RateLimited   429: `retry_after` seconds, when the API said
-     │    └── ApiTimeout    no answer within the timeout
+     │    ├── ApiTimeout    no answer within the timeout
+     │    └── NotSent       the connection could not be made: the request never reached the API
      ├── UnexpectedResponse any other status, or a body that is not the documented shape
      └── AcceptedButUnreadable  a write answered 2xx (so it happened) with a body that cannot be read
 
@@ -76,6 +77,10 @@ class Unavailable(BackupApiError):
 
 class ApiTimeout(Unavailable):
     pass
+
+
+class NotSent(Unavailable):
+    """The connection could not be made, so the request never reached the API: a write did not happen."""
 
 
 class RateLimited(Unavailable):
@@ -285,15 +290,19 @@ class BackupApi:
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            error = (
-                Unavailable("the backup API could not be reached (connection failed)")
-                if _is_connection_failure(exc)
-                else ApiTimeout("the backup API did not answer in time")
-            )
+            if _never_sent(exc):
+                error: BackupApiError = NotSent("the backup API could not be reached (connection failed)")
+            elif _is_connection_failure(exc):
+                error = Unavailable("the backup API's connection broke before it answered")
+            else:
+                error = ApiTimeout("the backup API did not answer in time")
             self._observe(method, started, error)
             raise error from exc
         except httpx.TransportError as exc:
-            error = Unavailable(f"the backup API could not be reached ({type(exc).__name__})")
+            if _never_sent(exc):
+                error = NotSent(f"the backup API could not be reached ({type(exc).__name__})")
+            else:
+                error = Unavailable(f"the backup API's connection broke before it answered ({type(exc).__name__})")
             self._observe(method, started, error)
             raise error from exc
         self._observe(method, started, _failure_of(response))
@@ -316,6 +325,24 @@ def _failure_of(response: httpx.Response) -> BackupApiError | None:
     except BackupApiError as exc:
         return exc
     return None
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    """Did the connection fail before the request was written? Then a write cannot have happened.
+
+    httpx says so with ConnectError and ConnectTimeout; under httpx-aiohttp a ConnectTimeout may also stand
+    for a connection dropped after sending (aiohttp's ServerDisconnectedError), told apart by its cause.
+    """
+    import aiohttp
+
+    if isinstance(exc, httpx.ConnectError):
+        return True
+    if not isinstance(exc, httpx.ConnectTimeout):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return True
 
 
 def _is_connection_failure(exc: httpx.TimeoutException) -> bool:

@@ -171,7 +171,7 @@ def test_a_300_backup_list_stays_within_block_kit_and_pages(big):
     [
         ((401, 1), "list 12345", "refused the bot's credentials (401)"),
         ((503, 3), "list 12345", "unavailable right now (the backup API is failing (503))"),
-        ((500, 1), "create 12345", "check `/backup list` before trying again"),
+        ((500, 1), "create 12345", "It *may have been created*: check `/backup list 12345 manual` before trying again"),
         (None, "create 99999", "can't find that: “Server not found.” (404)"),
         (None, "restore 424242", "There is no backup *#424242*"),
     ],
@@ -206,7 +206,9 @@ def test_a_hung_api_call_gets_a_timeout_reply(impatient):
     stack = impatient
     stack.sim.hang_next(1)
     reply, _ = stack.ask("create 12345")
-    assert "didn't answer in time" in text_of(reply) and "may still have happened" in text_of(reply)
+    text = text_of(reply)
+    assert "did not confirm the new backup of server *12345* (no answer came in time)" in text
+    assert "It *may have been created*" in text and "nothing" not in text.lower()
 
 
 def test_a_failed_announcement_is_told_to_the_person(stack):
@@ -225,7 +227,9 @@ def test_a_delete_the_api_fails_is_reported_and_not_retried(roles):
     confirmation, _ = roles.ask("delete 5023", user=OWNER)
     roles.sim.fail_next(1, 502, method="DELETE")
     failed, _ = press_and_reply(roles, button(confirmation, CONFIRM_DELETE))
-    assert "unavailable right now" in text_of(failed) and "check `/backup list` before trying again" in text_of(failed)
+    text = text_of(failed)
+    assert "did not confirm the delete of backup *#5023* of server *12345* (the backup API answered 502)" in text
+    assert "It *may have been deleted*: check `/backup list 12345` before trying again" in text
     again, _ = press_and_reply(roles, button(confirmation, CONFIRM_DELETE))
     assert "the backup API failed, so this confirmation is spent" in text_of(again)
     assert roles.sim.count("DELETE") == 1

@@ -199,7 +199,7 @@ def test_a_restore_carries_its_reason_to_the_card_and_runs_once_approved(ruled):
     assert ruled.sim.restores == [(12345, 5023)]
 
 
-def test_an_approval_whose_bot_died_while_sending_is_failed_and_told_never_resent(tmp_path, sim):
+def test_an_approval_whose_bot_died_before_sending_is_told_not_done_and_never_sent(tmp_path, sim):
     clock = ManualClock()
     live = set_up(LiveStack(tmp_path / "died.db", sim, clock=clock))
     try:
@@ -211,9 +211,10 @@ def test_an_approval_whose_bot_died_while_sending_is_failed_and_told_never_resen
         assert live.runtime.store.approval(request_id).state is ApprovalState.APPROVED, "a send may still be going"
         clock.now += timedelta(minutes=2)
         updated = live.recorder.wait_for(lambda _r: live.recorder.api("chat.update"))[-1]
-        assert "nothing could be done: the bot stopped while carrying it out; it may have happened" in text_of(updated)
-        assert "the bot stopped while carrying it out" in text_of(live.reply(key, 2))
-        assert live.sim.count("DELETE") == 0, "not sent again: it may have happened"
+        said = "it was *not* done: the bot stopped before sending it, so nothing was done"
+        assert said in text_of(updated), "its write's record shows nothing was sent"
+        assert said in text_of(live.reply(key, 2))
+        assert live.sim.count("DELETE") == 0, "never sent by a bot that did not claim it"
         assert live.runtime.store.approval(request_id).state is ApprovalState.FAILED
         entry = live.runtime.store.audit_entries(1)[0]
         assert (entry.user_id, entry.action, entry.outcome) == (OWNER, "delete", "failed")

@@ -20,7 +20,7 @@ from test_views import backup as views_backup
 from test_views import conf as views_conf
 
 from bot import i18n
-from bot.backup_api import ApiTimeout, BadRequest, RateLimited, Unauthorized, Unavailable
+from bot.backup_api import ApiTimeout, BadRequest, NotFound, NotSent, RateLimited, Unauthorized, Unavailable
 from bot.i18n import Words, speaking
 from bot.ops import (
     Accepted,
@@ -36,6 +36,7 @@ from bot.ops import (
     HomeView,
     Interrupted,
     Listing,
+    MayHaveHappened,
     NoRoom,
     NotRestorable,
     NotTheRequester,
@@ -50,10 +51,11 @@ from bot.ops import (
     UndoUnavailable,
     WrongChannel,
 )
+from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 from bot.parsing import UsageError, parse_command
 from bot.policy import Action, Role
 from bot.slack import ids
-from bot.slack.views import approvals, errors, home, messages, modals, safety
+from bot.slack.views import approvals, errors, home, messages, modals, outcomes, safety
 from bot.slack.views.base import escape
 from bot.store import (
     ApprovalRequest,
@@ -164,6 +166,16 @@ def request(state=ApprovalState.PENDING, **changes):
     return ApprovalRequest(**{**values, **changes})
 
 
+def a_sent(kind, outcome=WriteOutcome.DONE, *, why=None, error=None, message=None):
+    """A write as `send_write` returns it, for rendering."""
+    write = Write(kind, 12345, None if kind is WriteKind.CREATE else 5001)
+    return Sent(write, "w1", outcome, message=message, error=error, why=why)
+
+
+def maybe(kind):
+    return a_sent(kind, WriteOutcome.UNKNOWN, why=Words("no answer came in time"), error=ApiTimeout("timeout"))
+
+
 def every_message() -> list[tuple[str, dict]]:
     """(name, message or view) for every builder the bot has, in the current language."""
     chain = RestoreChain(
@@ -175,6 +187,10 @@ def every_message() -> list[tuple[str, dict]]:
     started = ChainStarted(chain, backup(40))
     followed = Followed(5040, 12345, "U1", "C1", None, "", NOW, "following")
     why = Words("the backup no longer exists")
+    gone = a_sent(WriteKind.DELETE, WriteOutcome.NOT_DONE, why=why, error=NotFound("gone"))
+    refused = a_sent(
+        WriteKind.DELETE, WriteOutcome.NOT_DONE, why=Words("the backup API could not be reached"), error=NotSent("x")
+    )
     listing = Listing([backup(n) for n in range(1, 30)], None, None, True, {})
     entry = AuditEntry(1, NOW.isoformat(), "U1", "delete", 12345, 5001, "done", "", "slack")
     summary = ServerSummary(12345, "web-01", "owner", True, backup(1), 1, 10, True)
@@ -226,16 +242,36 @@ def every_message() -> list[tuple[str, dict]]:
         ("home empty", home.home_view(HomeView("U1", False, [], [], [], None), NOW)),
         ("scheduled", safety.delete_scheduled_message(window, NOW)),
         ("undone", safety.undone_message(window)),
-        ("delete sent", safety.delete_sent_message(DeleteSent(window))),
-        ("delete not sent", safety.delete_sent_message(DeleteSent(window, why))),
+        ("delete sent", safety.delete_sent_message(DeleteSent(window, a_sent(WriteKind.DELETE)))),
+        ("delete gone", safety.delete_sent_message(DeleteSent(window, gone))),
+        ("delete not sent", safety.delete_sent_message(DeleteSent(window, refused))),
+        ("delete maybe", safety.delete_sent_message(DeleteSent(window, maybe(WriteKind.DELETE)))),
         ("chain started", safety.chain_started_message(started)),
-        ("chain restored", safety.chain_step_message(ChainStep(chain))),
+        ("chain restored", safety.chain_step_message(ChainStep(chain, a_sent(WriteKind.RESTORE)))),
+        ("chain maybe", safety.chain_step_message(ChainStep(chain, maybe(WriteKind.RESTORE)))),
+        ("chain found", safety.chain_step_message(ChainStep(chain, found=backup(40)))),
         ("chain stopped", safety.chain_step_message(ChainStep(chain, why=why, offer_without=True))),
         ("announce chain started", safety.announce_chain_started(started)),
-        ("announce chain restored", safety.announce_chain_step(ChainStep(chain))),
+        ("announce chain restored", safety.announce_chain_step(ChainStep(chain, a_sent(WriteKind.RESTORE)))),
+        ("announce chain maybe", safety.announce_chain_step(ChainStep(chain, maybe(WriteKind.RESTORE)))),
+        ("announce chain found", safety.announce_chain_step(ChainStep(chain, found=backup(40)))),
         ("announce chain stopped", safety.announce_chain_step(ChainStep(chain, why=why))),
         ("make room", safety.make_room_confirmation_message(conf(description="새 백업"))),
-        ("room made", safety.room_made_message(RoomMade(conf(), None, BadRequest("limit")), None)),
+        (
+            "room made",
+            safety.room_made_message(RoomMade(conf(), None, BadRequest("limit")), errors.error_message(refused.error)),
+        ),
+        ("unknown create", {"text": outcomes.unknown_text(maybe(WriteKind.CREATE))}),
+        ("not done create", {"text": outcomes.not_done_text(a_sent(WriteKind.CREATE, WriteOutcome.NOT_DONE, why=why))}),
+        (
+            "not done restore",
+            {"text": outcomes.not_done_text(a_sent(WriteKind.RESTORE, WriteOutcome.NOT_DONE, why=why))},
+        ),
+        *(
+            (f"announce unknown {kind}", outcomes.announce_unknown("U1", maybe(kind), "*web-01* (12345)", approver))
+            for kind in WriteKind
+            for approver in (None, "U2")
+        ),
         ("interrupted", errors.interrupted_message()),
     ]
     for on, changed in ((True, True), (True, False), (False, True), (False, False)):
@@ -246,11 +282,18 @@ def every_message() -> list[tuple[str, dict]]:
     for language in ("en", "ko"):
         for changed in (None, True, False):
             built.append((f"language {language} {changed}", messages.language_message(language, changed)))
+    written = {
+        ApprovalState.DONE: a_sent(WriteKind.RESTORE, message="Restore started."),
+        ApprovalState.FAILED: refused,
+        ApprovalState.UNKNOWN: maybe(WriteKind.RESTORE),
+    }
     for state in ApprovalState:
         if state is not ApprovalState.PENDING:
-            decision = Decision(request(state), provider_message=None)
+            decision = Decision(request(state), sent=written.get(state))
             built.append((f"card {state}", approvals.decided_card(decision)))
             built.append((f"reply {state}", approvals.decided_reply(decision)))
+    handed = Decision(request(ApprovalState.DONE), handed_on=True)
+    built.append(("card handed on", approvals.decided_card(handed)))
     chained = Decision(request(ApprovalState.DONE), chain=started)
     built.append(("card chained", approvals.decided_card(chained)))
     for error in every_error(chain, window):
@@ -306,7 +349,9 @@ def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
         UndoUnavailable(None),
         UndoUnavailable(window),
         RuledServer(12345),
-        Interrupted(Words("the bot stopped while sending the restore: it may have been sent")),
+        Interrupted(Words("the bot stopped before sending it, so nothing was done")),
+        *(MayHaveHappened(maybe(kind)) for kind in WriteKind),
+        NotSent("refused"),
         StoreUnavailable("locked"),
         RateLimited("429", 3),
         ApiTimeout("timeout"),
@@ -336,7 +381,7 @@ def test_every_public_builder_of_the_views_is_rendered_here():
     new builder is checked in Korean without anyone remembering to add it."""
     builders = {
         f"{module.__name__}.{name}": function.__code__
-        for module in (approvals, errors, home, messages, modals, safety)
+        for module in (approvals, errors, home, messages, modals, outcomes, safety)
         for name, function in vars(module).items()
         if inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_")
     }

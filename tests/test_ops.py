@@ -6,17 +6,19 @@ from datetime import timedelta
 import pytest
 from conftest import ManualClock
 
-from bot.backup_api import BackupApi, Unavailable
+from bot.backup_api import BackupApi, BadRequest
 from bot.ops import (
     Actor,
     BackupNotFound,
     ConfirmationMismatch,
     ConfirmationUnavailable,
+    MayHaveHappened,
     NotRestorable,
     Operations,
     PermissionDenied,
     ReplyTo,
 )
+from bot.ops.writes import WriteOutcome
 from bot.policy import Action, Role
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
 
@@ -85,11 +87,17 @@ async def test_create_follows_and_audits(ops, store, sim):
 
 async def test_failed_create_is_audited_as_failed(ops, store, sim):
     sim.fail_next(1, 503)
-    with pytest.raises(Unavailable):
+    with pytest.raises(MayHaveHappened) as unknown:
         await ops.create_backup(Actor(ADMIN), 12345)
+    assert unknown.value.sent.outcome is WriteOutcome.UNKNOWN, "a 5xx may have acted: never told as not done"
     entry = store.audit_entries(1)[0]
     assert (entry.action, entry.outcome) == ("create", "failed") and "503" in entry.detail
+    assert "outcome unknown, it may have happened" in entry.detail
     assert store.following() == []
+    sim.fail_next(1, 400)
+    with pytest.raises(BadRequest):
+        await ops.create_backup(Actor(ADMIN), 12345)
+    assert "outcome unknown" not in store.audit_entries(1)[0].detail, "a 4xx is a refusal: not done"
 
 
 async def test_delete_needs_owner_and_finds_the_server_first(ops, store, sim):
@@ -226,7 +234,7 @@ async def test_authorize_confirmation_for_the_modal(ops):
 async def test_a_write_that_fails_is_not_sent_again_and_a_second_press_says_so(ops, store, sim):
     conf = await ops.request_delete(Actor(OWNER), 5001)
     sim.fail_next(1, 503, method="DELETE")
-    with pytest.raises(Unavailable):
+    with pytest.raises(MayHaveHappened):
         await ops.confirm_delete(Actor(OWNER), conf.id)
     assert sim.count("DELETE") == 1
     with pytest.raises(ConfirmationUnavailable) as again:

@@ -16,6 +16,7 @@ from bot.ops import (
     PermissionDenied,
     ServerAccess,
 )
+from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 from bot.parsing import UsageError
 from bot.policy import Action, Role
 from bot.slack import ids
@@ -256,7 +257,7 @@ def test_approval_views_pass_slacks_checks_and_escape_what_people_wrote(state):
     assert "restore *db-01* (12346) from backup *#5001*" in base.flatten_text(
         approvals.approval_card(pending)["blocks"]
     )
-    decided = Decision(approval_request(state), provider_message="Restore started.")
+    decided = Decision(approval_request(state), sent=a_sent(WriteKind.RESTORE, message="Restore started."))
     for message in (approvals.decided_card(decided), approvals.decided_reply(decided)):
         valid(message)
         assert not [b for b in message["blocks"] if b["type"] == "actions"], "a decided request has no buttons"
@@ -281,11 +282,19 @@ def test_the_home_view_passes_slacks_checks_with_hostile_names_and_many_servers(
 HOSTILE = "<!channel> & " + "n" * 300
 
 
+def a_sent(kind, outcome=WriteOutcome.DONE, *, why=None, message=None, server_id=12345, backup_id=5001):
+    """A write as `send_write` would return it, for rendering."""
+    write = Write(kind, server_id, None if kind is WriteKind.CREATE else backup_id)
+    return Sent(write, "w1", outcome, message=message, why=why)
+
+
 def test_safety_net_views_pass_slacks_checks_and_escape_what_people_wrote():
     from bot.i18n import Words
     from bot.ops import ChainStarted, ChainStep, DeleteSent, NoRoom, RoomMade, SafetyBackupFailed
     from bot.slack.views import safety
     from bot.store import ChainState, DeleteWindow, RestoreChain, WindowState
+
+    hostile_why = Words("{text}", text="the backup API failed <boom> " + HOSTILE)
 
     window = DeleteWindow(
         "w1", 5001, 12345, HOSTILE, "manual", "U1", None, "C1", None, NOW.timestamp() + 30, WindowState.WAITING, ""
@@ -297,10 +306,14 @@ def test_safety_net_views_pass_slacks_checks_and_escape_what_people_wrote():
     rendered = [
         safety.delete_scheduled_message(window, NOW),
         safety.undone_message(window),
-        safety.delete_sent_message(DeleteSent(window)),
-        safety.delete_sent_message(DeleteSent(window, Words("{text}", text="the backup API failed <boom>"))),
+        *(
+            safety.delete_sent_message(DeleteSent(window, a_sent(WriteKind.DELETE, outcome, why=hostile_why)))
+            for outcome in WriteOutcome
+        ),
         safety.chain_started_message(ChainStarted(chain, backup(2))),
-        safety.chain_step_message(ChainStep(chain, provider_message=HOSTILE)),
+        safety.chain_step_message(ChainStep(chain, a_sent(WriteKind.RESTORE, message=HOSTILE))),
+        safety.chain_step_message(ChainStep(chain, a_sent(WriteKind.RESTORE, WriteOutcome.UNKNOWN, why=hostile_why))),
+        safety.announce_chain_step(ChainStep(chain, a_sent(WriteKind.RESTORE, WriteOutcome.UNKNOWN, why=hostile_why))),
         safety.chain_step_message(ChainStep(chain, why=Words("{text}", text=HOSTILE), offer_without=True)),
         safety.safety_failed_message(SafetyBackupFailed(chain, Words("{text}", text=HOSTILE))),
         safety.announce_chain_started(ChainStarted(chain, backup(2))),
@@ -308,7 +321,9 @@ def test_safety_net_views_pass_slacks_checks_and_escape_what_people_wrote():
         safety.make_room_confirmation_message(
             conf(purpose="make_room", description=HOSTILE, backup_description=HOSTILE)
         ),
-        safety.room_made_message(RoomMade(conf(), None, BadRequest(HOSTILE)), None),
+        safety.room_made_message(
+            RoomMade(conf(), None, BadRequest(HOSTILE)), errors.error_message(BadRequest(HOSTILE))
+        ),
     ]
     for may, ruled in ((True, False), (False, False), (True, True)):
         error = NoRoom(12345, 10, old, description=HOSTILE, may_make_room=may, ruled=ruled, provider_message=HOSTILE)

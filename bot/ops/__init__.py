@@ -10,6 +10,7 @@
     approvals.py      the two-person rule
     home.py           the Home tab
     admin.py          grants, admins, channels, languages
+    writes.py         the one way to send a write: its record, its outcome (done, not done, unknown)
 
 Each family is a mixin on `Core`; `Operations` joins them, so a use case may call another family's.
 No module here imports Slack, and none imports this package's face.
@@ -29,6 +30,7 @@ from bot.ops.errors import (
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    MayHaveHappened,
     NoRoom,
     NotRestorable,
     NotTheRequester,
@@ -43,6 +45,7 @@ from bot.ops.errors import (
 from bot.ops.home import Home, HomeView, ServerSummary
 from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
 from bot.ops.undo import DeleteSent, InUndoWindow, Undo
+from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 
 __all__ = [
     "APPROVAL_TTL",
@@ -64,6 +67,7 @@ __all__ = [
     "InUndoWindow",
     "Interrupted",
     "Listing",
+    "MayHaveHappened",
     "NoRoom",
     "NotRestorable",
     "NotTheRequester",
@@ -75,9 +79,13 @@ __all__ = [
     "RoomMade",
     "RuledServer",
     "SafetyBackupFailed",
+    "Sent",
     "ServerAccess",
     "ServerSummary",
     "UndoUnavailable",
+    "Write",
+    "WriteKind",
+    "WriteOutcome",
     "WrongChannel",
 ]
 

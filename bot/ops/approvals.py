@@ -1,11 +1,15 @@
 """The two-person rule: a confirmed delete or restore on a server under it becomes a request that a
-second person approves or denies (never the requester); approved, the write is sent once. Requests
-live in the store (`approval_requests`) and expire in the background loop.
+second person approves or denies (never the requester); approved, the write is sent once, through
+`send_write`, and the decision is told as the write ended: done, not done, or unknown (it may have
+happened). Requests live in the store (`approval_requests`) and expire in the background loop; one whose
+approver's bot died while carrying it out is settled from its write's record, never sent twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from bot.backup_api import Backup, BackupApiError, NotFound
 from bot.i18n import N_, Words
@@ -19,6 +23,7 @@ from bot.ops.errors import (
     OwnRequest,
     SafetyBackupFailed,
 )
+from bot.ops.writes import Sent, Write, WriteKind
 from bot.policy import Action
 from bot.store import ApprovalRequest, ApprovalState, Confirmation
 
@@ -32,12 +37,19 @@ class Awaiting:
 
 @dataclass(frozen=True)
 class Decision:
-    """How an approval request ended: `request` as it now stands; `error` if the approved write failed."""
+    """How an approval request ended: `request` as it ended; for an approved one, its write (`sent`), or why
+    it was not sent (`error`), or the safety backup it started (`chain`), or that its restore chain,
+    started by a bot that then died, carries it on (`handed_on`)."""
 
     request: ApprovalRequest
-    provider_message: str | None = None
+    sent: Sent | None = None
     error: Exception | None = None
-    chain: ChainStarted | None = None  # an approved restore that first takes a safety backup
+    chain: ChainStarted | None = None
+    handed_on: bool = False
+
+    @property
+    def provider_message(self) -> str | None:
+        return self.sent.message if self.sent else None
 
 
 class Approvals(Core):
@@ -123,46 +135,57 @@ class Approvals(Core):
         await self._may_decide(actor, request, Action.APPROVE)
         if not await self._db(self.store.claim_approval, request.id, actor.user_id):
             raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
-        action = Action(request.action)
-        requester = Actor(request.requested_by)
-        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        request = dataclasses.replace(request, state=ApprovalState.APPROVED, decided_by=actor.user_id)
         what = f"{request.action} of backup {request.backup_id} asked by {request.requested_by}"
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
+        return await self._carry_out(request)
+
+    async def _carry_out(self, request: ApprovalRequest) -> Decision:
+        """Send the approved write (or start the safety backup an approved restore waits on)."""
+        requester = Actor(request.requested_by)
+        action = Action(request.action)
         try:
             backup = await self.api.find_backup(request.backup_id)
             if action is Action.RESTORE and not backup.is_restorable:
                 raise NotRestorable(backup)
-            if action is Action.RESTORE and request.safety:
-                reply_to = ReplyTo(request.origin_channel, request.response_url)
-                started = await self._start_chain(requester, request, reply_to, approved_by=actor.user_id)
-                detail = f"safety backup #{started.safety.id} started; the restore follows once it completes"
-                await self.durable.write(
-                    "approval state", self.store.approval_carried_out, request_id=request.id, detail=detail
-                )
-                await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
-                return Decision(await self._db(self.store.approval, request.id), chain=started)
-            if action is Action.DELETE:
-                await self.api.delete_backup(request.backup_id)
-                message = None
-            else:
-                message = await self.api.restore(request.target_server_id, request.backup_id)
-        except SafetyBackupFailed as exc:
-            await self.durable.write(
-                "approval state", self.store.approval_write_failed, request_id=request.id, detail=str(exc)
-            )
-            await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
-            return Decision(await self._db(self.store.approval, request.id), error=exc)
         except (BackupApiError, NotRestorable) as exc:
             why = "the backup no longer exists" if isinstance(exc, NotFound) else f"{type(exc).__name__}: {exc}"
-            await self.durable.write(
-                "approval state", self.store.approval_write_failed, request_id=request.id, detail=why
+            await self._audit(
+                requester,
+                action,
+                "failed",
+                server_id=request.target_server_id,
+                backup_id=request.backup_id,
+                detail=f"approved by {request.decided_by}; not sent: {why}",
             )
-            await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
-            await self._audit(requester, action, "failed", detail=f"approved by {actor.user_id}; {why}", **audit)
-            return Decision(await self._db(self.store.approval, request.id), error=exc)
-        await self.durable.write("approval state", self.store.approval_carried_out, request_id=request.id)
-        await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
-        await self._audit(requester, action, "done", detail=f"approved by {actor.user_id}", **audit)
-        return Decision(await self._db(self.store.approval, request.id), provider_message=message)
+            return await self._closed(request, ApprovalState.FAILED, why, error=exc)
+        if action is Action.RESTORE and request.safety:
+            reply_to = ReplyTo(request.origin_channel, request.response_url)
+            try:
+                started = await self._start_chain(
+                    requester, request, reply_to, approved_by=request.decided_by, request_id=request.id
+                )
+            except SafetyBackupFailed as exc:
+                return await self._closed(request, ApprovalState.FAILED, str(exc), error=exc)
+            detail = f"safety backup #{started.safety.id} started; the restore follows once it completes"
+            return await self._closed(request, ApprovalState.DONE, detail, chain=started)
+        kind = WriteKind.DELETE if action is Action.DELETE else WriteKind.RESTORE
+        write = Write(kind, request.target_server_id, request.backup_id, path="approval", ref=request.id)
+        sent = await self.send_write(requester, write, context=f"approved by {request.decided_by}")
+        return await self._written(request, sent)
+
+    async def _written(self, request: ApprovalRequest, sent: Sent) -> Decision:
+        """An approved request whose write ended: done, not done, or unknown (it may have happened)."""
+        state = ApprovalState.DONE if sent.done else ApprovalState.UNKNOWN if sent.unknown else ApprovalState.FAILED
+        return await self._closed(request, state, sent.why.english() if sent.why else "", sent=sent)
+
+    async def _closed(self, request: ApprovalRequest, state: ApprovalState, detail: str, **outcome: Any) -> Decision:
+        """approved → its end, kept until the store takes it; the decision is told as it ended, whatever the store."""
+        await self.durable.write(
+            "approval state", self.store.end_approval, request_id=request.id, state=state, detail=detail
+        )
+        return Decision(dataclasses.replace(request, state=state, detail=detail), **outcome)
 
     async def deny(self, actor: Actor, request_id: str) -> Decision:
         request = await self._open_request(actor, request_id, Action.DENY)
@@ -194,20 +217,42 @@ class Approvals(Core):
         return Decision(await self._db(self.store.approval, request.id))
 
     async def interrupted_approvals(self) -> list[Decision]:
-        """Approved requests whose approver's bot died while sending the write: failed, audited, told; not re-sent."""
+        """Approved requests whose approver's bot died while carrying them out, settled once each from what
+        was recorded: nothing sent, not done; a write on its way, settled by looking; never sent twice."""
         decisions = []
-        for request in await self._db(self.store.interrupt_stale_approvals, CHAIN_STEP_SECONDS):
-            why = Words(N_("the bot stopped while carrying it out; it may have happened: check `/backup list`"))
-            await self._audit(
-                Actor(request.requested_by),
-                Action(request.action),
-                "failed",
-                server_id=request.target_server_id,
-                backup_id=request.backup_id,
-                detail=f"approved by {request.decided_by}; interrupted: {why.english()}",
-            )
-            decisions.append(Decision(request, error=Interrupted(why)))
+        for request in await self._db(self.store.stale_approvals, CHAIN_STEP_SECONDS):
+            decision = await self._settle_approved(request)
+            if decision is not None:
+                decisions.append(decision)
         return decisions
+
+    async def _settle_approved(self, request: ApprovalRequest) -> Decision | None:
+        if request.safety and request.action == Action.RESTORE.value:
+            chain = await self._db(self.store.chain_of_request, request.id)
+            if chain is not None:  # the restore chain took over: it tells its own story
+                detail = "carried on by its restore chain"
+                if not await self._db(self.store.end_approval, request.id, ApprovalState.DONE, detail):
+                    return None
+                return Decision(dataclasses.replace(request, state=ApprovalState.DONE, detail=detail), handed_on=True)
+        writes = await self._db(self.store.writes_for, request.id)
+        if writes:
+            sent = await self.settle_recorded(
+                writes[-1], f"approved by {request.decided_by}", older_than=CHAIN_STEP_SECONDS / 2
+            )
+            return None if sent is None else await self._written(request, sent)
+        why = Words(N_("the bot stopped before sending it, so nothing was done"))
+        if not await self._db(self.store.end_approval, request.id, ApprovalState.FAILED, why.english()):
+            return None
+        await self._audit(
+            Actor(request.requested_by),
+            Action(request.action),
+            "failed",
+            server_id=request.target_server_id,
+            backup_id=request.backup_id,
+            detail=f"approved by {request.decided_by}; interrupted before it was sent: {why.english()}",
+        )
+        failed = dataclasses.replace(request, state=ApprovalState.FAILED, detail=why.english())
+        return Decision(failed, error=Interrupted(why))
 
     async def expire_approvals(self) -> list[Decision]:
         """Requests nobody decided in time: expired (each by one caller), audited for their requesters."""

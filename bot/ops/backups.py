@@ -6,9 +6,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from bot.backup_api import AcceptedButUnreadable, Backup, BadRequest
+from bot.backup_api import Backup, BadRequest
 from bot.clock import iso_seconds
 from bot.ops.core import Accepted, Actor, Core, ReplyTo
+from bot.ops.errors import MayHaveHappened
+from bot.ops.writes import Write, WriteKind
 from bot.policy import Action, Role
 from bot.store import AuditEntry, AuditSearch
 
@@ -92,38 +94,46 @@ class Backups(Core):
         return entries
 
     async def create_backup(
-        self, actor: Actor, server_id: int, description: str = "", *, follow: ReplyTo | None = None
+        self,
+        actor: Actor,
+        server_id: int,
+        description: str = "",
+        *,
+        follow: ReplyTo | None = None,
+        path: str = "direct",
     ) -> Backup | Accepted:
+        """A manual backup, followed to completion when `follow` says where to tell of it.
+
+        Not done at the 10-backup limit: NoRoom names the oldest manual backup. Unknown: MayHaveHappened.
+        """
         await self._authorize(actor, Action.CREATE, server_id)
         await self._from_its_channel(actor, Action.CREATE, server_id)
-        try:
-            backup = await self._api(
-                actor,
-                Action.CREATE,
-                self.api.create_backup(server_id, description or None),
-                server_id=server_id,
-            )
-        except AcceptedButUnreadable as exc:
-            log.warning("create on server %s: %s", server_id, exc)
-            await self._audit(
-                actor, Action.CREATE, "done", server_id=server_id, detail=f"{description} [answer unreadable]".strip()
-            )
-            return Accepted(server_id, description, str(exc))
-        except BadRequest as exc:
-            await self._no_room_or(exc, actor, server_id, description)
-            raise
-        await self._learn([backup])
-        if follow is not None and backup.is_running:
-            await self.durable.write(
-                "followed backup",
-                self.store.follow,
-                backup_id=backup.id,
-                server_id=backup.server.id,
-                requested_by=actor.user_id,
-                channel_id=follow.channel_id,
-                response_url=follow.response_url,
-                description=backup.description,
-                started_at=iso_seconds(self._clock()),
-            )
-        await self._audit(actor, Action.CREATE, "done", server_id=server_id, backup_id=backup.id, detail=description)
-        return backup
+        write = Write(WriteKind.CREATE, server_id, description=description, path=path)
+        sent = await self.send_write(actor, write, context=description, reply_to=follow)
+        if sent.unknown:
+            raise MayHaveHappened(sent)
+        if not sent.done:
+            if isinstance(sent.error, BadRequest):
+                await self._no_room_or(sent.error, actor, server_id, description)
+            raise sent.error
+        if sent.backup is None:
+            log.warning("create on server %s: %s", server_id, sent.error)
+            return Accepted(server_id, description, str(sent.error))
+        await self.follow(actor, sent.backup, follow)
+        return sent.backup
+
+    async def follow(self, actor: Actor, backup: Backup, reply_to: ReplyTo | None) -> None:
+        """Follow a created backup to its end, telling `reply_to` (kept until the store takes it)."""
+        if reply_to is None or not backup.is_running:
+            return
+        await self.durable.write(
+            "followed backup",
+            self.store.follow,
+            backup_id=backup.id,
+            server_id=backup.server.id,
+            requested_by=actor.user_id,
+            channel_id=reply_to.channel_id,
+            response_url=reply_to.response_url,
+            description=backup.description,
+            started_at=iso_seconds(self._clock()),
+        )

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from bot.backup_api import Backup, BackupApiError, NotFound
+from bot.backup_api import Backup
 from bot.ops.approvals import Awaiting
 from bot.ops.chains import ChainStarted
 from bot.ops.core import Actor, Core, ReplyTo
-from bot.ops.errors import BackupNotFound, ConfirmationMismatch, ConfirmationUnavailable, NotRestorable
+from bot.ops.errors import BackupNotFound, ConfirmationMismatch, ConfirmationUnavailable, MayHaveHappened, NotRestorable
 from bot.ops.undo import InUndoWindow
+from bot.ops.writes import Sent, Write, WriteKind
 from bot.policy import Action
 from bot.store import Confirmation, ConfirmationState
 
@@ -145,7 +146,6 @@ class Confirmations(Core):
         self, actor: Actor, token: str, *, reply_to: ReplyTo | None = None
     ) -> Done | Awaiting | InUndoWindow:
         conf = await self.authorize_confirmation(actor, token, Action.DELETE)
-        audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
         backup = await self._still_there(actor, Action.DELETE, conf)
         await self._claim(conf, actor, Action.DELETE)
         if await self.needs_approval(conf.server_id, conf.target_server_id):
@@ -164,11 +164,8 @@ class Confirmations(Core):
                 due_at=(self._clock() + self.delete_grace).timestamp(),
             )
             return InUndoWindow(window)
-        try:
-            await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
-        except NotFound:
-            raise BackupNotFound(conf.backup_id, gone=True) from None
-        await self._audit(actor, Action.DELETE, "done", **audit)
+        write = Write(WriteKind.DELETE, conf.server_id, conf.backup_id, ref=conf.id)
+        await self._send_confirmed(actor, conf, write, "", reply_to)
         return Done(conf)
 
     async def confirm_restore(
@@ -185,7 +182,6 @@ class Confirmations(Core):
         start the chain that sends it once the safety backup has completed."""
         conf = await self.check_restore_text(actor, token, typed)
         safety = conf.safety if safety is None else safety
-        audit = {"server_id": conf.target_server_id, "backup_id": conf.backup_id}
         await self._authorize_on(actor, conf)
         backup = await self._still_there(actor, Action.RESTORE, conf)
         await self._claim(conf, actor, Action.RESTORE)
@@ -193,12 +189,10 @@ class Confirmations(Core):
             return await self._ask_approval(actor, conf, backup, reason, reply_to, safety=safety)
         if safety:
             return await self._start_chain(actor, conf, reply_to)
-        message = await self._spend(
-            conf, self._api(actor, Action.RESTORE, self.api.restore(conf.target_server_id, conf.backup_id), **audit)
-        )
-        detail = f"from backup {conf.backup_id} of server {conf.server_id}"
-        await self._audit(actor, Action.RESTORE, "done", detail=detail, **audit)
-        return Done(conf, message)
+        write = Write(WriteKind.RESTORE, conf.target_server_id, conf.backup_id, ref=conf.id)
+        context = f"from backup {conf.backup_id} of server {conf.server_id}"
+        sent = await self._send_confirmed(actor, conf, write, context, reply_to)
+        return Done(conf, sent.message)
 
     async def cancel(self, actor: Actor, token: str) -> Confirmation:
         conf = await self._db(self.store.confirmation, token)
@@ -234,19 +228,23 @@ class Confirmations(Core):
             actor, action, "failed", server_id=conf.target_server_id, backup_id=conf.backup_id, detail=why
         )
 
-    async def _spend(self, conf: Confirmation, call):
-        """Send the write a claimed confirmation allows; if it fails, say so to whoever presses again.
+    async def _send_confirmed(
+        self, actor: Actor, conf: Confirmation, write: Write, context: str, reply_to: ReplyTo | None
+    ) -> Sent:
+        """Send the write a claimed confirmation allows; unless done, raise what the person must hear.
 
-        The write is never re-sent: it may have happened despite the error.
+        The confirmation keeps how it ended, for whoever presses it again; the write is never re-sent.
         """
-        try:
-            return await call
-        except NotFound:
-            await self.durable.write("confirmation state", self.store.write_found_nothing, token=conf.id)
-            raise
-        except BackupApiError:
-            await self.durable.write("confirmation state", self.store.write_failed, token=conf.id)
-            raise
+        sent = await self.send_write(actor, write, context=context, reply_to=reply_to)
+        if sent.done:
+            return sent
+        transition = self.store.write_found_nothing if sent.gone else self.store.write_failed
+        await self.durable.write("confirmation state", transition, token=conf.id)
+        if sent.gone:
+            raise BackupNotFound(conf.backup_id, gone=True)
+        if sent.unknown:
+            raise MayHaveHappened(sent)
+        raise sent.error
 
     async def _claim(self, conf: Confirmation, actor: Actor, action: Action) -> None:
         if not await self._db(self.store.use_confirmation, conf.id, actor.user_id):

@@ -23,10 +23,11 @@ from bot import i18n, observe
 from bot.backup_api import AcceptedButUnreadable, Backup, BackupApi, BackupApiError
 from bot.clock import iso_seconds, utc_now
 from bot.durable import DurableWrites
-from bot.i18n import Words
+from bot.i18n import N_, Words
 from bot.ops.errors import BackupNotFound, PermissionDenied, WrongChannel
+from bot.ops.writes import INTERRUPTED, Sent, Write, WriteKind, WriteOutcome, audit_detail, classify, matches
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
-from bot.store import Followed, Store, StoreUnavailable
+from bot.store import Followed, Store, StoreUnavailable, WriteRecord, WriteState
 
 if TYPE_CHECKING:
     from bot.ops.approvals import Decision
@@ -41,6 +42,7 @@ APPROVAL_TTL = timedelta(minutes=30)
 # one stuck longer than this belonged to a process that died.
 CHAIN_STEP_SECONDS = 180.0
 SAFETY_GIVE_UP = timedelta(hours=6)
+CLOCK_SKEW = timedelta(minutes=5)  # how far the API's clock may be behind the bot's, when matching a create
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,123 @@ class Core:
             )
             raise PermissionDenied(action, server_id, needed, role)
         return role
+
+    # --- the one way to send a write ---------------------------------------------
+
+    async def send_write(
+        self, actor: Actor, write: Write, *, context: str = "", reply_to: ReplyTo | None = None
+    ) -> Sent:
+        """Send one write to the backup API: recorded first, its outcome classified once and audited for `actor`.
+
+        The record is written before the request goes out (a busy store refuses the write: nothing is sent);
+        its outcome after, durably. `context` goes into the audit entry (which path, approved by whom).
+        Cut short by shutdown, the write is recorded and audited as unknown, then the cancellation goes on.
+        """
+        write_id = await self._db(
+            self.store.begin_write,
+            kind=write.kind.value,
+            path=write.path,
+            ref=write.ref,
+            server_id=write.server_id,
+            backup_id=write.backup_id,
+            description=write.description,
+            actor=actor.user_id,
+            source=actor.source,
+            channel_id=reply_to.channel_id if reply_to else None,
+            response_url=reply_to.response_url if reply_to else None,
+        )
+        backup, message, error, why = None, None, None, None
+        outcome = WriteOutcome.DONE
+        try:
+            if write.kind is WriteKind.CREATE:
+                backup = await self.api.create_backup(write.server_id, write.description or None)
+            elif write.kind is WriteKind.DELETE:
+                await self.api.delete_backup(write.backup_id)
+            else:
+                message = await self.api.restore(write.server_id, write.backup_id)
+        except BackupApiError as exc:
+            error = exc
+            outcome, why = classify(exc)
+        except asyncio.CancelledError:
+            sent = Sent(write, write_id, WriteOutcome.UNKNOWN, why=INTERRUPTED)
+            fields = self._write_audit(actor, sent, context)
+            self.durable.write_or_log(
+                "write outcome", self.store.end_write, write_id=write_id, state=WriteState.UNKNOWN
+            )
+            self.durable.write_or_log("audit entry", self.store.audit, **fields)
+            raise
+        sent = Sent(write, write_id, outcome, backup, message, error, why)
+        if backup is not None:
+            await self._learn([backup])
+        await self._record(sent, actor, context)
+        return sent
+
+    async def _record(self, sent: Sent, actor: Actor, context: str) -> None:
+        """A write's outcome in the store and its audit entry: kept until the store takes them."""
+        await self.durable.write(
+            "write outcome",
+            self.store.end_write,
+            write_id=sent.id,
+            state=sent.outcome.state,
+            detail=sent.why.english() if sent.why else "",
+            created_backup_id=sent.backup.id if sent.backup else None,
+        )
+        fields = self._write_audit(actor, sent, context)
+        observe.note_attempt(fields["action"], fields["outcome"])
+        await self.durable.write("audit entry", self.store.audit, **fields)
+
+    def _write_audit(self, actor: Actor, sent: Sent, context: str) -> dict[str, Any]:
+        outcome, detail = audit_detail(sent, context)
+        write = sent.write
+        backup_id = sent.backup.id if sent.backup else write.backup_id
+        fields = {"server_id": write.server_id, "backup_id": backup_id, "detail": detail}
+        return {**self._audit_fields(actor, Action(write.kind.value), outcome, fields), **fields}
+
+    async def settle_recorded(self, record: WriteRecord, context: str = "", *, older_than: float) -> Sent | None:
+        """How a write an earlier bot sent for some work ended: from its record, or, if it was left on its way
+        (sending for longer than `older_than` seconds: its bot died), by looking. None: not known yet (another
+        bot is settling it, or it is still fresh, or the API cannot be asked now)."""
+        if record.state in (WriteState.SENDING, WriteState.SETTLING):
+            if not await self._db(self.store.claim_stale_write, record.id, older_than):
+                return None
+            return await self.settle_by_looking(record, context)
+        kind = WriteKind(record.kind)
+        write = Write(kind, record.server_id, record.backup_id, record.description, record.path, record.ref)
+        why = Words(record.detail) if record.detail else None
+        return Sent(write, record.id, WriteOutcome(record.state.value), why=why)
+
+    async def settle_by_looking(self, record: WriteRecord, context: str = "") -> Sent | None:
+        """A write whose bot died while sending it (claimed `settling`), settled by what the API lists now.
+
+        A delete whose backup is gone was done; one whose backup is still there was not. A create is found by
+        its tag, or by its description among the server's backups made since it was recorded. A restore
+        stays unknown. None if the API cannot be asked now (the write goes back to waiting for a look).
+        """
+        kind = WriteKind(record.kind)
+        write = Write(kind, record.server_id, record.backup_id, record.description, record.path, record.ref)
+        outcome, backup, why = WriteOutcome.UNKNOWN, None, INTERRUPTED
+        if kind is not WriteKind.RESTORE:
+            try:
+                listed = await self.api.list_backups(record.server_id)
+            except BackupApiError as exc:
+                log.warning("could not settle write %s yet: %s", record.id, exc)
+                await self._db(self.store.unclaim_write, record.id)
+                return None
+            if kind is WriteKind.DELETE:
+                there = any(b.id == record.backup_id for b in listed)
+                outcome = WriteOutcome.NOT_DONE if there else WriteOutcome.DONE
+                why = Words(N_("the bot stopped before the backup API acted on it")) if there else None
+            else:
+                since = datetime.fromisoformat(record.created_at) - CLOCK_SKEW
+                found = [b for b in listed if matches(b, record.description) and b.created_at >= since]
+                if len(found) == 1:
+                    outcome, backup, why = WriteOutcome.DONE, found[0], None
+                elif not found:
+                    outcome, why = WriteOutcome.NOT_DONE, Words(N_("the bot stopped before the backup API acted on it"))
+        sent = Sent(write, record.id, outcome, backup, why=why)
+        settled = f"{context}; settled by looking after the bot stopped while sending it".lstrip("; ")
+        await self._record(sent, Actor(record.actor, source=record.source), settled)
+        return sent
 
     async def _api(self, actor: Actor, action: Action, call, **audit: Any):
         """Await an API call; a failure is audited, then re-raised for the edge to put into words.

@@ -14,7 +14,8 @@
      ├── RuledServer             making room in one step is not for a server under the two-person rule
      ├── SafetyBackupFailed      the restore was not sent: its safety backup could not be made
      ├── UndoUnavailable         the delete was already sent, undone, or is unknown
-     └── Interrupted             a write was on its way when its bot stopped: it may have happened
+     ├── Interrupted             a write was on its way when its bot stopped: it may have happened
+     └── MayHaveHappened         a write the API did not confirm: it may have happened (bot/ops/writes.py)
 
 The API client's own errors (bot/backup_api.py) pass through the use cases unchanged.
 tests/test_i18n.py fails for a subclass without words of its own in every language.
@@ -141,6 +142,16 @@ class UndoUnavailable(OpsError):
     def __init__(self, window: DeleteWindow | None):
         self.window = window
         super().__init__(f"this delete is {window.state.value if window else 'unknown'}")
+
+
+class MayHaveHappened(OpsError):
+    """A write sent but not confirmed (no answer in time, a 5xx, ...): it may have happened. `sent` says which."""
+
+    def __init__(self, sent):
+        self.sent = sent
+        write = sent.write
+        what = f"{write.kind.value} of backup {write.backup_id}" if write.backup_id else f"{write.kind.value}"
+        super().__init__(f"the {what} on server {write.server_id} may have happened: {sent.why.english()}")
 
 
 class Interrupted(OpsError):

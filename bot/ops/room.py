@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.backup_api import MANUAL_LIMIT, Backup, BackupApiError, BadRequest, NotFound
+from bot.backup_api import MANUAL_LIMIT, Backup, BackupApiError, BadRequest
 from bot.ops.core import Accepted, Actor, Core, ReplyTo
 from bot.ops.errors import BackupNotFound, NoRoom, OpsError, RuledServer
+from bot.ops.writes import Write, WriteKind
 from bot.policy import Action, is_allowed
 from bot.store import Confirmation
 
@@ -95,16 +96,12 @@ class Room(Core):
             await self._refused(actor, Action.DELETE, None)
         await self._authorize(actor, Action.CREATE, conf.server_id, backup_id=conf.backup_id)
         await self._not_ruled(actor, conf.server_id, conf.backup_id)
-        audit = {"server_id": conf.server_id, "backup_id": conf.backup_id}
         await self._still_there(actor, Action.DELETE, conf)
         await self._claim(conf, actor, Action.DELETE)
+        write = Write(WriteKind.DELETE, conf.server_id, conf.backup_id, path="room", ref=conf.id)
+        await self._send_confirmed(actor, conf, write, "the oldest manual backup, to make room", reply_to)
         try:
-            await self._spend(conf, self._api(actor, Action.DELETE, self.api.delete_backup(conf.backup_id), **audit))
-        except NotFound:
-            raise BackupNotFound(conf.backup_id, gone=True) from None
-        await self._audit(actor, Action.DELETE, "done", detail="the oldest manual backup, to make room", **audit)
-        try:
-            created = await self.create_backup(actor, conf.server_id, conf.description, follow=reply_to)
+            created = await self.create_backup(actor, conf.server_id, conf.description, follow=reply_to, path="room")
         except (BackupApiError, OpsError) as exc:
             return RoomMade(conf, None, exc)
         return RoomMade(conf, created)

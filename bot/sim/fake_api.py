@@ -10,8 +10,13 @@ kept. It is thread-safe, and reachable two ways:
 * `start_simulator_server()`: an aiohttp HTTP server, for `vps-backup-bot fake-api`.
 
 Knobs for tests and benchmarks: `latency` (seconds added to every request),
-`fail_next(n, status)` and `hang_next(n)`; the HTTP server also takes them at
-`POST /_simulator/faults` (query parameters or a JSON object; see `apply_faults`).
+`fail_next(n, status)` and `hang_next(n)` (the request is not acted on),
+`act_then_fail_next(n, status)` and `act_then_hang_next(n)` (it is acted on, then
+answered with a failure, or not at all: what a write whose outcome is unknown
+looks like from outside), and `on_handled`, called once a request has been
+acted on (a test can kill the bot right then). The HTTP server also takes the
+knobs at `POST /_simulator/faults` (query parameters or a JSON object; see
+`apply_faults`).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class _Faults:
     fail: list[tuple[int, str | None, float | None]] = field(default_factory=list)
     hang: int = 0
     garble: list[tuple[str, bytes]] = field(default_factory=list)
+    after: list[tuple[int | None, str | None]] = field(default_factory=list)  # acted on, then (status | hang)
 
 
 class BackupSimulator:
@@ -99,6 +105,7 @@ class BackupSimulator:
         self.requests: list[tuple[str, str]] = []
         self.restores: list[tuple[int, int]] = []
         self.on_request: Callable[[str, str], None] | None = None  # called as each request arrives (tests)
+        self.on_handled: Callable[[str, str, int], None] | None = None  # called once one has been acted on
         if seed:
             self._seed()
 
@@ -169,6 +176,25 @@ class BackupSimulator:
     def hang_next(self, count: int = 1) -> None:
         with self._lock:
             self._faults.hang += count
+
+    def act_then_fail_next(self, count: int = 1, status: int = 502, method: str | None = None) -> None:
+        """The next `count` requests (of `method`) are acted on, then answered `status`: the write happened."""
+        with self._lock:
+            self._faults.after.extend([(status, method)] * count)
+
+    def act_then_hang_next(self, count: int = 1, method: str | None = None) -> None:
+        """The next `count` requests (of `method`) are acted on, then never answered: the write happened."""
+        with self._lock:
+            self._faults.after.extend([(None, method)] * count)
+
+    def take_after(self, method: str) -> tuple[bool, int | None]:
+        """Whether an act-then-fail fault applies to this request, and its status (None: hang)."""
+        with self._lock:
+            for index, (status, only) in enumerate(self._faults.after):
+                if only is None or only == method:
+                    del self._faults.after[index]
+                    return True, status
+            return False, None
 
     def count(self, method: str, path_prefix: str = "") -> int:
         with self._lock:
@@ -375,6 +401,13 @@ async def respond(sim: BackupSimulator, method: str, path: str, query: str, head
         return fault
     lowered = {k.lower(): v for k, v in headers.items()}
     answer = sim.handle(method, path, query, lowered, body)
+    if sim.on_handled is not None:
+        sim.on_handled(method, path, answer.status)
+    after, status = sim.take_after(method)
+    if after and status is None:
+        await asyncio.sleep(HANG_SECONDS)
+    if after:
+        return Answer(status, {"detail": "Bad gateway."})
     garbled = sim.take_garble(method) if 200 <= answer.status < 300 else None
     return answer if garbled is None else Answer(answer.status, raw=garbled)
 
@@ -445,9 +478,10 @@ def create_web_app(sim: BackupSimulator):
 
 def apply_faults(sim: BackupSimulator, knobs: dict) -> None:
     """Set the fault knobs named in `knobs`; ValueError names the first one that is not valid."""
-    unknown = set(knobs) - {"fail", "status", "method", "hang", "latency"}
+    names = {"fail", "status", "method", "hang", "act_then_fail", "act_then_hang", "latency"}
+    unknown = set(knobs) - names
     if unknown:
-        raise ValueError(f"unknown knob {sorted(unknown)[0]!r}: use fail, status, method, hang, latency")
+        raise ValueError(f"unknown knob {sorted(unknown)[0]!r}: use {', '.join(sorted(names))}")
 
     def count(name: str) -> int:
         value = knobs[name]
@@ -472,6 +506,10 @@ def apply_faults(sim: BackupSimulator, knobs: dict) -> None:
         sim.fail_next(count("fail"), status, method)
     if "hang" in knobs:
         sim.hang_next(count("hang"))
+    if "act_then_fail" in knobs:
+        sim.act_then_fail_next(count("act_then_fail"), status if "status" in knobs else 502, method)
+    if "act_then_hang" in knobs:
+        sim.act_then_hang_next(count("act_then_hang"), method)
     if "latency" in knobs:
         sim.latency = latency
 

@@ -26,7 +26,7 @@ from bot.slack.commands import created_outcome, delete_confirmation
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.requests import submitted_choice, submitted_text
 from bot.slack.views import approvals, messages, modals, safety
-from bot.slack.views.errors import mismatch_text
+from bot.slack.views.errors import error_message, mismatch_text
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         made = await ops.confirm_make_room(it.actor, it.value, reply_to=it.reply_to)
         deleted = messages.announce_deleted(it.actor.user_id, made.confirmation)
         if made.created is None:
-            return Outcome(safety.room_made_message(made, None), [deleted], server_id=made.confirmation.server_id)
+            reply = safety.room_made_message(made, error_message(made.error))
+            return Outcome(reply, [deleted], server_id=made.confirmation.server_id)
         created = created_outcome(deps, it.actor.user_id, made.created)
         return Outcome(
             safety.room_made_message(made, created.reply),

@@ -18,7 +18,8 @@ from bot.i18n import Words
 from bot.ops import ChainStep, Decision, DeleteSent, Operations
 from bot.slack.home import HomePages
 from bot.slack.notifier import SlackNotifier
-from bot.slack.views import approvals, messages, safety
+from bot.slack.views import approvals, messages, outcomes, safety
+from bot.slack.views.base import server_words
 from bot.store import ApprovalState, Followed
 
 log = logging.getLogger(__name__)
@@ -65,18 +66,21 @@ class SlackReporter:
             message = messages.announce_automatic_failed(backup, self._clock())
         await self.notifier.announce(None, message, backup.server.id)
 
-    async def delete_sent(self, sent: DeleteSent) -> None:
-        """A delete whose undo window ended: the reply updated, and, if it went out, the team told."""
-        window = sent.window
+    async def delete_sent(self, ended: DeleteSent) -> None:
+        """A delete whose undo window ended: the reply updated; the team told if it was, or may have been, done."""
+        window, sent = ended.window, ended.sent
         async with self.ops.speaking_to(window.requested_by):
-            reply = safety.delete_sent_message(sent)
+            reply = safety.delete_sent_message(ended)
         await self.notifier.update_reply(window.response_url, reply)
-        if sent.why is None:
-            await self.notifier.announce(
-                window.channel_id,
-                messages.announce_deleted(window.requested_by, window, window.approved_by),
-                window.server_id,
-            )
+        where = server_words(window.server_id, window.server_name)
+        if sent.done:
+            announcement = messages.announce_deleted(window.requested_by, window, window.approved_by)
+        elif sent.unknown:
+            announcement = outcomes.announce_unknown(window.requested_by, sent, where, window.approved_by)
+        else:
+            announcement = None
+        if announcement is not None:
+            await self.notifier.announce(window.channel_id, announcement, window.server_id)
         await self.home.refresh_if_opened(window.requested_by)
 
     async def chain_moved(self, step: ChainStep) -> None:
@@ -103,8 +107,14 @@ class SlackReporter:
                 request.origin_channel, safety.announce_chain_started(decision.chain), request.target_server_id
             )
             return
+        if decision.handed_on:
+            return
         if request.state is ApprovalState.DONE:
             announce = messages.announce_deleted if request.action == "delete" else messages.announce_restore
-            await self.notifier.announce(
-                request.origin_channel, announce(request.requested_by, request, request.decided_by)
-            )
+            announcement = announce(request.requested_by, request, request.decided_by)
+        elif request.state is ApprovalState.UNKNOWN:
+            where = server_words(request.target_server_id, request.target_server_name)
+            announcement = outcomes.announce_unknown(request.requested_by, decision.sent, where, request.decided_by)
+        else:
+            return
+        await self.notifier.announce(request.origin_channel, announcement, request.target_server_id)

@@ -32,6 +32,8 @@ from bot.store.records import (
     Grant,
     RestoreChain,
     WindowState,
+    WriteRecord,
+    WriteState,
     one_line,
 )
 from bot.store.schema import SCHEMA_VERSION
@@ -60,6 +62,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WindowState",
+    "WriteRecord",
+    "WriteState",
     "is_postgres_url",
     "one_line",
     "open_problem",

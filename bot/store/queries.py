@@ -38,6 +38,8 @@ from bot.store.records import (
     Grant,
     RestoreChain,
     WindowState,
+    WriteRecord,
+    WriteState,
     approval_from_row,
     chain_from_row,
     confirmation_from_row,
@@ -548,13 +550,9 @@ class Store:
             )
             return cursor.rowcount == 1
 
-    def approval_carried_out(self, request_id: str, detail: str = "") -> bool:
-        """approved → done."""
-        return self._decide(request_id, ApprovalState.APPROVED, ApprovalState.DONE, None, detail)
-
-    def approval_write_failed(self, request_id: str, detail: str) -> bool:
-        """approved → failed: the write failed (and is never re-sent) or the backup was gone."""
-        return self._decide(request_id, ApprovalState.APPROVED, ApprovalState.FAILED, None, detail)
+    def end_approval(self, request_id: str, state: ApprovalState, detail: str = "") -> bool:
+        """approved → done, failed or unknown: how its write ended; True only for the one caller that moved it."""
+        return self._decide(request_id, ApprovalState.APPROVED, state, None, detail)
 
     def deny_approval(self, request_id: str, by: str) -> bool:
         """pending → denied."""
@@ -576,21 +574,25 @@ class Store:
             ]
         return [self.approval(i) for i in ids if self._decide(i, ApprovalState.PENDING, ApprovalState.EXPIRED, None)]
 
-    def interrupt_stale_approvals(self, older_than_seconds: float) -> list[ApprovalRequest]:
-        """approved → failed for requests claimed longer ago than sending their write can take: the approver's
-        bot died on the way. Each returned to the one caller that moved it; never re-sent (it may have happened)."""
+    def stale_approvals(self, older_than_seconds: float) -> list[ApprovalRequest]:
+        """Requests approved longer ago than carrying them out can take: the approver's bot died on the way.
+
+        Only read: whoever settles one moves it with `end_approval`, which one caller alone can do.
+        """
         cutoff = iso_seconds(self._clock() - timedelta(seconds=older_than_seconds))
         with self._reading() as db:
-            ids = [
-                row[0]
-                for row in db.execute(
-                    "SELECT id FROM approval_requests WHERE state = 'approved' AND decided_at < ?", [cutoff]
-                )
-            ]
-        detail = "interrupted: the bot stopped while carrying it out; it may have happened"
-        return [
-            self.approval(i) for i in ids if self._decide(i, ApprovalState.APPROVED, ApprovalState.FAILED, None, detail)
-        ]
+            rows = db.rows("SELECT * FROM approval_requests WHERE state = 'approved' AND decided_at < ?", [cutoff])
+        return [approval_from_row(r) for r in rows]
+
+    def keep_card(self, request_id: str, message: dict) -> None:
+        """The card as its request ended (rendered for the team), for a card Slack takes only later."""
+        with self._writing() as db:
+            db.execute("UPDATE approval_requests SET card_message = ? WHERE id = ?", [json.dumps(message), request_id])
+
+    def kept_card(self, request_id: str) -> dict | None:
+        with self._reading() as db:
+            row = db.execute("SELECT card_message FROM approval_requests WHERE id = ?", [request_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     # --- leases ------------------------------------------------------------------
 
@@ -654,11 +656,12 @@ class Store:
         return window_from_row(rows[0]) if rows else None
 
     def undo_delete(self, window_id: str, by: str) -> bool:
-        """waiting → undone: only while the DELETE has not gone out."""
+        """waiting → undone: only before the time the window ends (whether or not its DELETE has gone out yet)."""
         with self._writing() as db:
             cursor = db.execute(
-                "UPDATE delete_windows SET state = 'undone', decided_by = ? WHERE id = ? AND state = 'waiting'",
-                [by, window_id],
+                "UPDATE delete_windows SET state = 'undone', decided_by = ? WHERE id = ? AND state = 'waiting' "
+                "AND due_at > ?",
+                [by, window_id, self._clock().timestamp()],
             )
             return cursor.rowcount == 1
 
@@ -708,6 +711,11 @@ class Store:
             rows = db.rows("SELECT * FROM restore_chains WHERE id = ?", [chain_id])
         return chain_from_row(rows[0]) if rows else None
 
+    def chain_of_request(self, request_id: str) -> RestoreChain | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM restore_chains WHERE request_id = ?", [request_id])
+        return chain_from_row(rows[0]) if rows else None
+
     def waiting_chains(self) -> list[RestoreChain]:
         with self._reading() as db:
             rows = db.rows("SELECT * FROM restore_chains WHERE state = 'waiting' ORDER BY created_at")
@@ -728,11 +736,10 @@ class Store:
             )
             return cursor.rowcount == 1
 
-    def interrupt_stale_chains(self, older_than_seconds: float) -> list[RestoreChain]:
-        """Chains stuck mid-step (creating or restoring) longer than a step can take: their process died.
+    def stale_chains(self, older_than_seconds: float) -> list[RestoreChain]:
+        """Chains stuck mid-step (creating or restoring) longer than a step can take: their bot died.
 
-        Each becomes interrupted for the one caller that moves it; nothing is re-sent, since the
-        step may have happened.
+        Only read: whoever settles one moves it with `move_chain`, which one caller alone can do.
         """
         cutoff = self._clock().timestamp() - older_than_seconds
         with self._reading() as db:
@@ -741,9 +748,74 @@ class Store:
                 "ORDER BY created_at",
                 [cutoff],
             )
-        moved = []
-        for row in rows:
-            old = ChainState(row["state"])
-            if self.move_chain(row["id"], old, ChainState.INTERRUPTED, detail=f"interrupted while {old.value}"):
-                moved.append(self.chain(row["id"]))
-        return moved
+        return [chain_from_row(r) for r in rows]
+
+    # --- writes to the backup API ---------------------------------------------------
+
+    def begin_write(self, **fields: Any) -> str:
+        """Record a write before it is sent (state sending); returns its id."""
+        token = secrets.token_urlsafe(9)
+        now = self._clock()
+        row = {
+            **fields,
+            "id": token,
+            "state": WriteState.SENDING.value,
+            "created_at": iso_seconds(now),
+            "updated_at": now.timestamp(),
+        }
+        with self._writing() as db:
+            insert(db, "writes", row)
+        return token
+
+    def end_write(
+        self, write_id: str, state: WriteState, detail: str = "", created_backup_id: int | None = None
+    ) -> bool:
+        """sending (or settling) → its outcome; True only for the one caller that recorded it."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE writes SET state = ?, detail = ?, created_backup_id = coalesce(?, created_backup_id), "
+                "updated_at = ? WHERE id = ? AND state IN ('sending', 'settling')",
+                [state.value, detail[:1000], created_backup_id, self._clock().timestamp(), write_id],
+            )
+            return cursor.rowcount == 1
+
+    def write(self, write_id: str) -> WriteRecord | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM writes WHERE id = ?", [write_id])
+        return WriteRecord.from_row(rows[0]) if rows else None
+
+    def writes_for(self, ref: str) -> list[WriteRecord]:
+        """The writes a piece of work (a delete window, a chain, a request) sent, oldest first."""
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM writes WHERE ref = ? ORDER BY created_at, updated_at", [ref])
+        return [WriteRecord.from_row(r) for r in rows]
+
+    def claim_stale_write(self, write_id: str, older_than_seconds: float) -> bool:
+        """sending → settling, if it has been sending (or settling) longer than that can take (its bot died);
+        True only for the one caller that claimed it."""
+        cutoff = self._clock().timestamp() - older_than_seconds
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE writes SET state = 'settling', updated_at = ? WHERE id = ? "
+                "AND state IN ('sending', 'settling') AND updated_at < ?",
+                [self._clock().timestamp(), write_id, cutoff],
+            )
+            return cursor.rowcount == 1
+
+    def unclaim_write(self, write_id: str) -> None:
+        """settling → sending: the API could not be asked; another look later."""
+        with self._writing() as db:
+            db.execute("UPDATE writes SET state = 'sending' WHERE id = ? AND state = 'settling'", [write_id])
+
+    def claim_interrupted_writes(self, paths: Sequence[str], older_than_seconds: float) -> list[WriteRecord]:
+        """Writes of these paths left sending longer than a write can take: their bot died. Each is claimed
+        (sending → settling) by this caller alone, to be settled by looking."""
+        cutoff = self._clock().timestamp() - older_than_seconds
+        marks = ", ".join("?" * len(paths))
+        with self._writing() as db:
+            rows = db.execute(
+                f"UPDATE writes SET state = 'settling', updated_at = ? WHERE state IN ('sending', 'settling') "
+                f"AND updated_at < ? AND path IN ({marks}) RETURNING id",
+                [self._clock().timestamp(), cutoff, *paths],
+            ).fetchall()
+        return [self.write(row[0]) for row in rows]

@@ -165,7 +165,8 @@ class ApprovalState(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"  # claimed by one approver; the write is being sent
     DONE = "done"
-    FAILED = "failed"
+    FAILED = "failed"  # approved, but the write was not done (refused by the API, or never sent)
+    UNKNOWN = "unknown"  # approved and sent, but the API did not confirm it: it may have happened
     DENIED = "denied"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
@@ -210,7 +211,8 @@ class WindowState(StrEnum):
     SENDING = "sending"  # claimed: the DELETE is going out
     DONE = "done"
     GONE = "gone"  # the backup was already gone when the window ended
-    FAILED = "failed"
+    FAILED = "failed"  # the DELETE was not done (refused by the API, or never sent)
+    UNKNOWN = "unknown"  # the DELETE was sent but not confirmed: it may have happened
     UNDONE = "undone"
 
 
@@ -239,7 +241,8 @@ class ChainState(StrEnum):
     WAITING = "waiting"  # the safety backup is running
     RESTORING = "restoring"  # claimed: the restore is going out
     DONE = "done"
-    FAILED = "failed"
+    FAILED = "failed"  # nothing was restored
+    UNKNOWN = "unknown"  # the restore was sent but not confirmed: it may have started
     INTERRUPTED = "interrupted"  # the bot stopped mid-step; nothing is re-sent
 
 
@@ -262,6 +265,43 @@ class RestoreChain:
     created_at: str
     updated_at: float
     detail: str | None = None
+    request_id: str | None = None  # the approval request that started it, if one did
+
+
+class WriteState(StrEnum):
+    SENDING = "sending"  # recorded before the request goes out
+    SETTLING = "settling"  # its bot died while sending; claimed by the one bot that looks
+    DONE = "done"
+    NOT_DONE = "not_done"  # refused by the API (4xx), or never reached it
+    UNKNOWN = "unknown"  # the API may have acted: no answer in time, a 5xx, the bot stopped
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """One write to the backup API, recorded before it was sent (bot/ops/writes.py)."""
+
+    id: str
+    kind: str  # create, delete, restore
+    path: str  # what sent it: direct, undo, chain, approval, room, ...
+    ref: str | None  # the row of the work that sent it (a delete window, a chain, a request)
+    server_id: int
+    backup_id: int | None
+    description: str
+    actor: str
+    source: str
+    channel_id: str | None
+    response_url: str | None
+    state: WriteState
+    detail: str
+    created_backup_id: int | None
+    created_at: str
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: dict) -> WriteRecord:
+        row = {**row, "state": WriteState(row["state"]), "description": row.get("description") or ""}
+        row["detail"] = row.get("detail") or ""
+        return cls(**row)
 
 
 def confirmation_from_row(row: dict) -> Confirmation:
@@ -294,4 +334,5 @@ def approval_from_row(row: dict) -> ApprovalRequest:
     row["backup_description"] = row.get("backup_description") or ""
     row["reason"] = row.get("reason") or ""
     row["safety"] = bool(row.get("safety"))
+    row.pop("card_message", None)
     return ApprovalRequest(**row)

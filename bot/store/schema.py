@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 LEGACY_POSTGRES_VERSIONS = {1: 8}
 POSTGRES_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
 
@@ -127,9 +127,13 @@ TABLES: tuple[Table, ...] = (
             "sent_at": str,
             "error": str,
             "approval_id": str,
+            "kind": str,
+            "ts": str,
+            "user_id": str,
         },
         pk=("id",),
         indexes=(("state", "not_before"),),
+        added={"kind": 9, "ts": 9, "user_id": 9},
         identity=True,
     ),
     Table("seen", {"key": str, "at": float}, pk=("key",)),
@@ -160,9 +164,11 @@ TABLES: tuple[Table, ...] = (
             "decided_at": str,
             "detail": str,
             "safety": int,
+            "card_message": str,
         },
         pk=("id",),
         indexes=(("state", "expires_at"),),
+        added={"card_message": 9},
     ),
     Table("home_opened", {"user_id": str, "at": str}, pk=("user_id",)),
     Table(
@@ -210,12 +216,38 @@ TABLES: tuple[Table, ...] = (
             "created_at": str,
             "updated_at": float,
             "detail": str,
+            "request_id": str,
         },
         pk=("id",),
         indexes=(("state", "updated_at"),),
+        added={"request_id": 9},
     ),
     Table("languages", {"user_id": str, "language": str, "set_at": str}, pk=("user_id",)),
     Table("leases", {"name": str, "holder": str, "expires_at": float}, pk=("name",), copied=False),
+    Table(
+        "writes",
+        {
+            "id": str,
+            "kind": str,
+            "path": str,
+            "ref": str,
+            "server_id": int,
+            "backup_id": int,
+            "description": str,
+            "actor": str,
+            "source": str,
+            "channel_id": str,
+            "response_url": str,
+            "state": str,
+            "detail": str,
+            "created_backup_id": int,
+            "created_at": str,
+            "updated_at": float,
+        },
+        pk=("id",),
+        indexes=(("state", "updated_at"), ("ref",)),
+        since=9,
+    ),
 )
 
 BY_NAME = {table.name: table for table in TABLES}

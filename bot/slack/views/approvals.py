@@ -10,6 +10,7 @@ from bot.backup_api import NotFound
 from bot.i18n import _, for_the_team, type_word
 from bot.ops import Decision, Interrupted, SafetyBackupFailed
 from bot.slack.ids import APPROVE, DENY, WITHDRAW
+from bot.slack.views import outcomes
 from bot.slack.views.base import (
     REQUEST_STATE,
     Message,
@@ -101,20 +102,28 @@ def approval_card(request: ApprovalRequest) -> Message:
 
 
 def _failure(decision: Decision) -> str:
+    if decision.sent is not None:
+        return outcomes.why(decision.sent)
     if isinstance(decision.error, SafetyBackupFailed | Interrupted):
-        return str(decision.error.why)
+        return escape(decision.error.why)
     if isinstance(decision.error, NotFound):
         return _("the backup no longer exists")
     return escape(decision.request.detail or _("the backup API failed"))
 
 
 def outcome_words(decision: Decision) -> str:
+    """How the request ended, in a line: the same words on the card and in the requester's reply."""
     request = decision.request
     by = request.decided_by or "?"
     if request.state is ApprovalState.DONE:
         if decision.chain is not None:
             text = _(
                 ":white_check_mark: *Approved* by <@{user}> — safety backup #{safety} started; the restore follows."
+            )
+        elif decision.handed_on:
+            text = _(
+                ":white_check_mark: *Approved* by <@{user}> — the restore goes on after its safety backup; "
+                "the requester's reply follows it."
             )
         elif request.action == "delete":
             text = _(":white_check_mark: *Approved* by <@{user}> — deleted.")
@@ -123,9 +132,16 @@ def outcome_words(decision: Decision) -> str:
         extra = "\n" + api_said(decision.provider_message) if decision.provider_message else ""
         safety = decision.chain.safety.id if decision.chain else None
         return text.format(user=by, safety=safety) + extra
+    if request.state is ApprovalState.UNKNOWN:
+        server = server_words(request.target_server_id, request.target_server_name)
+        return (
+            _(":white_check_mark: *Approved* by <@{user}>.").format(user=by)
+            + " "
+            + outcomes.unknown_text(decision.sent, server)
+        )
     if request.state is ApprovalState.FAILED:
         return _(
-            ":x: *Approved* by <@{user}>, but nothing could be done: {why}. Check `/backup list` before asking again."
+            ":x: *Approved* by <@{user}>, but it was *not* done: {why}. Nothing was changed; it can be asked for again."
         ).format(user=by, why=_failure(decision))
     if request.state is ApprovalState.DENIED:
         return _(":no_entry: *Denied* by <@{user}>. Nothing was changed.").format(user=by)

@@ -7,6 +7,7 @@ from bot.backup_api import (
     BackupApiError,
     BadRequest,
     NotFound,
+    NotSent,
     RateLimited,
     Unauthorized,
     Unavailable,
@@ -18,6 +19,7 @@ from bot.ops import (
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    MayHaveHappened,
     NoRoom,
     NotRestorable,
     NotTheRequester,
@@ -31,7 +33,7 @@ from bot.ops import (
 )
 from bot.parsing import UsageError
 from bot.policy import Action
-from bot.slack.views import safety
+from bot.slack.views import outcomes, safety
 from bot.slack.views.base import CONFIRMATION_STATE, Message, escape, example_words, simple, state_words
 from bot.store import ApprovalState, Confirmation, ConfirmationState, StoreUnavailable
 
@@ -127,6 +129,13 @@ def error_text(error: Exception) -> str:
         return error_message(error)["text"]
     if isinstance(error, UndoUnavailable):
         return safety.undo_unavailable_text(error.window)
+    if isinstance(error, MayHaveHappened):
+        return outcomes.unknown_text(error.sent)
+    if isinstance(error, NotSent):
+        return _(
+            ":electric_plug: The backup API could not be reached, so nothing was sent and nothing changed. "
+            "Try again in a minute; if it lasts, tell an admin."
+        )
     if isinstance(error, Interrupted):
         return _(":warning: Interrupted: {why}").format(why=error.why)
     if isinstance(error, RuledServer):
@@ -145,14 +154,11 @@ def error_text(error: Exception) -> str:
             "try again in a minute."
         )
     if isinstance(error, ApiTimeout):
-        return _(
-            ":hourglass: The backup API didn't answer in time. If you were changing something, it may still "
-            "have happened: check `/backup list` before trying again."
-        )
+        return _(":hourglass: The backup API didn't answer in time, so nothing was changed. Try again in a minute.")
     if isinstance(error, Unavailable):
         return _(
-            ":construction: The backup API is unavailable right now ({problem}). If you were changing "
-            "something, check `/backup list` before trying again; otherwise try again in a few minutes."
+            ":construction: The backup API is unavailable right now ({problem}), so nothing was changed. "
+            "Try again in a few minutes."
         ).format(problem=escape(error))
     if isinstance(error, BackupApiError | OpsError):
         return f":warning: {escape(error)}"

@@ -14,6 +14,7 @@ from bot.backup_api import MANUAL_LIMIT, Backup
 from bot.i18n import Words, _, for_the_team, ngettext
 from bot.ops import ChainStarted, ChainStep, DeleteSent, NoRoom, RoomMade, SafetyBackupFailed
 from bot.slack.ids import CANCEL, CONFIRM_MAKE_ROOM, MAKE_ROOM, RESTORE_WITHOUT_SAFETY, UNDO_DELETE
+from bot.slack.views import outcomes
 from bot.slack.views.base import (
     WINDOW_STATE,
     Message,
@@ -75,21 +76,23 @@ def undone_message(window: DeleteWindow) -> Message:
     )
 
 
-def delete_sent_message(sent: DeleteSent) -> Message:
-    window = sent.window
+def delete_sent_message(ended: DeleteSent) -> Message:
+    """The requester's reply once the window ended: deleted, already gone, not deleted, or may have been."""
+    window, sent = ended.window, ended.sent
     where = server_words(window.server_id, window.server_name)
-    if sent.why is None:
+    if sent.done:
+        text = _(":wastebasket: Deleted backup *#{id}* of {server}: its undo window ended.")
+    elif sent.gone:
+        text = _(":mag: Backup *#{id}* of {server} was already gone when its undo window ended: nothing to delete.")
+    elif sent.unknown:
+        return simple(outcomes.unknown_text(sent, where))
+    else:
         return simple(
-            _(":wastebasket: Deleted backup *#{id}* of {server}: its undo window ended.").format(
-                id=window.backup_id, server=where
-            )
+            outcomes.not_done_text(sent, where)
+            + " "
+            + _("It is still there: run `/backup delete {id}` again if it should go.").format(id=window.backup_id)
         )
-    return simple(
-        _(
-            ":x: Backup *#{id}* of {server} was to be deleted when its undo window ended, but it could not be: "
-            "{why}. Check `/backup list {server_id}`: it may or may not be there."
-        ).format(id=window.backup_id, server=where, why=escape(sent.why), server_id=window.server_id)
-    )
+    return simple(text.format(id=window.backup_id, server=where))
 
 
 def undo_unavailable_text(window: DeleteWindow | None) -> str:
@@ -97,7 +100,9 @@ def undo_unavailable_text(window: DeleteWindow | None) -> str:
         return _(":grey_question: I don't know this delete. Nothing was changed.")
     if window.state.value == "undone":
         text = _(":leftwards_arrow_with_hook: The delete of backup *#{id}* was already undone by <@{user}>.")
-    elif window.state.value in ("sending", "done"):
+    elif window.state.value in ("waiting", "sending"):
+        text = _(":wastebasket: Too late to undo: the undo window of backup *#{id}* has ended and it is being deleted.")
+    elif window.state.value == "done":
         text = _(":wastebasket: Too late to undo: backup *#{id}* was deleted when its window ended.")
     else:
         text = _(":grey_question: The delete of backup *#{id}* can no longer be undone ({state}).")
@@ -129,17 +134,20 @@ def chain_started_message(started: ChainStarted) -> Message:
 
 
 def chain_step_message(step: ChainStep) -> Message:
-    """The requester's reply once the chain moved on: restored, or stopped with nothing restored."""
+    """The requester's reply once the chain moved on: restored, may have started, stopped with nothing
+    restored, or (its bot having died while asking) its safety backup found after all."""
     chain = step.chain
-    if step.why is None:
-        text = _steps(
-            chain,
-            _(":white_check_mark: Safety backup *#{id}* is complete.").format(id=chain.safety_backup_id),
-            _(":recycle: The restore has started."),
-        )
-        if step.provider_message:
-            return with_note(simple(text), api_said(step.provider_message))
+    if step.found is not None:
+        return chain_started_message(ChainStarted(chain, step.found))
+    complete = _(":white_check_mark: Safety backup *#{id}* is complete.").format(id=chain.safety_backup_id)
+    if step.restored:
+        text = _steps(chain, complete, _(":recycle: The restore has started."))
+        if step.sent.message:
+            return with_note(simple(text), api_said(step.sent.message))
         return simple(text)
+    if step.maybe:
+        target = server_words(chain.target_server_id, chain.target_server_name)
+        return simple(_steps(chain, complete, outcomes.unknown_text(step.sent, target)))
     return chain_stopped_message(chain, step.why, offer_without=step.offer_without)
 
 
@@ -182,7 +190,11 @@ def announce_chain_started(started: ChainStarted) -> Message:
 def announce_chain_step(step: ChainStep) -> Message:
     chain = step.chain
     target = server_words(chain.target_server_id, chain.target_server_name)
-    if step.why is None:
+    if step.found is not None:
+        return announce_chain_started(ChainStarted(chain, step.found))
+    if step.maybe:
+        return outcomes.announce_unknown(chain.requested_by, step.sent, target, chain.approved_by)
+    if step.restored:
         text = _(
             ":recycle: <@{user}> started restoring {server} from backup *#{id}*, after safety backup *#{safety}* "
             "completed."
@@ -269,15 +281,13 @@ def make_room_confirmation_message(conf: Confirmation) -> Message:
     )
 
 
-def room_made_message(made: RoomMade, created: Message | None) -> Message:
+def room_made_message(made: RoomMade, then: Message) -> Message:
+    """The oldest backup deleted to make room, then `then`: the created backup's reply, or why it was not."""
     conf = made.confirmation
     head = _(":wastebasket: Deleted backup *#{id}* of {server} to make room.").format(
         id=conf.backup_id, server=server_words(conf.server_id, conf.server_name)
     )
-    if created is not None:
-        return {**created, "blocks": [section(head), *created["blocks"]][:50]}
-    why = _(":x: But the new backup was not created: {error}").format(error=escape(made.error))
-    return simple(f"{head}\n{why}")
+    return {**then, "blocks": [section(head), *then["blocks"]][:50]}
 
 
 # --- what a restore undoes ----------------------------------------------------------------
