@@ -258,12 +258,34 @@ def cmd_channels(args, settings: Settings) -> int:
 
     async def work(ops: Operations, _store):
         if args.op is not None:
-            await ops.bind_channel(_cli_actor(), args.server, args.channel, bound=args.op == "add")
+            can_post = _slack_can_post(settings, _cli_actor().user_id)
+            await ops.bind_channel(_cli_actor(), args.server, args.channel, bound=args.op == "add", can_post=can_post)
         return await ops.channels(_cli_actor(), args.server)
 
     channels = _with_ops(settings, work)
     print(f"server {args.server}: " + (", ".join(channels) if channels else "no channels (run from anywhere)"))
     return 0
+
+
+def _slack_can_post(settings: Settings, user_id: str):
+    """From the shell, the bot checks a channel as in Slack: it posts there, with its own token."""
+
+    async def can_post(channel_id: str, server_id: int):
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from bot import i18n
+        from bot.slack.notifier import post_once
+        from bot.slack.views.messages import announce_channel_bound
+
+        if not settings.slack_bot_token:
+            return i18n.Words(i18n.N_("SLACK_BOT_TOKEN is not set, so I cannot check the channel"))
+        with i18n.speaking(settings.language, settings.language):
+            message = announce_channel_bound(server_id, user_id)
+        return await post_once(
+            AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url), channel_id, message
+        )
+
+    return can_post
 
 
 def cmd_doctor(_args, settings: Settings) -> int:
@@ -297,11 +319,12 @@ def cmd_admin(args, settings: Settings) -> int:
     return 0
 
 
-FORMULA_START = ("=", "+", "-", "@")
+# A cell a spreadsheet may read as a formula (OWASP's list: = + - @, and a tab or carriage return before one).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(value: object) -> object:
-    """A cell a spreadsheet will not run: text starting with = + - @ gets a leading '."""
+    """A cell a spreadsheet will not run: text starting with = + - @, a tab or a carriage return gets a leading '."""
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
@@ -353,19 +376,22 @@ def cmd_serve(args, settings: Settings) -> int:
     if args.port:
         settings = settings.with_overrides(port=args.port)
     settings.require("slack_bot_token", "slack_signing_secret", "vps_api_token")
-    from bot.server import run_http
+    from bot.server import CannotStart, SlackRefused, run_http
 
-    run_http(settings, host=args.host)
+    try:
+        run_http(settings, host=args.host)
+    except (CannotStart, SlackRefused) as exc:
+        raise CliError(str(exc), status=1) from None
     return 0
 
 
 def cmd_socket(_args, settings: Settings) -> int:
     settings.require("slack_bot_token", "slack_app_token", "vps_api_token")
-    from bot.server import SlackRefused, run_socket
+    from bot.server import CannotStart, SlackRefused, run_socket
 
     try:
         run_socket(settings)
-    except SlackRefused as exc:
+    except (CannotStart, SlackRefused) as exc:
         raise CliError(str(exc), status=1) from None
     return 0
 
@@ -447,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
+    except ConfigError as exc:
+        if args.command == "doctor":  # doctor's own words for it: one ✗ line, and what to do
+            print(f"✗ {exc} — fix it in the environment or .env, then run doctor again")
+            return 1
+        print(f"vps-backup-bot: {exc}", file=sys.stderr)
+        return 2
+    try:
         _set_up_logging(args, settings)
         return COMMANDS[args.command](args, settings)
     except (ConfigError, CliError, OpsError, StoreError) as exc:

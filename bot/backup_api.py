@@ -220,8 +220,9 @@ class BackupApi:
         return [Backup.from_json(item) for item in results]
 
     async def probe(self) -> None:
-        """One list call, only to see whether the API answers (for /readyz, while it has been failing)."""
-        await self._read("backups/", {"backup_type": "manual"})
+        """One list call, not retried, only to see whether the API answers (for /readyz, while it has been failing)."""
+        response = await self._send("GET", "backups/", params={"backup_type": "manual"})
+        _raise_for_status(response, what="that")
 
     async def find_backup(self, backup_id: int) -> Backup:
         """There is no endpoint for one backup: find it by listing."""

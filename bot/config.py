@@ -24,6 +24,12 @@ DEFAULT_APPROVAL_MINUTES = 30.0
 DEFAULT_DELETE_GRACE_SECONDS = 30.0
 # A reply's response_url lives 30 minutes: the end of a longer window could not be shown in it.
 MAX_DELETE_GRACE_SECONDS = 1800.0
+# Sane bounds: (lowest, highest, unit). Past them a setting is refused at start and by doctor, in one line.
+BOUNDS = {
+    "poll_seconds": (1.0, 3600.0, "seconds"),
+    "approval_minutes": (1.0, 7 * 24 * 60.0, "minutes"),
+    "shutdown_seconds": (0.1, 3600.0, "seconds"),
+}
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "vps_api_token"})
 
@@ -105,14 +111,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
 def _parse(name: str, env: str, raw: str) -> object:
     if name == "admins":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if name in ("poll_seconds", "shutdown_seconds", "approval_minutes"):
-        unit = "minutes" if name == "approval_minutes" else "seconds"
+    if name in BOUNDS:
+        low, high, unit = BOUNDS[name]
         try:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{env} must be a number of {unit}, not {raw!r}") from None
-        if not value > 0 or value == float("inf"):
-            raise ConfigError(f"{env} must be a number of {unit} more than 0, not {raw!r}")
+        if not low <= value <= high:
+            raise ConfigError(f"{env} must be from {low:g} to {high:g} {unit}, not {raw!r}")
         return value
     if name == "delete_grace_seconds":
         try:

@@ -269,7 +269,7 @@ def _approvals(args: list[str], _text: str) -> Command:
 
 
 CHANNEL_MENTION = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
-BARE_CHANNEL = re.compile(r"^[CG][A-Z0-9]{6,}$")
+BARE_CHANNEL = re.compile(r"^[CG][A-Z0-9]{6,12}$")
 
 
 def parse_channel(token: str, subcommand: str | None = None) -> str:

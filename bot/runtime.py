@@ -49,6 +49,10 @@ class SlackRefused(Exception):
     """Slack turned the bot's credentials down at start; the message is safe to print."""
 
 
+class CannotStart(Exception):
+    """The bot cannot start (a port in use, Slack unreachable); the message is one line, safe to print."""
+
+
 @dataclass
 class Core:
     """What the bot and the CLI share: the store, the backup API client, the use cases."""
@@ -114,7 +118,7 @@ class Runtime:
             self.background.start()
 
     async def check_slack_token(self) -> None:
-        """Ask Slack who the bot is: a refused token stops the start; an unreachable Slack does not."""
+        """Ask Slack who the bot is: a refused token or an unreachable Slack stops the start (one line)."""
         import aiohttp
         from slack_sdk.errors import SlackApiError
 
@@ -126,7 +130,10 @@ class Runtime:
                 raise SlackRefused(f"Slack refused SLACK_BOT_TOKEN ({error})") from None
             log.warning("auth.test at start failed (%s); going on", error)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not reach the Slack API at start (%s); going on", type(exc).__name__)
+            raise CannotStart(
+                f"could not reach Slack at {self.settings.slack_api_url} ({type(exc).__name__}): "
+                "check the network and SLACK_API_URL"
+            ) from None
 
     async def drain(self) -> bool:
         """Let acknowledged work finish within BACKUPBOT_SHUTDOWN_SECONDS; True if all of it did."""
@@ -176,8 +183,8 @@ def build_runtime(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
     )
     responses = ResponseUrls(settings.slack_api_url)
-    notifier = SlackNotifier(client, store, settings.notify_channel, responses, clock, metrics)
     home = HomePages(ops, client, clock, metrics)
+    notifier = SlackNotifier(client, store, settings.notify_channel, responses, clock, metrics, home=home)
     reporter = SlackReporter(ops, notifier, home, clock)
     deps = Deps(
         ops=ops, notifier=notifier, responses=responses, home=home, reporter=reporter, clock=clock, metrics=metrics

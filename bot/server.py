@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 
+import aiohttp
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -31,7 +33,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.backup_api import BackupApiError
 from bot.config import Settings
-from bot.runtime import Runtime, SlackRefused, build_runtime
+from bot.runtime import CannotStart, Runtime, SlackRefused, build_runtime
 from bot.slack.requests import SlackRequest, request_kind
 from bot.store import StoreUnavailable
 
@@ -56,14 +58,17 @@ async def _read_body(receive) -> bytes:
 
 
 API_FAILURES_NOT_READY = 3
+READY_CACHE_SECONDS = 10.0
 
 
 class BotAsgi:
-    def __init__(self, runtime: Runtime, *, slack_over_http: bool = True):
+    def __init__(self, runtime: Runtime, *, slack_over_http: bool = True, monotonic=time.monotonic):
         self.runtime = runtime
+        self._monotonic = monotonic  # readiness is kept READY_CACHE_SECONDS by this clock
         self.slack_over_http = slack_over_http
         self.ready = False
         self.draining = False
+        self._ready: tuple[float, tuple[int, str]] | None = None  # when readiness was last checked, and its answer
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -94,10 +99,20 @@ class BotAsgi:
         return (200, "ok") if self.ready else (503, "starting")
 
     async def readiness(self) -> tuple[int, str]:
-        """Ready: the store can be written and the backup API answers (probed again while it has been failing)."""
+        """Ready: the store can be written and the backup API answers (probed again while it has been failing).
+
+        Answered from a result at most READY_CACHE_SECONDS old, so however often a load balancer asks, the
+        store and the backup API are asked at most once in that time.
+        """
         status, text = self.health()
         if status != 200:
             return status, text
+        now = self._monotonic()
+        if self._ready is None or now - self._ready[0] > READY_CACHE_SECONDS:
+            self._ready = (now, await self._check_ready())
+        return self._ready[1]
+
+    async def _check_ready(self) -> tuple[int, str]:
         try:
             await asyncio.to_thread(self.runtime.store.check_writable)
         except StoreUnavailable as exc:
@@ -118,6 +133,15 @@ class BotAsgi:
         started = time.perf_counter()
         request = SlackRequest(body=body, query=scope.get("query_string", b"").decode("latin-1"), headers=headers)
         response = await self.runtime.app.async_dispatch(request)
+        if response.status == 404 and request.body.get("type") == "app_rate_limited":
+            # Signed (Bolt answers 401 otherwise), but not an event Bolt routes: Slack may stop delivering
+            # events to an app that does not answer 200, so it is answered here, and logged.
+            log.warning(
+                "Slack is rate-limiting the events it sends the bot (minute %s)",
+                request.body.get("minute_rate_limited"),
+            )
+            await _respond(send, 200, b"")
+            return
         out = [(k.encode(), v.encode()) for k, values in response.headers.items() for v in values]
         await _respond(send, response.status, (response.body or "").encode(), out)
         self.runtime.deps.metrics.acked(request_kind(request.body), time.perf_counter() - started)
@@ -126,12 +150,6 @@ class BotAsgi:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    await self.runtime.check_slack_token()
-                except SlackRefused as exc:
-                    log.error("%s", exc)
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
                 await self.runtime.start()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
@@ -176,8 +194,31 @@ class GracefulServer(uvicorn.Server):
         self.should_exit = True
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind the port before anything else starts, so a port in use is one line, not a server's traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_http(settings: Settings, host: str = "0.0.0.0") -> None:
+    """Serve until stopped. The port is bound and Slack asked who the bot is before anything else starts, so
+    a port in use or a refused token stops the start with one line (CannotStart, SlackRefused)."""
+    sock = listening_socket(host, settings.port)
     runtime = build_runtime(settings)
+    try:
+        asyncio.run(runtime.check_slack_token())
+    except (SlackRefused, CannotStart):
+        sock.close()
+        asyncio.run(runtime.aclose())
+        raise
     asgi = BotAsgi(runtime)
     log.info("serving Slack requests on http://%s:%s%s", host, settings.port, EVENTS_PATH)
     config = uvicorn.Config(
@@ -189,7 +230,7 @@ def run_http(settings: Settings, host: str = "0.0.0.0") -> None:
         log_config=None,  # uvicorn logs through the bot's own handler: text or JSON alike
         timeout_graceful_shutdown=5,
     )
-    GracefulServer(config, asgi).run()
+    GracefulServer(config, asgi).run(sockets=[sock])
 
 
 class OnceSocketModeHandler(AsyncSocketModeHandler):
@@ -216,10 +257,10 @@ class OnceSocketModeHandler(AsyncSocketModeHandler):
 
 async def socket_main(settings: Settings, runtime: Runtime | None = None, stop: asyncio.Event | None = None) -> None:
     """Run Socket Mode until `stop` is set (SIGTERM/SIGINT set it when run from the command line)."""
+    metrics = listening_socket("0.0.0.0", settings.metrics_port) if settings.metrics_port is not None else None
     runtime = runtime or build_runtime(settings)
     stop = stop or asyncio.Event()
-    handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token, runtime)
-    await runtime.start()
+    handler = None
     try:
         try:
             # The SDK retries a refused connection forever; ask once ourselves, so a bad token stops the start.
@@ -229,16 +270,24 @@ async def socket_main(settings: Settings, runtime: Runtime | None = None, stop: 
                 f"Slack refused to open a Socket Mode connection ({exc.response.get('error')}): "
                 "check SLACK_APP_TOKEN and SLACK_BOT_TOKEN"
             ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise CannotStart(
+                f"could not reach Slack at {settings.slack_api_url} to open a Socket Mode connection "
+                f"({type(exc).__name__}): check the network and SLACK_API_URL"
+            ) from None
+        handler = OnceSocketModeHandler(runtime.app, settings.slack_app_token, runtime)
         handler.client.wss_uri = opened["url"]
         await handler.connect_async()
         log.info("connected to Slack in Socket Mode")
-        await _serve_operations_while(settings, runtime, stop)
+        await runtime.start()  # the background loop, once the start can no longer fail
+        await _serve_operations_while(settings, runtime, stop, metrics)
         log.info("stopping: no new envelopes; finishing acknowledged work")
         runtime.deps.inflight.closing = True
         await handler.disconnect_async()
         await runtime.drain()
     finally:
-        await handler.close_async()
+        if handler is not None:
+            await handler.close_async()
         await runtime.aclose()
 
 
@@ -250,16 +299,18 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def _serve_operations_while(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> None:
+async def _serve_operations_while(
+    settings: Settings, runtime: Runtime, stop: asyncio.Event, sock: socket.socket | None
+) -> None:
     """Socket Mode's /metrics, /healthz and /readyz on BACKUPBOT_METRICS_PORT (if set), until `stop`."""
-    if settings.metrics_port is None:
+    if sock is None:
         await stop.wait()
         return
     asgi = BotAsgi(runtime, slack_over_http=False)
     asgi.ready = True
     config = uvicorn.Config(asgi, host="0.0.0.0", port=settings.metrics_port, lifespan="off", log_config=None)
     server = _QuietServer(config)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     log.info("serving /metrics, /healthz and /readyz on port %s", settings.metrics_port)
     await stop.wait()
     asgi.draining = True

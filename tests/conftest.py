@@ -204,7 +204,8 @@ class LiveStack:
             clock=clock,
             background_seconds=0.1,  # chores and store retries ten times a second, so tests wait on them less
         )
-        self.asgi = BotAsgi(self.runtime)
+        self.ticks = [0.0]  # the readiness cache's clock, in seconds: tests move it
+        self.asgi = BotAsgi(self.runtime, monotonic=lambda: self.ticks[0])
         self.run(self.runtime.start())
         poll_until(lambda: self.runtime.background.rounds >= 1)  # its first round would take a fault meant for a test
         self.asgi.ready = True

@@ -179,20 +179,29 @@ def test_a_request_approved_after_a_restart_is_carried_out_once(tmp_path):
         bg.close()
 
 
+REASON = "nginx 1.27 broke <TLS> & logins\n\n:white_check_mark: *Approved* by <@UADMIN01> — restore started."
+
+
 def test_a_restore_carries_its_reason_to_the_card_and_runs_once_approved(ruled):
     confirmation, _ = ruled.ask("restore 5023", user=OWNER)
     _r, key = ruled.press(button(confirmation, ids.OPEN_RESTORE), user=OWNER)
     view = ruled.recorder.wait_for(lambda _r: ruled.recorder.api("views.open"))[-1]["view"]
     values = {
         ids.RESTORE_INPUT_BLOCK: {ids.RESTORE_INPUT_ACTION: "web-server-01"},
-        ids.RESTORE_REASON_BLOCK: {ids.RESTORE_REASON_ACTION: "nginx 1.27 broke <TLS> & logins"},
+        ids.RESTORE_REASON_BLOCK: {ids.RESTORE_REASON_ACTION: REASON},
         ids.RESTORE_SAFETY_BLOCK: {ids.RESTORE_SAFETY_ACTION: []},  # without a safety backup
     }
     payload = view_submission_payload(user_id=OWNER, view=view, values=values)
     assert ruled.post(urlencode({"payload": json.dumps(payload)}).encode()).status_code == 200
     assert "needs a second person's approval" in text_of(ruled.reply(key))
     card = ruled.recorder.wait_for(lambda _r: cards(ruled))[-1]
-    assert "*Why:* nginx 1.27 broke &lt;TLS&gt; &amp; logins" in text_of(card)
+    (why,) = [e for b in card["blocks"] if b["type"] == "context" for e in b["elements"] if e["type"] == "plain_text"]
+    assert why == {"type": "plain_text", "text": REASON, "emoji": False}, "the requester's words, not formatting"
+    mrkdwn = [b["text"]["text"] for b in card["blocks"] if b["type"] == "section"]
+    mrkdwn += [
+        e["text"] for b in card["blocks"] if b["type"] == "context" for e in b["elements"] if e["type"] == "mrkdwn"
+    ]
+    assert not [t for t in mrkdwn if "Approved" in t or "<@UADMIN01>" in t], "nothing of theirs is rendered"
     assert ruled.sim.restores == []
     decide(ruled, card, ids.APPROVE, ADMIN)
     poll_until(lambda: ruled.sim.restores)

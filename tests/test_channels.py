@@ -39,8 +39,11 @@ def test_from_its_channel_it_works_and_is_announced_there(bound):
     _r, key = bound.press(button(confirmation, ids.CONFIRM_DELETE), user=OWNER, channel=PROD)
     assert "Deleted backup *#5023*" in text_of(bound.reply(key))
     assert bound.sim.count("DELETE") == 1
-    posts = bound.recorder.wait_for(lambda _r: bound.recorder.api("chat.postMessage"))
-    assert [p["channel"] for p in posts] == [PROD], "its channel hears it, not BACKUPBOT_NOTIFY_CHANNEL"
+    bound.recorder.wait_for(lambda _r: bound.recorder.api("chat.postMessage")[1:])
+    posts = bound.recorder.api("chat.postMessage")
+    assert "now carries the news of server *12345*" in posts[0]["text"], "bound only once the bot could post there"
+    assert [p["channel"] for p in posts] == [PROD, PROD], "its channel hears it, not BACKUPBOT_NOTIFY_CHANNEL"
+    assert "deleted backup *#5023*" in posts[1]["text"]
 
 
 def test_a_confirmation_pressed_elsewhere_is_refused(bound):

@@ -11,9 +11,10 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import httpx
 import pytest
-from conftest import CLEAN_ENV, bot_command, free_port, wait_healthy
+from conftest import CLEAN_ENV, Background, bot_command, free_port, wait_healthy
 
 from bot.__main__ import main
+from bot.sim.slack_loopback import LoopbackSlack
 
 OUR_SETTINGS = ("SLACK_", "VPS_", "BACKUPBOT_")
 
@@ -215,6 +216,8 @@ def test_audit_filters_and_a_csv_a_spreadsheet_cannot_run(tmp_path):
     store.audit(
         user_id="U0A", action="create", outcome="done", source="slack", server_id=1, detail='say "hi", then\nleave'
     )
+    for start in ("\t", "\r"):
+        store.audit(user_id="U0C", action="create", outcome="done", source="slack", server_id=3, detail=f"{start}=1+1")
     store.close()
     assert [e["user_id"] for e in json.loads(run("audit", "--json", "--user", "U0A", tmp_path=tmp_path).stdout)] == [
         "U0A",
@@ -229,6 +232,8 @@ def test_audit_filters_and_a_csv_a_spreadsheet_cannot_run(tmp_path):
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["id", "at", "user_id", "action", "server_id", "backup_id", "outcome", "detail", "source"]
     assert rows[1][7] == '\'=HYPERLINK("x")', "a formula is neutralised"
+    hidden = list(csv.reader(io.StringIO(run("audit", "--csv", "--server", "3", tmp_path=tmp_path).stdout)))
+    assert sorted(row[7] for row in hidden[1:]) == ["'\t=1+1", "'\r=1+1"], "a formula behind a tab or CR too"
     quoted = list(
         csv.reader(io.StringIO(run("audit", "--csv", "--user", "U0A", "--action", "create", tmp_path=tmp_path).stdout))
     )
@@ -237,8 +242,28 @@ def test_audit_filters_and_a_csv_a_spreadsheet_cannot_run(tmp_path):
 
 
 def test_channels_from_the_shell(tmp_path):
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    env = {"SLACK_BOT_TOKEN": "xoxb-cli", "SLACK_API_URL": slack.api_url}
+    try:
+        channels_from_the_shell(tmp_path, slack, env)
+    finally:
+        bg.run(slack.stop())
+        bg.close()
+
+
+def channels_from_the_shell(tmp_path, slack, env):
     assert run("channels", "12345", tmp_path=tmp_path).stdout.strip() == "server 12345: no channels (run from anywhere)"
-    assert run("channels", "12345", "add", "C0PRODOPS", tmp_path=tmp_path).stdout.strip() == "server 12345: C0PRODOPS"
+    added = run("channels", "12345", "add", "C0PRODOPS", tmp_path=tmp_path, env=env)
+    assert added.stdout.strip() == "server 12345: C0PRODOPS"
+    (posted,) = slack.recorder.api("chat.postMessage")
+    assert posted["channel"] == "C0PRODOPS" and "now carries the news of server *12345*" in posted["text"]
+    slack.fail("chat.postMessage", "channel_not_found")
+    refused = run("channels", "12345", "add", "C0TYPO0", tmp_path=tmp_path, env=env)
+    assert refused.returncode == 2 and "was not bound to C0TYPO0: there is no such channel" in refused.stderr
+    untokened = run("channels", "12345", "add", "C0OTHER", tmp_path=tmp_path)
+    assert untokened.returncode == 2 and "SLACK_BOT_TOKEN is not set" in untokened.stderr
+    assert run("channels", "12345", tmp_path=tmp_path).stdout.strip() == "server 12345: C0PRODOPS", "nothing bound"
     assert run("channels", "12345", "add", tmp_path=tmp_path).returncode == 2
     assert "not a channel" in run("channels", "12345", "add", "prod", tmp_path=tmp_path).stderr
     assert "no channels" in run("channels", "12345", "remove", "C0PRODOPS", tmp_path=tmp_path).stdout

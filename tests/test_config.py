@@ -40,11 +40,33 @@ def test_missing_required_setting_is_named():
         ("BACKUPBOT_DELETE_GRACE_SECONDS", "-1"),
         ("BACKUPBOT_DELETE_GRACE_SECONDS", "3600"),
         ("BACKUPBOT_DELETE_GRACE_SECONDS", "nan"),
+        ("BACKUPBOT_APPROVAL_MINUTES", "99999999999999"),
+        ("BACKUPBOT_APPROVAL_MINUTES", "1e-300"),
+        ("BACKUPBOT_APPROVAL_MINUTES", "0.5"),
+        ("BACKUPBOT_APPROVAL_MINUTES", "10081"),
+        ("BACKUPBOT_POLL_SECONDS", "1e-300"),
+        ("BACKUPBOT_POLL_SECONDS", "0.5"),
+        ("BACKUPBOT_POLL_SECONDS", "3601"),
+        ("BACKUPBOT_POLL_SECONDS", "inf"),
+        ("BACKUPBOT_SHUTDOWN_SECONDS", "1e308"),
     ],
 )
 def test_malformed_values_are_refused_with_their_name(name, value):
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value}, env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BACKUPBOT_POLL_SECONDS", "1"),
+        ("BACKUPBOT_POLL_SECONDS", "3600"),
+        ("BACKUPBOT_APPROVAL_MINUTES", "1"),
+        ("BACKUPBOT_APPROVAL_MINUTES", "10080"),
+    ],
+)
+def test_the_bounds_themselves_are_allowed(name, value):
+    assert load_settings({name: value}, env_file=None) is not None
 
 
 def test_repr_hides_secrets():

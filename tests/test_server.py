@@ -107,7 +107,7 @@ def test_the_real_serve_process(tmp_path):
         bg.close()
     for secret in ("xoxb-serve", "vps-t0ken", SECRET):
         assert secret not in output, "no secret reaches a log line"
-    assert "Uvicorn running" in output
+    assert "Application startup complete" in output
 
 
 @pytest.fixture
@@ -335,22 +335,32 @@ def test_readyz_says_so_when_the_store_cannot_be_written(stack):
     other = sqlite3.connect(str(stack.db_path), isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:
+        assert stack.http.get("/readyz").text == "ready", "answered from the result of 10 s ago"
+        stack.ticks[0] += 10.5
         response = stack.http.get("/readyz")
         assert (response.status_code, response.text) == (503, "store: the store is locked by another process")
         assert stack.http.get("/healthz").status_code == 200, "alive all the same: /healthz is cheap"
     finally:
         other.execute("ROLLBACK")
         other.close()
+    stack.ticks[0] += 10.5
     assert stack.http.get("/readyz").status_code == 200
 
 
 def test_readyz_flips_while_the_backup_api_fails_and_back_when_it_recovers(stack):
     stack.sim.fail_next(9, 503)
     stack.ask("list 12345")  # three failed reads
+    before = stack.sim.count("GET")
     response = stack.http.get("/readyz")
     assert response.status_code == 503 and response.text.startswith("backup API: failed its last")
+    assert stack.sim.count("GET") == before + 1, "one probe, not retried"
+    for _ in range(20):
+        assert stack.http.get("/readyz").status_code == 503
+    assert stack.sim.count("GET") == before + 1, "probing /readyz drives no traffic to the API for 10 s"
     while stack.sim.take_fault("GET", "/")[0] is not None:
         pass  # the API recovers
+    assert stack.http.get("/readyz").status_code == 503, "still the answer of less than 10 s ago"
+    stack.ticks[0] += 10.5
     assert (stack.http.get("/readyz").status_code, stack.http.get("/readyz").text) == (200, "ready")
 
 
@@ -457,6 +467,6 @@ def test_json_logs_parse_line_by_line_carry_the_request_and_no_secret(tmp_path):
     assert warning["message"].startswith("Unauthorized: the backup API refused the bot's token")
     assert (warning["kind"], warning["action"], warning["user_id"]) == ("command", "list", ADMIN)
     assert len(warning["request_id"]) == 8
-    assert any("Uvicorn running" in r["message"] for r in records)
+    assert any("Application startup complete" in r["message"] for r in records)
     for secret in ("xoxb-serve", "vps-t0ken", SECRET):
         assert secret not in output

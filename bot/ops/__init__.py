@@ -27,6 +27,7 @@ from bot.ops.core import APPROVAL_TTL, CONFIRMATION_TTL, Accepted, Actor, ReplyT
 from bot.ops.errors import (
     ApprovalUnavailable,
     BackupNotFound,
+    ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
@@ -58,6 +59,7 @@ __all__ = [
     "BackupNotFound",
     "ChainStarted",
     "ChainStep",
+    "ChannelUnusable",
     "ConfirmationMismatch",
     "ConfirmationUnavailable",
     "Decision",

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from bot.i18n import N_, Words
 from bot.ops.core import Actor, Core
-from bot.ops.errors import PermissionDenied
+from bot.ops.errors import ChannelUnusable, PermissionDenied
 from bot.policy import Action, Role
+
+# Can the bot post in this channel (it posts there that the channel now carries the server's news)?
+# None if it could; else why not, in words for people. Given by the edge that has a Slack client.
+CanPost = Callable[[str, int], Awaitable[Words | None]]
 
 
 class Admin(Core):
@@ -43,11 +50,25 @@ class Admin(Core):
         await self._audit(actor, Action.CHANNELS, "done", server_id=server_id, detail=f"{len(channels)} channels")
         return channels
 
-    async def bind_channel(self, actor: Actor, server_id: int, channel_id: str, *, bound: bool) -> bool:
-        """Bind a server to a channel, or unbind it (admin); True if that changed anything."""
+    async def bind_channel(
+        self, actor: Actor, server_id: int, channel_id: str, *, bound: bool, can_post: CanPost | None = None
+    ) -> bool:
+        """Bind a server to a channel, or unbind it (admin); True if that changed anything.
+
+        A channel is bound only once the bot could post there that it now carries the server's news
+        (`can_post`, from the edge: Slack's own answer); if it could not, nothing is bound and the
+        attempt is audited failed with why.
+        """
         if not await self.is_admin(actor):
             await self._audit(actor, Action.CHANNELS, "denied", server_id=server_id, detail="needs admin")
             raise PermissionDenied(Action.CHANNELS, None, "admin")
+        if bound and channel_id not in await self._db(self.store.channels_of, server_id):
+            problem = await can_post(channel_id, server_id) if can_post is not None else None
+            if can_post is None or problem is not None:
+                why = problem if problem is not None else Words(N_("there is no way to check the channel from here"))
+                detail = f"not bound to {channel_id}: could not post there ({why.english()})"
+                await self._audit(actor, Action.CHANNELS, "failed", server_id=server_id, detail=detail)
+                raise ChannelUnusable(server_id, channel_id, why)
         changed = await self._db(self.store.bind_channel, server_id, channel_id, actor.user_id, bound=bound)
         verb = "bound to" if bound else "unbound from"
         detail = f"{verb} {channel_id}" + ("" if changed else " (unchanged)")

@@ -3,6 +3,7 @@
     OpsError                  a refusal (bot/slack/views/errors.py and the CLI put it into words)
      ├── PermissionDenied        the person lacks the role (or admin) this needs
      ├── WrongChannel            the server is run only from its own channels
+     ├── ChannelUnusable         the bot could not post in a channel, so the server was not bound to it
      ├── BackupNotFound          no such backup, or it is gone (also: no role on its server)
      ├── NotRestorable           the backup is not completed
      ├── ConfirmationUnavailable the confirmation was used, cancelled, expired, or never existed
@@ -84,6 +85,14 @@ class ApprovalUnavailable(OpsError):
         self.request, self.expired = request, expired
         state = "expired" if expired else (request.state.value if request else "missing")
         super().__init__(f"this approval request is {state}")
+
+
+class ChannelUnusable(OpsError):
+    """The bot could not post in the channel (`why`), so the server was not bound to it."""
+
+    def __init__(self, server_id: int, channel_id: str, why: Words):
+        self.server_id, self.channel_id, self.why = server_id, channel_id, why
+        super().__init__(f"server {server_id} was not bound to {channel_id}: {why.english()}")
 
 
 class OwnRequest(OpsError):

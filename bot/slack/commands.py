@@ -109,7 +109,13 @@ async def _channels(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     if cmd.channel_id is None:
         channels = await deps.ops.channels(it.actor, cmd.server_id)
         return Outcome(messages.channels_message(cmd.server_id, channels))
-    changed = await deps.ops.bind_channel(it.actor, cmd.server_id, cmd.channel_id, bound=bool(cmd.switch))
+
+    async def can_post(channel_id: str, server_id: int):
+        return await deps.notifier.can_post(channel_id, messages.announce_channel_bound(server_id, it.actor.user_id))
+
+    changed = await deps.ops.bind_channel(
+        it.actor, cmd.server_id, cmd.channel_id, bound=bool(cmd.switch), can_post=can_post
+    )
     channels = await deps.ops.channels(it.actor, cmd.server_id)
     return Outcome(messages.channels_message(cmd.server_id, channels, changed=(cmd.channel_id, cmd.switch, changed)))
 

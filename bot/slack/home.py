@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +24,7 @@ from bot.parsing import parse_id, plain_description
 from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
 from bot.slack.commands import created_outcome
+from bot.slack.notifier import UNREACHABLE_RETRY_SECONDS, retry_after
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.requests import submitted_text
 from bot.slack.views import messages, modals
@@ -54,10 +56,25 @@ class HomePages:
                 view = home_view(home, self._clock(), text)
             await self.client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
-            self.metrics.slack_error("views.publish", exc.response.get("error"))
-            log.warning("could not publish the Home tab: %s", exc.response.get("error"))
+            error = exc.response.get("error")
+            self.metrics.slack_error("views.publish", error)
+            log.warning("could not publish the Home tab: %s", error)
+            if error == "ratelimited":
+                await self._publish_later(user_id, retry_after(exc) or 1.0)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not publish the Home tab: Slack unreachable (%s)", type(exc).__name__)
+            await self._publish_later(user_id, UNREACHABLE_RETRY_SECONDS)
         except (StoreUnavailable, BackupApiError) as exc:
             log.warning("could not build the Home tab: %s", exc)
+
+    async def _publish_later(self, user_id: str, seconds: float) -> None:
+        """Slack said not now: the tab is published again (built afresh) when it said, from the outbox."""
+        try:
+            await asyncio.to_thread(
+                self.ops.store.enqueue_announcement, "", {}, kind="home", user_id=user_id, after_seconds=seconds
+            )
+        except StoreUnavailable as exc:
+            log.warning("could not keep the Home tab of %s to publish later: %s", user_id, exc)
 
     async def refresh_if_opened(self, user_id: str) -> None:
         """After the person's own change: only for someone who has looked at their Home tab."""
@@ -109,7 +126,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         actor = Actor(body["user"]["id"])
         typed = submitted_text(view, ids.CREATE_DESCRIPTION_BLOCK, ids.CREATE_DESCRIPTION_ACTION)
-        description = plain_description(typed)
+        description = plain_description(typed).strip()
 
         async def work() -> Outcome:
             server_id = parse_id(str(view.get("private_metadata") or ""), "server")

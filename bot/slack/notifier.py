@@ -1,18 +1,26 @@
 """How the bot speaks to Slack when nobody is waiting on a reply: announcements, cards, in-place updates.
 
-Announcements are durable: each is written to the store's outbox before it is
-sent and marked sent only once Slack accepts it. A rate limit or an
+Everything that must not be lost is durable: each announcement, approval card,
+card update and Home tab publish is written to the store's outbox before it is
+sent, and marked sent only once Slack accepts it. A rate limit or an
 unreachable Slack leaves it in the outbox, and the background loop delivers
-it when due (honouring Retry-After), also after a restart. Replies go only to
-response URLs on Slack's own hosts (`ResponseUrls`).
+it when due (honouring Retry-After), also after a restart.
+
+An approval card shows its request as it stands when Slack takes it: a card
+still waiting to be posted when its request closes is posted closed, and one
+whose post was on its way is updated at once after (the closed card is kept
+on the request). Replies go only to response URLs on Slack's own hosts
+(`ResponseUrls`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,15 +33,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.clock import utc_now
-from bot.i18n import N_, _
+from bot.i18n import N_, Words, _
 from bot.observe import Metrics
-from bot.store import Announcement, Store, StoreUnavailable
+from bot.store import Announcement, ApprovalRequest, Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.slack.home import HomePages
 
 log = logging.getLogger(__name__)
 
 SLACK_HOOKS_HOST = "hooks.slack.com"
 SEND_CLAIM_SECONDS = 60.0
 UNREACHABLE_RETRY_SECONDS = 5.0
+GONE_MESSAGES = {"message_not_found", "cant_update_message", "edit_window_closed"}
 DEFAULT_RETRY_SECONDS = 1.0
 # Slack errors that no retry will mend: the announcement is dropped, and the person told what to do.
 PERMANENT = {
@@ -99,7 +111,9 @@ class SlackNotifier:
         responses: ResponseUrls,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
+        home: HomePages | None = None,
     ):
+        self.home = home  # publishes the Home tabs kept in the outbox
         self.metrics = metrics or Metrics()
         self.client = client
         self.store = store
@@ -147,9 +161,7 @@ class SlackNotifier:
                 return _("I could not announce this in <#{channel}> ({error}): {what}.").format(
                     channel=item.channel, error=error, what=_(PERMANENT[error])
                 )
-            retry = _retry_after(exc) or DEFAULT_RETRY_SECONDS * 2 ** min(item.attempts, 8)
-            log.warning("announcement in %s deferred %.0fs: Slack answered %s", item.channel, retry, error)
-            await self._record(self.store.announcement_retry, item, after_seconds=retry, error=error)
+            await self._retry_later(item, exc, error)
             if error == "ratelimited":
                 return _("Slack is rate-limiting me, so the announcement in <#{channel}> will follow shortly.").format(
                     channel=item.channel
@@ -158,26 +170,87 @@ class SlackNotifier:
                 channel=item.channel, error=error
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("announcement in %s deferred: Slack unreachable (%s)", item.channel, type(exc).__name__)
-            await self._record(
-                self.store.announcement_retry, item, after_seconds=UNREACHABLE_RETRY_SECONDS, error="unreachable"
-            )
+            await self._unreachable(item, exc)
             return _("Slack could not be reached, so the announcement in <#{channel}> will follow when it can.").format(
                 channel=item.channel
             )
         await self._record(self.store.announcement_sent, item)
         if item.approval_id is not None:
-            await self._keep_card(item.approval_id, posted.get("channel") or item.channel, posted.get("ts"))
+            await self._card_posted(item, posted.get("channel") or item.channel, posted.get("ts"))
         return None
 
-    async def _keep_card(self, approval_id: str, channel: str, ts: str | None) -> None:
-        """Remember where an approval card was posted, so its decision can update it in place."""
+    async def _retry_later(self, item: Announcement, exc: SlackApiError, error: str) -> None:
+        retry = retry_after(exc) or DEFAULT_RETRY_SECONDS * 2 ** min(item.attempts, 8)
+        log.warning("%s in %s deferred %.0fs: Slack answered %s", item.kind, item.channel, retry, error)
+        await self._record(self.store.announcement_retry, item, after_seconds=retry, error=error)
+
+    async def _unreachable(self, item: Announcement, exc: Exception) -> None:
+        log.warning("%s in %s deferred: Slack unreachable (%s)", item.kind, item.channel, type(exc).__name__)
+        await self._record(
+            self.store.announcement_retry, item, after_seconds=UNREACHABLE_RETRY_SECONDS, error="unreachable"
+        )
+
+    async def _card_posted(self, item: Announcement, channel: str, ts: str | None) -> None:
+        """Remember where an approval card went, so its decision can update it in place; and if its request
+        closed while the card was on its way, update it at once to the card as the request ended."""
         if not ts:
             return
         try:
-            await asyncio.to_thread(self.store.approval_card_posted, approval_id, channel, ts)
+            await asyncio.to_thread(self.store.approval_card_posted, item.approval_id, channel, ts)
+            closed = await asyncio.to_thread(self.store.kept_card, item.approval_id)
         except StoreUnavailable as exc:
-            log.warning("could not keep where approval card %s went (%s): it will not be updated", approval_id, exc)
+            log.warning("could not keep where approval card %s went (%s)", item.approval_id, exc)
+            return
+        if closed is not None and closed != item.message:
+            await self._update_in_place(item.approval_id, channel, ts, closed)
+
+    async def settle_card(self, request: ApprovalRequest, message: dict) -> None:
+        """A request closed: its card, as it ended, replaces the live one — updated in place if Slack has it,
+        else posted so when its post goes out. Kept until Slack accepts it."""
+        try:
+            await asyncio.to_thread(self.store.keep_card, request.id, message)
+            request = await asyncio.to_thread(self.store.approval, request.id) or request
+        except StoreUnavailable as exc:
+            log.warning("could not keep approval card %s as it ended (%s)", request.id, exc)
+        if request.card_ts:
+            await self._update_in_place(request.id, request.card_channel, request.card_ts, message)
+            return
+        with contextlib.suppress(StoreUnavailable):
+            await asyncio.to_thread(self.store.rewrite_pending_card, request.id, message)
+
+    async def _update_in_place(self, approval_id: str, channel: str, ts: str, message: dict) -> None:
+        try:
+            item_id = await asyncio.to_thread(
+                self.store.enqueue_announcement,
+                channel,
+                message,
+                claim_seconds=SEND_CLAIM_SECONDS,
+                approval_id=approval_id,
+                kind="update",
+                ts=ts,
+            )
+        except StoreUnavailable as exc:
+            log.warning("outbox unavailable (%s): updating card %s without keeping a copy", exc, approval_id)
+            item_id = None
+        await self._update(Announcement(item_id, channel, message, 0, approval_id, "update", ts))
+
+    async def _update(self, item: Announcement) -> None:
+        """Update a posted card in place (a channel message, so chat.update can); kept until Slack accepts it."""
+        try:
+            await self.client.chat_update(channel=item.channel, ts=item.ts, **item.message)
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            self.metrics.slack_error("chat.update", error)
+            if error in PERMANENT or error in GONE_MESSAGES:
+                log.warning("Slack refused to update a card in %s: %s", item.channel, error)
+                await self._record(self.store.announcement_failed, item, error=error)
+                return
+            await self._retry_later(item, exc, error)
+            return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            await self._unreachable(item, exc)
+            return
+        await self._record(self.store.announcement_sent, item)
 
     async def post_card(
         self, where: str | None, approval_id: str, message: dict, server_id: int | None = None
@@ -200,19 +273,6 @@ class SlackNotifier:
             item_id = None
         return await self._post(Announcement(item_id, channel, message, 0, approval_id))
 
-    async def update_card(self, channel: str | None, ts: str | None, message: dict) -> None:
-        """Update a card in place (a normal channel message, so chat.update can)."""
-        if not channel or not ts:
-            log.warning("an approval card was decided before Slack took it; it keeps its buttons")
-            return
-        try:
-            await self.client.chat_update(channel=channel, ts=ts, **message)
-        except SlackApiError as exc:
-            self.metrics.slack_error("chat.update", exc.response.get("error"))
-            log.warning("could not update an approval card in %s: %s", channel, exc.response.get("error"))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not update an approval card: Slack unreachable (%s)", type(exc).__name__)
-
     async def _record(self, transition, item: Announcement, **fields) -> None:
         if item.id is None:
             return
@@ -229,8 +289,21 @@ class SlackNotifier:
             log.info("outbox not readable this round: %s", exc)
             return 0
         for item in due:
-            await self._post(item)
+            await self._deliver(item)
         return len(due)
+
+    async def _deliver(self, item: Announcement) -> None:
+        if item.kind == "update":
+            await self._update(item)
+        elif item.kind == "home" and self.home is not None:
+            await self._record(self.store.announcement_sent, item)
+            await self.home.publish(item.user_id, opened=False)
+        else:
+            await self._post(item)
+
+    async def can_post(self, channel_id: str, message: dict) -> Words | None:
+        """Post `message` in the channel now (not kept: this is a check); None if Slack took it, else why not."""
+        return await post_once(self.client, channel_id, message, self.metrics)
 
     async def update_reply(self, response_url: str | None, message: dict) -> None:
         if not response_url:
@@ -244,7 +317,32 @@ class SlackNotifier:
             log.info("could not update an earlier reply (%s): it may have expired", status)
 
 
-def _retry_after(exc: SlackApiError) -> float | None:
+# Why Slack would not take a message in a channel, for the admin binding a server to it.
+NOT_POSTABLE = {
+    "channel_not_found": N_("there is no such channel, or I can't see it: a private channel must invite me first"),
+    "not_in_channel": N_("I am not in that channel: invite me there first"),
+    "is_archived": N_("the channel is archived"),
+    "restricted_action": N_("posting there is restricted: ask a workspace admin"),
+}
+
+
+async def post_once(client: AsyncWebClient, channel_id: str, message: dict, metrics: Metrics | None = None):
+    """Post a message now and say why not if Slack would not take it (None: it did)."""
+    try:
+        await client.chat_postMessage(channel=channel_id, unfurl_links=False, **message)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown_error")
+        if metrics is not None:
+            metrics.slack_error("chat.postMessage", error)
+        if error in NOT_POSTABLE:
+            return Words(NOT_POSTABLE[error])
+        return Words(N_("Slack answered {error}"), error=error)
+    except (aiohttp.ClientError, TimeoutError):
+        return Words(N_("Slack could not be reached"))
+    return None
+
+
+def retry_after(exc: SlackApiError) -> float | None:
     headers = getattr(exc.response, "headers", None) or {}
     value = headers.get("Retry-After") or headers.get("retry-after")
     if isinstance(value, list):

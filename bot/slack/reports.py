@@ -95,7 +95,7 @@ class SlackReporter:
     async def request_settled(self, decision: Decision) -> None:
         """The card updated in place, the requester's reply updated, and, if the write went out, the team told."""
         request = decision.request
-        await self.notifier.update_card(request.card_channel, request.card_ts, approvals.decided_card(decision))
+        await self.notifier.settle_card(request, approvals.decided_card(decision))
         async with self.ops.speaking_to(request.requested_by):
             if decision.chain is not None:
                 reply = safety.chain_started_message(decision.chain)

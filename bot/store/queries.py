@@ -400,9 +400,19 @@ class Store:
     # --- the outbox -------------------------------------------------------
 
     def enqueue_announcement(
-        self, channel: str, message: dict, *, claim_seconds: float = 0.0, approval_id: str | None = None
+        self,
+        channel: str,
+        message: dict,
+        *,
+        claim_seconds: float = 0.0,
+        approval_id: str | None = None,
+        kind: str = "post",
+        ts: str | None = None,
+        user_id: str | None = None,
+        after_seconds: float = 0.0,
     ) -> int:
-        """Keep an announcement until Slack accepts it; with `claim_seconds`, the caller sends it first."""
+        """Keep a message until Slack accepts it (see `Announcement`); with `claim_seconds`, the caller sends it
+        first; with `after_seconds`, it is not due before then."""
         now = self._clock().timestamp()
         with self._writing() as db:
             return insert(
@@ -413,33 +423,42 @@ class Store:
                     "message": json.dumps(message),
                     "state": "pending",
                     "attempts": 0,
-                    "not_before": now,
+                    "not_before": now + after_seconds,
                     "claimed_until": now + claim_seconds if claim_seconds else None,
                     "created_at": iso_seconds(self._clock()),
                     "approval_id": approval_id,
+                    "kind": kind,
+                    "ts": ts,
+                    "user_id": user_id,
                 },
             )
 
     def claim_due_announcements(self, *, limit: int = 20, claim_seconds: float = 60.0) -> list[Announcement]:
         """Announcements due now, each claimed by this caller alone for `claim_seconds`."""
         now = self._clock().timestamp()
-        claimed = []
         with self._writing() as db:
             rows = db.execute(
-                "SELECT id FROM outbox WHERE state = 'pending' AND not_before <= ? "
-                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
-                [now, now, limit],
+                "UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' "
+                "AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?) "
+                "AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?) "
+                "RETURNING id, channel, message, attempts, approval_id, kind, ts, user_id",
+                [now + claim_seconds, now, now, limit, now],
             ).fetchall()
-            for (item_id,) in rows:
-                cursor = db.execute(
-                    "UPDATE outbox SET claimed_until = ? WHERE id = ? AND state = 'pending' "
-                    "AND (claimed_until IS NULL OR claimed_until < ?) RETURNING channel, message, attempts, approval_id",
-                    [now + claim_seconds, item_id, now],
-                )
-                row = cursor.fetchone()
-                if row:
-                    claimed.append(Announcement(item_id, row[0], json.loads(row[1]), row[2], row[3]))
-        return claimed
+        claimed = [
+            Announcement(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5] or "post", row[6], row[7])
+            for row in rows
+        ]
+        return sorted(claimed, key=lambda item: item.id)
+
+    def rewrite_pending_card(self, approval_id: str, message: dict) -> int:
+        """A card not yet posted is posted as its request now stands: its pending post gets `message`."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET message = ? WHERE approval_id = ? AND state = 'pending' "
+                "AND (kind IS NULL OR kind = 'post')",
+                [json.dumps(message), approval_id],
+            )
+            return cursor.rowcount
 
     def announcement_sent(self, item_id: int) -> None:
         with self._writing() as db:

@@ -149,9 +149,10 @@ class Confirmation:
 
 @dataclass(frozen=True)
 class Announcement:
-    """One announcement in the outbox: kept until Slack accepts it.
+    """One message in the outbox, kept until Slack accepts it: a post (`kind` post), an update of a posted
+    card in place (`update`, at `ts`), or a person's Home tab to publish again (`home`, for `user_id`).
 
-    An approval card is one too; once posted, its channel and ts are kept on the request (`approval_id`).
+    An approval card is a post too; once posted, its channel and ts are kept on the request (`approval_id`).
     """
 
     id: int | None
@@ -159,6 +160,9 @@ class Announcement:
     message: dict
     attempts: int
     approval_id: str | None = None
+    kind: str = "post"
+    ts: str | None = None
+    user_id: str | None = None
 
 
 class ApprovalState(StrEnum):

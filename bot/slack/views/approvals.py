@@ -16,9 +16,9 @@ from bot.slack.views.base import (
     Message,
     api_said,
     button,
-    context,
     escape,
     message,
+    reason_block,
     section,
     server_words,
     slack_date,
@@ -82,8 +82,6 @@ def approval_card(request: ApprovalRequest) -> Message:
             user=request.requested_by, facts=request_facts(request)
         )
     ]
-    if request.reason:
-        lines.append(_("*Why:* {reason}").format(reason=escape(request.reason)))
     if request.safety:
         lines.append(_("A safety backup of the server is taken first; the restore follows it."))
     lines.append(
@@ -95,10 +93,11 @@ def approval_card(request: ApprovalRequest) -> Message:
         button(_("Approve"), APPROVE, request.id, style="primary"),
         button(_("Deny"), DENY, request.id, style="danger"),
     ]
-    return message(
-        _("Approval needed: backup #{id}").format(id=request.backup_id),
-        [section("\n".join(lines)), {"type": "actions", "block_id": "decide", "elements": buttons}],
-    )
+    blocks = [section("\n".join(lines))]
+    if request.reason:
+        blocks.append(reason_block(request.reason))
+    blocks.append({"type": "actions", "block_id": "decide", "elements": buttons})
+    return message(_("Approval needed: backup #{id}").format(id=request.backup_id), blocks)
 
 
 def _failure(decision: Decision) -> str:
@@ -161,7 +160,7 @@ def decided_card(decision: Decision) -> Message:
     head = _("<@{user}> asked to {facts}.").format(user=request.requested_by, facts=request_facts(request))
     blocks = [section(head), section(outcome_words(decision))]
     if request.reason:
-        blocks.insert(1, context(_("Why: {reason}").format(reason=escape(request.reason))))
+        blocks.insert(1, reason_block(request.reason))
     return message(_fallback(request), blocks)
 
 

@@ -74,6 +74,13 @@ def api_said(words: str) -> str:
     return _("The backup API said: “{words}”").format(words=escape(words))
 
 
+def reason_block(reason: str) -> dict:
+    """A requester's own words ("Why?"), shown as plain text: no bold, link, mention or emoji code of theirs
+    is rendered, so nothing they write can make a card look decided."""
+    words = {"type": "plain_text", "text": truncate(reason, 2000), "emoji": False}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _("*Why:*")}, words]}
+
+
 def with_note(message: Message, note: str) -> Message:
     """The message with a small note under it (a reference, a problem with the announcement)."""
     return {**message, "blocks": [*message["blocks"], context(note)][:MAX_BLOCKS]}

@@ -16,6 +16,7 @@ from bot.i18n import N_, _, status_word
 from bot.ops import (
     ApprovalUnavailable,
     BackupNotFound,
+    ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
@@ -129,6 +130,10 @@ def error_text(error: Exception) -> str:
         return error_message(error)["text"]
     if isinstance(error, UndoUnavailable):
         return safety.undo_unavailable_text(error.window)
+    if isinstance(error, ChannelUnusable):
+        return _(":no_entry: I could not post in <#{channel}>, so server *{id}* was not bound to it: {why}.").format(
+            channel=error.channel_id, id=error.server_id, why=escape(error.why)
+        )
     if isinstance(error, MayHaveHappened):
         return outcomes.unknown_text(error.sent)
     if isinstance(error, NotSent):

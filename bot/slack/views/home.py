@@ -16,6 +16,7 @@ from bot.slack.views.base import (
     button,
     context,
     escape,
+    reason_block,
     role_words,
     server_words,
     size_words,
@@ -72,7 +73,6 @@ def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
     if home.waiting:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _("*Waiting for your decision*")}})
         for request in home.waiting[:MAX_WAITING]:
-            why = "\n" + _("*Why:* {reason}").format(reason=escape(request.reason)) if request.reason else ""
             blocks.append(
                 {
                     "type": "section",
@@ -80,11 +80,12 @@ def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
                         "type": "mrkdwn",
                         "text": _("<@{user}> asks to {facts}.").format(
                             user=request.requested_by, facts=request_facts(request)
-                        )
-                        + why,
+                        ),
                     },
                 }
             )
+            if request.reason:
+                blocks.append(reason_block(request.reason))
             blocks.append(
                 {
                     "type": "actions",

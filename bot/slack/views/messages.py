@@ -64,7 +64,7 @@ def help_message(is_admin: bool = True, role: Role | None = None) -> Message:
     blocks = [section(intro + "\n" + "\n".join(lines))]
     if examples:
         blocks.append(section(_("*Examples*") + "\n" + examples))
-    footer = _("Roles per server: viewer < operator < owner. Admins may do everything.")
+    footer = escape(_("Roles per server: viewer < operator < owner. Admins may do everything."))
     if others:
         footer = _("Also there, with more rights: {commands}. An admin can give a role with `/backup grant`.").format(
             commands=", ".join(others)
@@ -385,6 +385,17 @@ def channels_message(server_id: int, channels: list[str], changed: tuple[str, bo
     else:
         lines.append(_("Server *{id}* has no channels of its own: it may be run from anywhere.").format(id=server_id))
     return simple("\n".join(lines))
+
+
+@for_the_team
+def announce_channel_bound(server_id: int, user_id: str) -> Message:
+    """Posted in a channel as it is bound: the bot can post there, and the team learns what it now carries."""
+    return simple(
+        _(
+            ":round_pushpin: This channel now carries the news of server *{id}* (bound by <@{user}>): its backups "
+            "are announced here, and created, deleted and restored only from its channels."
+        ).format(id=server_id, user=user_id)
+    )
 
 
 def approvals_set_message(server_id: int, on: bool, changed: bool) -> Message:
