@@ -191,7 +191,11 @@ def breakdown(samples, key, thread_ms: dict[str, float] | None = None) -> Counte
         groups[MAIN if thread == "MainThread" else POOL][key(frames)] += n
     out: Counter = Counter()
     for group, counts in groups.items():
-        total = sum(counts.values()) or 1
+        total = sum(counts.values())
+        if not total:
+            if thread_ms and thread_ms[group] > 0:
+                out[f"({group}: CPU with no working sample)"] += thread_ms[group]
+            continue
         for label, n in counts.items():
             out[label] += n / total * thread_ms[group] if thread_ms else n
     return out
@@ -466,6 +470,9 @@ async def part_profile(stack: Stack, args, keep: Path | None) -> None:
         f"(main thread {bot['idle'][MAIN]:.2f}, pool {bot['idle'][POOL]:.2f}; {bot['said_idle']}), "
         f"the bare app {sum(bare['idle'].values()):.2f} ({bare['said_idle']})"
     )
+    idle_samples = sum(n for *_, n in parse_raw(files["bot"][1]))
+    if idle_samples < 200:
+        print(f"  (only {idle_samples} samples of the idle bot: the counts above say more than this split)")
     print_side_by_side(
         "by step (ms of CPU per second)",
         breakdown(parse_raw(files["bot"][1]), step_of, bot["idle"]),
