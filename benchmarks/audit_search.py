@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from bot.policy import Action
-from bot.store import OUTCOMES, AuditSearch, Store
+from bot.store import OUTCOMES, AuditSearch
+from bot.store import SqliteStore as Store
 
 
 def fill(store: Store, entries: int) -> None:

@@ -40,7 +40,7 @@ from bot.backup_api import Backup
 from bot.clock import iso_seconds
 from bot.policy import Role
 from bot.sim.fake_api import BackupSimulator
-from bot.store import Store
+from bot.store import SqliteStore as Store
 
 USER, SERVER, NAME = "U0BENCH", 12345, "web-server-01"
 

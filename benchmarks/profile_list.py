@@ -162,13 +162,15 @@ def _waiting_leaves() -> re.Pattern:
     cannot always tell such a thread is asleep; left in, they would count as CPU."""
     import inspect
 
-    import bot.store
+    from bot.store.sqlite import SqliteStore
 
     lines = []
-    for fn in (bot.store.Store._writing, bot.store.Store._reading):
+    for fn in (SqliteStore._writing, SqliteStore._reading):
         source, first = inspect.getsourcelines(inspect.unwrap(fn))
         lines += [
-            f"Store.{fn.__name__} \\(bot/store\\.py:{first + i}\\)" for i, line in enumerate(source) if "_lock:" in line
+            f"SqliteStore.{fn.__name__} \\(bot/store/sqlite\\.py:{first + i}\\)"
+            for i, line in enumerate(source)
+            if "_lock:" in line
         ]
     return re.compile("(" + "|".join([*lines, r"_worker \(concurrent/futures/thread\.py:\d+\)"]) + ")$")
 
