@@ -175,6 +175,7 @@ class LiveStack:
         api_options: dict | None = None,
         slack: LoopbackSlack | None = None,
         clock: Callable[[], datetime] = utc_now,
+        tick: float = 0.1,
         **settings: object,
     ):
         self.sim = sim
@@ -202,7 +203,7 @@ class LiveStack:
             api_transport=SimulatorTransport(sim),
             api_options=options,
             clock=clock,
-            background_seconds=0.1,  # chores and store retries ten times a second, so tests wait on them less
+            background_seconds=tick,  # chores and store retries ten times a second, so tests wait on them less
         )
         self.ticks = [0.0]  # the readiness cache's clock, in seconds: tests move it
         self.asgi = BotAsgi(self.runtime, monotonic=lambda: self.ticks[0])
@@ -374,7 +375,7 @@ def _as_postgres(command: list[str]) -> list[str]:
 # The modules whose tests start bot processes (tests/bot_process.py). Each xdist worker that starts one
 # starts its own fork server, about 1.5 s of CPU importing the bot: each of these modules runs on one worker,
 # so two fork servers serve the run rather than one per worker. (Both on one worker: it finishes last.)
-BOT_PROCESS_MODULES = ("tests/test_server.py", "tests/test_replicas.py")
+BOT_PROCESS_MODULES = ("tests/test_server.py", "tests/test_replicas.py", "tests/test_writes.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist's: without xdist (`-p no:xdist -n 0`) there is none

@@ -230,3 +230,83 @@ def test_an_approval_whose_bot_died_before_sending_is_told_not_done_and_never_se
         assert "interrupted" in entry.detail
     finally:
         live.close()
+
+
+# --- what the bot promises about cards and announcements (issue 24) ----------------------------------
+
+
+def test_an_approved_action_on_a_bound_server_is_announced_in_its_channels(ruled):
+    ruled.ask("channels 12345 add <#C0PRODOPS|prod-ops>")
+    confirmation, _ = ruled.ask("delete 5023", user=OWNER, channel="C0PRODOPS")
+    ruled.press(button(confirmation, ids.CONFIRM_DELETE), user=OWNER, channel="C0PRODOPS")
+    card = ruled.recorder.wait_for(lambda _r: cards(ruled))[-1]
+    decide(ruled, card, ids.APPROVE, OWNER2)
+    told = ruled.recorder.wait_for(
+        lambda _r: [m for m in ruled.recorder.api("chat.postMessage") if "deleted backup *#5023*" in m["text"]]
+    )
+    assert [m["channel"] for m in told] == ["C0PRODOPS"], "the server's channel hears it, not the notify channel"
+
+
+def test_an_approved_write_finishing_while_the_store_is_locked_is_still_told_as_done(ruled):
+    import sqlite3
+
+    _waiting, key, card = ask_delete(ruled)
+    lock = {}
+
+    def take_lock(method, _path, _status):
+        if method == "DELETE" and not lock:
+            lock["conn"] = sqlite3.connect(str(ruled.db_path), isolation_level=None, check_same_thread=False)
+            lock["conn"].execute("BEGIN EXCLUSIVE")
+
+    ruled.sim.on_handled = take_lock
+    decide(ruled, card, ids.APPROVE, OWNER2)
+    try:
+        updated = ruled.recorder.wait_for(lambda _r: ruled.recorder.api("chat.update"))[-1]
+        assert "*Approved* by <@U0OWNER2> — deleted." in text_of(updated), "told as it ended, whatever the store"
+        assert "*Approved* by <@U0OWNER2> — deleted." in text_of(ruled.reply(key, 2))
+        told = ruled.recorder.wait_for(
+            lambda _r: [m for m in ruled.recorder.api("chat.postMessage") if "deleted backup *#5023*" in m["text"]]
+        )
+        assert len(told) == 1, "the team is told at once"
+    finally:
+        lock["conn"].execute("ROLLBACK")
+        lock["conn"].close()
+    poll_until(lambda: ruled.runtime.store.approval(button(card, ids.APPROVE)["value"]).state is ApprovalState.DONE)
+
+
+def test_a_card_held_back_by_a_rate_limit_is_posted_as_its_request_then_stands(tmp_path, sim):
+    clock = ManualClock()
+    live = set_up(LiveStack(tmp_path / "late-card.db", sim, clock=clock))
+    try:
+        live.slack.rate_limit("chat.postMessage", times=1, retry_after=30)
+        confirmation, _ = live.ask("delete 5023", user=OWNER)
+        _r, key = live.press(button(confirmation, ids.CONFIRM_DELETE), user=OWNER)
+        waiting = live.reply(key)
+        assert len(cards(live)) == 1, "tried once, and Slack said: in 30 seconds"
+        _r, withdrawn = live.press(button(waiting, ids.WITHDRAW), user=OWNER)
+        poll_until(lambda: len(live.slack.recorder.responses(withdrawn)) + len(live.slack.recorder.responses(key)) >= 2)
+        clock.now += timedelta(seconds=31)
+        posted = live.recorder.wait_for(
+            lambda _r: [m for m in live.recorder.api("chat.postMessage") if "5023" in m["text"]][1:]
+        )
+        assert len(posted) == 1 and "*Withdrawn* by <@U0OWNER>" in text_of(posted[0]), "posted once Slack let it"
+        assert not [b for b in posted[0]["blocks"] if b["type"] == "actions"], "no buttons for a closed request"
+    finally:
+        live.close()
+
+
+def test_a_card_update_slack_turned_down_is_tried_again_until_it_takes(tmp_path, sim):
+    clock = ManualClock()
+    live = set_up(LiveStack(tmp_path / "update.db", sim, clock=clock))
+    try:
+        _waiting, _key, card = ask_delete(live)
+        live.slack.rate_limit("chat.update", times=1, retry_after=30)
+        decide(live, card, ids.DENY, OWNER2)
+        poll_until(lambda: live.runtime.store.pending_announcements() == 1)
+        assert len(live.recorder.api("chat.update")) == 1, "tried once, and Slack said: in 30 seconds"
+        clock.now += timedelta(seconds=31)
+        updated = live.recorder.wait_for(lambda _r: live.recorder.api("chat.update")[1:])
+        assert len(updated) == 1 and "*Denied* by <@U0OWNER2>" in text_of(updated[0]), "tried again, once"
+        poll_until(lambda: live.runtime.store.pending_announcements() == 0)
+    finally:
+        live.close()

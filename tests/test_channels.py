@@ -86,3 +86,17 @@ def test_showing_and_changing_channels(bound):
     assert "no longer bound" in text_of(reply) and "may be run from anywhere" in text_of(reply)
     bad, _ = bound.command("channels 12345 add prod-ops")
     assert "`prod-ops` is not a channel" in text_of(bad.json())
+
+
+def test_a_channel_the_bot_cannot_post_in_is_not_bound_and_the_admin_is_told_why(stack):
+    stack.slack.fail("chat.postMessage", "not_in_channel")
+    reply, _ = stack.ask("channels 12345 add <#C0TYPO9|typo>")
+    assert text_of(reply) == (
+        ":no_entry: I could not post in <#C0TYPO9>, so server *12345* was not bound to it: "
+        "I am not in that channel: invite me there first."
+    )
+    assert stack.runtime.store.channels_of(12345) == [], "nothing bound"
+    entry = stack.runtime.store.audit_entries(1)[0]
+    assert (entry.action, entry.outcome) == ("channels", "failed") and "could not post there" in entry.detail
+    create, _ = stack.ask("create 12345", channel=CHANNEL)
+    assert "has started" in text_of(create), "the server is still run from anywhere"

@@ -25,6 +25,8 @@ def test_help_is_answered_in_the_ack(stack):
         assert body["response_type"] == "ephemeral"
         assert "/backup list [SERVER] [manual|automatic]" in text_of(body)
         assert "/backup restore 5003" in text_of(body)
+        assert "viewer &lt; operator &lt; owner" in text_of(body), "mrkdwn's < escaped"
+        assert "viewer < operator" not in text_of(body)
     assert stack.recorder.responses() == []
 
 

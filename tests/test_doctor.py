@@ -57,6 +57,11 @@ def test_good_settings_pass_every_check(outside, tmp_path):
         ({"SLACK_API_URL": "http://127.0.0.1:9/api/"}, "✗ Slack could not be reached at http://127.0.0.1:9/api/"),
         ({"BACKUPBOT_NOTIFY_CHANNEL": "#backups"}, "✗ BACKUPBOT_NOTIFY_CHANNEL '#backups' is not a channel ID"),
         ({"BACKUPBOT_DB": "/nonexistent/dir/bot.db"}, "✗ BACKUPBOT_DB=/nonexistent/dir/bot.db: the directory"),
+        (
+            {"BACKUPBOT_APPROVAL_MINUTES": "99999999999999"},
+            "✗ BACKUPBOT_APPROVAL_MINUTES must be from 1 to 10080 minutes, not '99999999999999'",
+        ),
+        ({"BACKUPBOT_POLL_SECONDS": "1e-300"}, "✗ BACKUPBOT_POLL_SECONDS must be from 1 to 3600 seconds"),
     ],
 )
 def test_each_wrong_setting_fails_its_line_and_says_what_to_do(outside, tmp_path, change, expected):

@@ -145,3 +145,23 @@ def test_a_request_waiting_for_me_is_decided_from_home(stack):
     after = published(stack, "U0OWNER2", before)
     assert "Waiting for your decision" not in home_text(after)
     assert stack.sim.count("DELETE") == 1
+
+
+def test_a_home_tab_slack_rate_limited_is_published_again_when_slack_said(tmp_path, sim):
+    from conftest import ManualClock
+
+    clock = ManualClock()
+    live = LiveStack(tmp_path / "home-later.db", sim, clock=clock)
+    try:
+        live.grant(OPERATOR, 12345, "operator")
+        live.slack.rate_limit("views.publish", times=1, retry_after=30)
+        open_home(live, OPERATOR)
+        live.recorder.wait_for(lambda _r: live.recorder.api("views.publish"))
+        poll_until(lambda: live.runtime.store.pending_announcements() == 1)
+        assert len(live.recorder.api("views.publish")) == 1, "refused once; not tried again before Slack's time"
+        clock.now += timedelta(seconds=31)
+        view = published(live, OPERATOR, 1)
+        assert "web-server-01" in home_text(view), "published again, built afresh"
+        poll_until(lambda: live.runtime.store.pending_announcements() == 0)
+    finally:
+        live.close()

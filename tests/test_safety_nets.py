@@ -271,6 +271,10 @@ def test_undo_sends_nothing_and_is_audited_cancelled(tmp_path, sim):
         undo = button(waiting, ids.UNDO_DELETE)
         live.press(undo, user=VIEWER, response_key=key)
         assert "needs the *owner* role" in text_of(live.reply(key, 2)), "a viewer may not undo"
+        _r, stranger = live.press(undo, user="U0STRANGER")
+        told = text_of(live.reply(stranger))
+        assert told == ":grey_question: I don't know this delete. Nothing was changed."
+        assert "12345" not in told and "web-server" not in told, "no role on the server: nothing learned of it"
         live.press(undo, user=OWNER2, response_key=key)
         undone = live.reply(key, 3)
         assert "Undone by <@U0OWNER2>: backup *#5023* of *web-server-01* (12345) is kept." in text_of(undone)
@@ -281,6 +285,7 @@ def test_undo_sends_nothing_and_is_audited_cancelled(tmp_path, sim):
         rows = audit(live)
         assert (OWNER2, "delete", "cancelled", "undone in its window (asked by U0OWNER)") in rows
         assert [r[:3] for r in rows if r[0] == VIEWER] == [(VIEWER, "delete", "denied")]
+        assert [r[:3] for r in rows if r[0] == "U0STRANGER"] == [("U0STRANGER", "delete", "denied")]
     finally:
         live.close()
 

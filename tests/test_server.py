@@ -470,3 +470,83 @@ def test_json_logs_parse_line_by_line_carry_the_request_and_no_secret(tmp_path):
     assert any("Application startup complete" in r["message"] for r in records)
     for secret in ("xoxb-serve", "vps-t0ken", SECRET):
         assert secret not in output
+
+
+# --- start-up failures are one line and a non-zero exit, in both modes ------------------------------
+
+
+def one_line_start(tmp_path, argv: list[str], **env: str) -> str:
+    full_env = {**CLEAN_ENV, "VPS_API_TOKEN": "t", "BACKUPBOT_DB": str(tmp_path / "start.db"), **env}
+    result = run_bot(argv, env=full_env, cwd=tmp_path)
+    assert result.returncode != 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vps-backup-bot: "), result.stderr
+    return lines[0]
+
+
+def test_a_port_in_use_is_one_line_in_both_modes(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        serve = one_line_start(
+            tmp_path,
+            ["serve", "--host", "127.0.0.1", "--port", port],
+            SLACK_BOT_TOKEN="xoxb-x",
+            SLACK_SIGNING_SECRET=SECRET,
+        )
+        assert serve == f"vps-backup-bot: cannot listen on 127.0.0.1:{port}: Address already in use"
+        taken.close()
+        with socket.socket() as other:
+            other.bind(("0.0.0.0", 0))
+            other.listen()
+            metrics = str(other.getsockname()[1])
+            sock = one_line_start(
+                tmp_path,
+                ["socket"],
+                SLACK_BOT_TOKEN="xoxb-x",
+                SLACK_APP_TOKEN="xapp-x",
+                BACKUPBOT_METRICS_PORT=metrics,
+            )
+    assert sock == f"vps-backup-bot: cannot listen on 0.0.0.0:{metrics}: Address already in use"
+
+
+@pytest.mark.parametrize("mode", ["serve", "socket"])
+def test_an_unreachable_slack_at_start_is_one_line(tmp_path, mode):
+    argv = ["serve", "--host", "127.0.0.1", "--port", str(free_port())] if mode == "serve" else ["socket"]
+    line = one_line_start(
+        tmp_path,
+        argv,
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        SLACK_BOT_TOKEN="xoxb-x",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_APP_TOKEN="xapp-x",
+    )
+    assert line.startswith("vps-backup-bot: could not reach Slack at http://127.0.0.1:9/api/")
+
+
+def test_settings_out_of_bounds_stop_the_start_with_one_line(tmp_path):
+    line = one_line_start(
+        tmp_path,
+        ["serve", "--port", str(free_port())],
+        SLACK_BOT_TOKEN="xoxb-x",
+        SLACK_SIGNING_SECRET=SECRET,
+        BACKUPBOT_POLL_SECONDS="1e-300",
+    )
+    assert line == "vps-backup-bot: BACKUPBOT_POLL_SECONDS must be from 1 to 3600 seconds, not '1e-300'"
+
+
+def test_app_rate_limited_is_answered_200_when_signed(stack):
+    body = json.dumps(
+        {
+            "token": "x",
+            "type": "app_rate_limited",
+            "team_id": "T0",
+            "minute_rate_limited": 1518467820,
+            "api_app_id": "A0",
+        }
+    ).encode()
+    assert stack.post(body, content_type="application/json").status_code == 200
+    assert stack.post(body, content_type="application/json", secret="wrong").status_code == 401
