@@ -3,7 +3,8 @@
 Starts the API simulator (`vps-backup-bot fake-api --latency`, its own process) and, on uvloop as
 `serve` runs, calls `GET /backups/?server_id=12345` N times at once through:
 
-* `httpx-aiohttp` — the bot today: `BackupApi` (httpx over httpx-aiohttp over aiohttp);
+* `bot`           — the bot: `BackupApi` on its own `AiohttpTransport` (httpx's face, one aiohttp session);
+* `httpx-aiohttp` — `BackupApi` over httpx-aiohttp over aiohttp (the bot before issue 25; the bare app's stack);
 * `httpx-own`     — `BackupApi` on httpx's own transport (httpcore), pool limits raised to 500;
 * `httpx-default` — `BackupApi` on httpx's own transport with httpx's default limits (100 connections);
 * `aiohttp`       — one aiohttp session, JSON decoded, no httpx at all (the floor).
@@ -30,12 +31,13 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.backup_api import BackupApi, default_transport
 
-STACKS = ("httpx-aiohttp", "httpx-own", "httpx-default", "aiohttp")
+STACKS = ("bot", "httpx-aiohttp", "httpx-own", "httpx-default", "aiohttp")
 
 
 def cpu() -> float:
@@ -58,7 +60,8 @@ async def timed(url: str, stack: str, calls: int) -> tuple[float, float]:
         close = session.close
     else:
         transport = {
-            "httpx-aiohttp": default_transport,
+            "bot": default_transport,
+            "httpx-aiohttp": lambda: AiohttpTransport(limits=httpx.Limits(max_connections=500)),
             "httpx-own": lambda: httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=500)),
             "httpx-default": httpx.AsyncHTTPTransport,
         }[stack]()

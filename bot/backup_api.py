@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_RETRY_AFTER_SECONDS = 5.0
+MAX_CACHED_URLS = 4096
 RUNNING_STATUSES = frozenset({"in_progress", "pending", "queued", "creating", "running"})
 BACKUP_TYPES = ("manual", "automatic")
 
@@ -194,6 +196,7 @@ class BackupApi:
         self._read_attempts = max(1, read_attempts)
         self._backoff = backoff_seconds
         self._sleep = sleep
+        self._urls: dict[tuple, httpx.URL] = {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -286,10 +289,24 @@ class BackupApi:
         _raise_for_status(response, what=what)
         return response
 
-    async def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def _url(self, path: str, params: dict | None) -> httpx.URL:
+        """The absolute URL of `path` with `params`, as httpx would make it, parsed once per distinct call
+        (there are few: a list per server and type, a delete per backup) rather than three times per call."""
+        key = (path, tuple(params.items()) if params else ())
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= MAX_CACHED_URLS:
+                self._urls.clear()
+            url = httpx.URL(self.base_url + path)
+            if params:
+                url = url.copy_merge_params(params)
+            self._urls[key] = url
+        return url
+
+    async def _send(self, method: str, path: str, *, params: dict | None = None, **kwargs) -> httpx.Response:
         started = time.perf_counter()
         try:
-            response = await self._client.request(method, path, **kwargs)
+            response = await self._client.request(method, self._url(path, params), **kwargs)
         except httpx.TimeoutException as exc:
             if _never_sent(exc):
                 error: BackupApiError = NotSent("the backup API could not be reached (connection failed)")
@@ -331,11 +348,10 @@ def _failure_of(response: httpx.Response) -> BackupApiError | None:
 def _never_sent(exc: httpx.TransportError) -> bool:
     """Did the connection fail before the request was written? Then a write cannot have happened.
 
-    httpx says so with ConnectError and ConnectTimeout; under httpx-aiohttp a ConnectTimeout may also stand
-    for a connection dropped after sending (aiohttp's ServerDisconnectedError), told apart by its cause.
+    httpx says so with ConnectError and ConnectTimeout (as `AiohttpTransport` does). Under httpx-aiohttp (a
+    transport a caller may still hand in) a ConnectTimeout may also stand for a connection dropped after
+    sending (aiohttp's ServerDisconnectedError), told apart by its cause.
     """
-    import aiohttp
-
     if isinstance(exc, httpx.ConnectError):
         return True
     if not isinstance(exc, httpx.ConnectTimeout):
@@ -348,19 +364,115 @@ def _never_sent(exc: httpx.TransportError) -> bool:
 
 def _is_connection_failure(exc: httpx.TimeoutException) -> bool:
     """httpx-aiohttp reports a refused or dropped connection as ConnectTimeout; tell them apart."""
-    import aiohttp
-
     cause = exc.__cause__
     return isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, aiohttp.ServerTimeoutError)
 
 
-def default_transport() -> httpx.AsyncBaseTransport:
-    """aiohttp under httpx: httpx's own pool slows badly with hundreds of concurrent calls."""
-    from httpx_aiohttp import AiohttpTransport
+KEEPALIVE_SECONDS = 5.0
+MAX_CONNECTIONS = 500  # a burst of commands is a burst of list calls: each gets a connection, none waits for one
 
-    return AiohttpTransport(
-        verify=tls_context(), limits=httpx.Limits(max_connections=500, max_keepalive_connections=100)
-    )
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's face on one pooled aiohttp session: one HTTP stack under the client, not two.
+
+    httpx builds the request and reads the answer as always (base URL, headers, params, JSON, status); this
+    hands the request to aiohttp as it is and reads the whole answer, skipping httpx-aiohttp's streaming
+    layer. aiohttp's errors become httpx's, so `_send` classifies them as for any transport:
+
+    * no connection made (refused, unresolvable, TLS refused; connect or pool timeout) → ConnectError or
+      ConnectTimeout: the request never went out (NotSent);
+    * no answer within the read timeout → ReadTimeout (ApiTimeout);
+    * the connection broke after the request was written (dropped, reset, a truncated body) → ReadError
+      (Unavailable: a write may have happened).
+
+    A write goes out once: aiohttp by itself sends a DELETE (an "idempotent" method) again when its
+    connection breaks, which here is turned off; a read whose connection broke (a kept-alive connection the
+    server had just closed) is sent once more at once, as aiohttp would.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, max_connections: int = MAX_CONNECTIONS):
+        self._ssl = ssl_context
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                keepalive_timeout=KEEPALIVE_SECONDS,
+                ssl=self._ssl if self._ssl is not None else True,
+            )
+            # No cookie jar: httpx sends exactly what it built.
+            self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+            self._session._retry_connection = False  # see the class docstring: reads are retried below
+        return self._session
+
+    def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        """aiohttp's timeout for httpx's (connect: the socket; pool: waiting for a connection and making it)."""
+        key = (timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=key[0], sock_read=key[1], connect=key[2])
+            self._timeouts[key] = timeout
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._exchange(request)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if request.method not in _SENT_AGAIN or isinstance(exc, aiohttp.ClientConnectorError):
+                raise _as_httpx(exc, request) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _as_httpx(exc, request) from exc
+        try:
+            return await self._exchange(request)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _as_httpx(exc, request) from exc
+
+    async def _exchange(self, request: httpx.Request) -> httpx.Response:
+        async with self._client().request(
+            request.method,
+            str(request.url),
+            headers=request.headers.multi_items(),
+            data=request.content or None,
+            allow_redirects=False,
+            auto_decompress=False,  # httpx decodes, by the answer's Content-Encoding
+            timeout=self._timeout(request.extensions.get("timeout", {})),
+        ) as response:
+            body = await response.read()
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            response.status, headers=response.raw_headers, content=body, request=request, extensions=extensions
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+_SENT_AGAIN = frozenset({"GET", "HEAD"})
+
+
+def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """An aiohttp error as the httpx error that says the same about whether the request went out."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(f"no connection in time ({exc})", request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(f"no connection ({exc})", request=request)
+    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError (no answer within the read timeout) too
+        return httpx.ReadTimeout(f"no answer in time ({type(exc).__name__})", request=request)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(str(exc), request=request)
+    return httpx.ReadError(f"the connection broke ({type(exc).__name__})", request=request)
+
+
+def default_transport() -> httpx.AsyncBaseTransport:
+    """aiohttp under httpx (`AiohttpTransport`): httpx's own pool slows badly with hundreds of concurrent calls."""
+    return AiohttpTransport(ssl_context=tls_context())
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from bot.backup_api import (
     BackupApi,
     BadRequest,
     NotFound,
+    NotSent,
     Unauthorized,
     Unavailable,
     UnexpectedResponse,
@@ -175,6 +176,84 @@ async def test_refused_connection_is_unavailable_not_timeout():
         await api.list_backups()
     assert not isinstance(caught.value, ApiTimeout)
     await api.aclose()
+
+
+async def test_a_connection_never_made_is_not_sent_on_the_default_transport():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = BackupApi(f"http://127.0.0.1:{port}/api/v1", TOKEN, backoff_seconds=0.0)
+    with pytest.raises(NotSent):
+        await api.create_backup(12345)
+    await api.aclose()
+
+
+async def _dropping_server(drop=lambda n: True):
+    """A server that reads each request and answers an empty list, but closes the connection without answering
+    the `n`th request (from 0) where `drop(n)`; returns (server, url, the methods of the requests seen)."""
+    seen: list[bytes] = []
+    body = b'{"count": 0, "results": []}'
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ),
+                0,
+            )
+            if length:
+                await reader.readexactly(length)
+            seen.append(head.split(b" ", 2)[0])
+            if drop(len(seen) - 1):
+                writer.close()
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/api/v1", seen
+
+
+async def test_a_connection_that_broke_after_sending_is_unavailable_not_not_sent_nor_timeout():
+    server, url, seen = await _dropping_server()
+    api = BackupApi(url, TOKEN, backoff_seconds=0.0)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            await api.create_backup(12345)
+        assert not isinstance(caught.value, NotSent | ApiTimeout), "the request went out: the write may have happened"
+        assert seen == [b"POST"]
+    finally:
+        await api.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_kept_alive_connection_that_broke_is_unavailable_and_a_read_is_tried_again():
+    server, url, seen = await _dropping_server(drop=lambda n: n in (1, 2, 3))
+    api = BackupApi(url, TOKEN, backoff_seconds=0.0, read_attempts=1)
+    try:
+        assert await api.list_backups() == []
+        with pytest.raises(Unavailable) as caught:
+            await api.delete_backup(5001)
+        assert not isinstance(caught.value, NotSent | ApiTimeout)
+        assert seen == [b"GET", b"DELETE"], "a write is sent once (aiohttp alone would send a DELETE again)"
+        with pytest.raises(Unavailable):
+            await api.list_backups()
+        assert seen == [b"GET", b"DELETE", b"GET", b"GET"], "a read whose connection broke is sent once more"
+        assert await api.list_backups() == []
+    finally:
+        await api.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_malformed_answer_is_unexpected():
