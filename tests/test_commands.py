@@ -201,6 +201,17 @@ def test_ack_comes_before_slow_work(roles):
     assert "web-server-01" in text_of(roles.reply(key))
 
 
+def test_ack_comes_before_the_store_is_read(roles):
+    """Who asks (their language, their role) is read after the ack: a store whose reads are held up does not
+    hold up Slack's answer."""
+    store = roles.runtime.store
+    with store._read_lock:  # every read of the store waits while the test holds this
+        response, key = roles.command("list 12345", user=VIEWER)
+        assert response.status_code == 200 and response.text == ""
+        assert roles.recorder.responses(key) == []
+    assert "web-server-01" in text_of(roles.reply(key))
+
+
 def test_mentions_and_channel_from_the_command(roles):
     reply, _ = roles.ask("create 12345", user=OWNER, channel="C0ELSEWHERE")
     assert reply["response_type"] == "ephemeral"

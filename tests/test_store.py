@@ -15,6 +15,7 @@ from bot.store import (
     ChainState,
     ConfirmationState,
     SqliteStore,
+    Standing,
     Store,
     StoreError,
     StoreUnavailable,
@@ -337,3 +338,14 @@ def test_languages_are_kept_per_person(store):
     assert store.language_of("U1") is None
     assert store.set_language("U1", "ko") is True and store.set_language("U1", "ko") is False
     assert store.language_of("U1") == "ko" and store.language_of("U2") is None
+
+
+def test_a_persons_standing_is_one_read_of_admin_role_and_language(store):
+    assert store.standing("U1", 1) == Standing("U1", 1, False, None, None)
+    store.grant("U1", 1, Role.OPERATOR, "x")
+    store.set_language("U1", "ko")
+    assert store.standing("U1", 1) == Standing("U1", 1, False, Role.OPERATOR, "ko")
+    assert store.standing("U1", 2).role is None and store.standing("U1").role is None
+    store.add_admin("U1", "x")
+    assert store.standing("U1", None) == Standing("U1", None, True, None, "ko")
+    assert store.standing("U2", 1) == Standing("U2", 1, False, None, None)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,7 +28,7 @@ from bot.i18n import N_, Words
 from bot.ops.errors import BackupNotFound, PermissionDenied, WrongChannel
 from bot.ops.writes import INTERRUPTED, Sent, Write, WriteKind, WriteOutcome, audit_detail, classify, matches
 from bot.policy import REQUIRED_ROLE, Action, Role, is_allowed
-from bot.store import Followed, Store, StoreUnavailable, WriteRecord, WriteState
+from bot.store import Followed, Standing, Store, StoreUnavailable, WriteRecord, WriteState
 
 if TYPE_CHECKING:
     from bot.ops.approvals import Decision
@@ -93,6 +94,17 @@ class Accepted:
     server_id: int
     description: str
     reason: str
+
+
+@dataclass
+class _Known:
+    """A person's standing, read once for the work in hand (`Core.speaking_to`) and used by every check in it."""
+
+    standing: Standing
+    open: bool = True  # False once the work is over (a task it started must not go on using it)
+
+
+_known: ContextVar[_Known | None] = ContextVar("backupbot_standing", default=None)
 
 
 class Reporter(Protocol):
@@ -166,8 +178,26 @@ class Core:
         except StoreUnavailable as exc:
             log.info("server names not remembered this time: %s", exc)
 
+    def _known_standing(self, user_id: str) -> Standing | None:
+        """The person's standing as read for the work in hand, if it was (see `speaking_to`)."""
+        known = _known.get()
+        if known is not None and known.open and known.standing.user_id == user_id:
+            return known.standing
+        return None
+
     async def is_admin(self, actor: Actor) -> bool:
-        return actor.superuser or actor.user_id in self.admins or await self._db(self.store.is_admin, actor.user_id)
+        if actor.superuser or actor.user_id in self.admins:
+            return True
+        known = self._known_standing(actor.user_id)
+        if known is not None:
+            return known.is_admin
+        return await self._db(self.store.is_admin, actor.user_id)
+
+    async def _role_on(self, user_id: str, server_id: int) -> Role | None:
+        known = self._known_standing(user_id)
+        if known is not None and known.server_id == server_id:
+            return known.role
+        return await self._db(self.store.role_of, user_id, server_id)
 
     async def _authorize(
         self, actor: Actor, action: Action, server_id: int | None, *, admin: bool | None = None, **audit: Any
@@ -175,7 +205,7 @@ class Core:
         """The actor's role on the server, if allowed; else audit the denial and raise. `admin` if already known."""
         if admin is None:
             admin = await self.is_admin(actor)
-        role = await self._db(self.store.role_of, actor.user_id, server_id) if server_id is not None else None
+        role = await self._role_on(actor.user_id, server_id) if server_id is not None else None
         if not is_allowed(action, is_admin=admin, role=role):
             needed = "admin" if server_id is None else _needed(action)
             await self._audit(
@@ -331,23 +361,40 @@ class Core:
         """The person's language: their choice, else the bot's (also if the store is busy)."""
         if not user_id:
             return self.language
+        known = self._known_standing(user_id)
+        if known is not None:
+            return known.language or self.language
         try:
             return await self._db(self.store.language_of, user_id) or self.language
         except StoreUnavailable:
             return self.language
 
     @contextlib.asynccontextmanager
-    async def speaking_to(self, user_id: str | None) -> AsyncIterator[str]:
+    async def speaking_to(self, user_id: str | None, server_id: int | None = None) -> AsyncIterator[str]:
         """Render what follows in the person's language, and announcements in the team's.
 
+        The person's standing (their language, whether they are an admin, their role on `server_id`) is read
+        once, in one query, and every check inside uses it: a command costs one read of who is asking.
         Inside work already speaking to this person (a command's answer inside its listener), the
-        language in force is theirs: it is not read from the store again."""
+        language in force is theirs: nothing is read again. A busy store: the bot's language, and each
+        check reads for itself (and finds the store busy)."""
         if user_id and i18n.reader() == user_id:
             yield i18n.current()
             return
-        language = await self.language_of(user_id)
-        with i18n.speaking(language, self.language, reader=user_id):
-            yield language
+        standing = None
+        if user_id:
+            with contextlib.suppress(StoreUnavailable):
+                standing = await self._db(self.store.standing, user_id, server_id)
+        language = (standing.language if standing else None) or self.language
+        known = _Known(standing) if standing else None
+        token = _known.set(known)
+        try:
+            with i18n.speaking(language, self.language, reader=user_id):
+                yield language
+        finally:
+            if known is not None:
+                known.open = False
+            _known.reset(token)
 
     async def _find(self, actor: Actor, action: Action, backup_id: int, *, gone: bool = False) -> Backup:
         backup, _all = await self._find_among(actor, action, backup_id, gone=gone)

@@ -147,24 +147,32 @@ RUNNERS: dict[Action, Runner] = {
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/backup")
     async def backup_command(ack, command: dict) -> None:
-        """Everything said here is in the person's language (and the team's, for announcements)."""
-        async with deps.ops.speaking_to(command.get("user_id")):
-            await _backup_command(ack, command)
-
-    async def _backup_command(ack, command: dict) -> None:
+        """Acked before anything is read; everything said is in the person's language (announcements in the
+        team's), and who they are is read once, with their role on the command's server."""
+        user_id = command.get("user_id")
+        text = command.get("text") or ""
         try:
-            cmd = parse_command(command.get("text") or "")
-        except UsageError as exc:
-            await ack(**ephemeral(usage_error_message(exc)))
-            return
+            cmd = parse_command(text)  # what parses needs no words; a problem is put in theirs below
+        except UsageError:
+            async with deps.ops.speaking_to(user_id):
+                try:
+                    cmd = parse_command(text)
+                except UsageError as exc:
+                    await ack(**ephemeral(usage_error_message(exc)))
+                    return
         if cmd.action is Action.HELP:
-            try:
-                is_admin, role = await deps.ops.standing(Actor(command["user_id"]))
-            except StoreUnavailable:
-                is_admin, role = True, None  # the store is busy: show everything rather than nothing
-            await ack(**ephemeral(messages.help_message(is_admin, role)))
+            async with deps.ops.speaking_to(user_id):
+                try:
+                    is_admin, role = await deps.ops.standing(Actor(command["user_id"]))
+                except StoreUnavailable:
+                    is_admin, role = True, None  # the store is busy: show everything rather than nothing
+                await ack(**ephemeral(messages.help_message(is_admin, role)))
             return
         await ack()
+        async with deps.ops.speaking_to(user_id, cmd.server_id):
+            await _run(cmd, command)
+
+    async def _run(cmd: Command, command: dict) -> None:
         channel_id = command.get("channel_id")
         it = Invocation(Actor(command["user_id"], channel_id=channel_id), channel_id, command["response_url"])
 

@@ -37,6 +37,7 @@ from bot.store.records import (
     Followed,
     Grant,
     RestoreChain,
+    Standing,
     WindowState,
     WriteRecord,
     WriteState,
@@ -137,6 +138,17 @@ class Store:
                 "SELECT role FROM grants WHERE user_id = ? AND server_id = ?", [user_id, server_id]
             ).fetchone()
         return Role.parse(row[0]) if row else None
+
+    def standing(self, user_id: str, server_id: int | None = None) -> Standing:
+        """Whether the person is an admin (in the store), their role on `server_id`, their language: one query."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM admins WHERE user_id = ?), "
+                "(SELECT role FROM grants WHERE user_id = ? AND server_id = ?), "
+                "(SELECT language FROM languages WHERE user_id = ?)",
+                [user_id, user_id, server_id, user_id],
+            ).fetchone()
+        return Standing(user_id, server_id, bool(row[0]), Role.parse(row[1]) if row[1] else None, row[2])
 
     def grants(self, user_id: str | None = None) -> list[Grant]:
         where, args = ("WHERE user_id = ?", [user_id]) if user_id else ("", [])

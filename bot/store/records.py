@@ -28,6 +28,18 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """A person's standing, read in one query: admin in the store, their role on one server (if one was named),
+    the language they chose (if any)."""
+
+    user_id: str
+    server_id: int | None
+    is_admin: bool
+    role: Role | None
+    language: str | None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     id: int
     at: str
