@@ -205,7 +205,7 @@ def test_ack_comes_before_the_store_is_read(roles):
     """Who asks (their language, their role) is read after the ack: a store whose reads are held up does not
     hold up Slack's answer."""
     store = roles.runtime.store
-    with store._read_lock:  # every read of the store waits while the test holds this
+    with store._read_lock, store._now_lock:  # every read of the store waits while the test holds these
         response, key = roles.command("list 12345", user=VIEWER)
         assert response.status_code == 200 and response.text == ""
         assert roles.recorder.responses(key) == []

@@ -20,6 +20,7 @@ from bot.store import (
     StoreError,
     StoreUnavailable,
     WindowState,
+    WouldWait,
 )
 from bot.store.postgres import PgStore
 
@@ -349,3 +350,44 @@ def test_a_persons_standing_is_one_read_of_admin_role_and_language(store):
     store.add_admin("U1", "x")
     assert store.standing("U1", None) == Standing("U1", None, True, None, "ko")
     assert store.standing("U2", 1) == Standing("U2", 1, False, None, None)
+
+
+def test_a_read_at_once_never_waits_and_never_writes(tmp_path):
+    path = str(tmp_path / "now.db")
+    store = SqliteStore(path, busy_seconds=0.2)
+    store.grant("U1", 1, Role.OWNER, "x")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process writing
+    try:
+        assert store.read_now(store.role_of, "U1", 1) is Role.OWNER, "a read at once goes on beside a writer"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with pytest.raises(WouldWait):
+        store.read_now(store.grant, "U2", 1, Role.VIEWER, "x")
+    assert store.role_of("U2", 1) is None
+    held, go = threading.Event(), threading.Event()
+
+    def hold():
+        store.read_now(lambda: (held.set(), go.wait(5)))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        with pytest.raises(WouldWait):  # its connection is in use: the caller reads in a thread instead
+            store.read_now(store.role_of, "U1", 1)
+    finally:
+        go.set()
+        holder.join()
+    assert store.read_now(store.standing, "U1", 1).role is Role.OWNER
+    store.close()
+
+
+def test_postgres_is_never_read_at_once(pg_url):
+    store = PgStore(pg_url)
+    try:
+        with pytest.raises(WouldWait):
+            store.read_now(store.role_of, "U1", 1)
+    finally:
+        store.close()

@@ -15,7 +15,7 @@ declared once in `schema.py`. The rest of the bot imports from here.
 from __future__ import annotations
 
 from bot.clock import utc_now
-from bot.store.errors import StoreError, StoreUnavailable
+from bot.store.errors import StoreError, StoreUnavailable, WouldWait
 from bot.store.queries import SOURCES, Store
 from bot.store.records import (
     OUTCOMES,
@@ -64,6 +64,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "WindowState",
+    "WouldWait",
     "WriteRecord",
     "WriteState",
     "is_postgres_url",

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
+from bot.store.errors import WouldWait
 from bot.store.records import (
     OUTCOMES,
     Announcement,
@@ -48,6 +49,7 @@ from bot.store.records import (
 )
 from bot.store.schema import COPIED_TABLES, IDENTITY_TABLES, quoted
 
+T = TypeVar("T")
 SOURCES = ("slack", "cli", "policy", "token")  # who acted: a person in Slack, the CLI, a policy, a token
 
 
@@ -94,6 +96,11 @@ class Store:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def read_now(self, read: Callable[..., T], *args: Any) -> T:
+        """Run `read` (one of this store's reads) here and now, if the store can answer it without waiting;
+        else raise WouldWait, and the caller reads in a thread. Only SQLite can (see SqliteStore.read_now)."""
+        raise WouldWait("this store is read in a thread")
 
     def schema_version(self) -> int:
         raise NotImplementedError

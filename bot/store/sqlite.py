@@ -6,6 +6,12 @@ up a read, and WAL lets reads go on while another process writes, so `serve`
 and the CLI can share a file. SQLite's errors are translated here, once, into
 `StoreUnavailable`.
 
+A third connection, which never waits (no busy timeout, its lock only tried),
+answers `read_now`: the few indexed reads the bot makes for every request and
+every tick of its background loop run on the event loop itself, in microseconds,
+rather than in a thread; whenever that connection would have to wait, the read
+goes to a thread as any other.
+
 On open, a new file is given the current schema in one transaction and an
 older one is migrated (bot/store/schema.py), also in one transaction, which a
 second process opening the file waits for.
@@ -16,15 +22,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from bot.clock import utc_now
-from bot.store.errors import StoreError, StoreUnavailable
-from bot.store.queries import Store
+from bot.store.errors import StoreError, StoreUnavailable, WouldWait
+from bot.store.queries import Store, T
 from bot.store.schema import SCHEMA_VERSION, migrate_sqlite, sqlite_schema
 
 DEFAULT_BUSY_SECONDS = 0.5
@@ -51,6 +57,9 @@ class SqliteStore(Store):
         self._clock = clock
         self._write_lock = threading.RLock()
         self._read_lock = threading.RLock()
+        self._now_lock = threading.Lock()
+        self._now: threading.local = threading.local()  # `active` while this thread runs a read_now
+        self._now_sql: SqliteSql | None = None
         try:
             self.db = sqlite_utils.Database(self._connect(busy_seconds))
             with self._write_lock:
@@ -69,13 +78,35 @@ class SqliteStore(Store):
         return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_seconds)
 
     def close(self) -> None:
-        with self._write_lock, self._read_lock:
+        with self._write_lock, self._read_lock, self._now_lock:
+            if self._now_sql is not None:
+                self._now_sql.conn.close()
+                self._now_sql = None
             if self._reader is not self.db:
                 self._reader.conn.close()
             self.db.conn.close()
 
+    def read_now(self, read: Callable[..., T], *args: Any) -> T:
+        """Run `read` (one of this store's reads) on this thread, on the connection that never waits: SQLite in
+        WAL mode reads beside any writer, so a busy store is no reason to wait; WouldWait if that connection is
+        in use by another thread, or SQLite answers busy (recovering a file, say)."""
+        if self._reader is self.db or not self._now_lock.acquire(blocking=False):
+            raise WouldWait("the connection for reads at once is in use")
+        try:
+            if self._now_sql is None:
+                self._now_sql = SqliteSql(self._connect(0.0))
+            self._now.active = True
+            return read(*args)
+        except sqlite3.Error as exc:  # connecting
+            raise WouldWait(str(exc)) from exc
+        finally:
+            self._now.active = False
+            self._now_lock.release()
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[SqliteSql]:
+        if getattr(self._now, "active", False):
+            raise WouldWait("a write is never made at once")
         with self._write_lock:
             try:
                 yield self._write_sql
@@ -94,6 +125,14 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[SqliteSql]:
+        if getattr(self._now, "active", False):
+            try:
+                yield self._now_sql
+            except sqlite3.OperationalError as exc:
+                raise WouldWait(_words(exc)) from exc
+            except sqlite3.DatabaseError as exc:
+                raise StoreUnavailable(_words(exc)) from exc
+            return
         with self._read_lock:
             try:
                 yield self._read_sql
