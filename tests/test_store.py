@@ -159,6 +159,33 @@ def test_server_names_learned(store):
     assert store.server_names() == {1: "uno", 2: "two"}
 
 
+def test_server_names_are_written_only_when_new_or_renamed(backend, monkeypatch):
+    from datetime import UTC, datetime
+
+    from bot.store import queries
+
+    store, other = backend(), backend()
+    try:
+        store._clock = lambda: datetime(2026, 1, 1, tzinfo=UTC)
+        store.learn_servers([(1, "one")])
+        assert store.knows_names({1: "one"})
+        assert not store.knows_names({1: "uno"}) and not store.knows_names({1: "one", 2: "two"})
+        store._clock = lambda: datetime(2026, 1, 2, tzinfo=UTC)
+        store.learn_servers([(1, "one"), (2, "two")])
+        seen = {row["id"]: row["seen_at"] for row in store.table_rows("servers")}
+        assert seen[1].startswith("2026-01-01") and seen[2].startswith("2026-01-02"), "a known name is not written"
+        store.learn_servers([(2, "deux")])
+        assert store.server_names() == {1: "one", 2: "deux"} and store.knows_names({2: "deux"})
+        other.learn_servers([(1, "uno")])  # another process, which saw another name
+        monkeypatch.setattr(queries, "NAMES_REFRESH_SECONDS", 0.0)
+        assert not store.knows_names({1: "one"}), "what the store holds is read again in time"
+        store.learn_servers([(1, "one")])
+        assert store.server_names()[1] == "one"
+    finally:
+        store.close()
+        other.close()
+
+
 def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
     path = str(tmp_path / "m.db")
     raw = sqlite3.connect(path)

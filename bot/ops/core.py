@@ -180,9 +180,13 @@ class Core:
         )
 
     async def _learn(self, backups: Any) -> None:
-        """Remember server names: a cache, so a busy store just skips it."""
+        """Remember server names: a cache, so a busy store just skips it. Only new or renamed ones are written:
+        names the store is known to hold cost no store call at all."""
+        servers = {b.server.id: b.server.name for b in backups}
+        if not servers or self.store.knows_names(servers):
+            return
         try:
-            await self._db(self.store.learn_servers, [(b.server.id, b.server.name) for b in backups])
+            await self._db(self.store.learn_servers, servers.items())
         except StoreUnavailable as exc:
             log.info("server names not remembered this time: %s", exc)
 

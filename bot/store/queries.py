@@ -50,6 +50,7 @@ from bot.store.records import (
 from bot.store.schema import COPIED_TABLES, IDENTITY_TABLES, quoted
 
 T = TypeVar("T")
+NAMES_REFRESH_SECONDS = 300.0  # how long this process trusts what it knows of the server names in the store
 SOURCES = ("slack", "cli", "policy", "token")  # who acted: a person in Slack, the CLI, a policy, a token
 
 
@@ -87,6 +88,8 @@ class Store:
 
     path: str
     _clock = staticmethod(utc_now)
+    _names: dict[int, str] | None = None  # server names the store holds, as this process last read or wrote them
+    _names_read_at = 0.0
 
     def _writing(self) -> AbstractContextManager[Sql]:
         raise NotImplementedError
@@ -277,18 +280,38 @@ class Store:
 
     # --- server names -----------------------------------------------------
 
+    def knows_names(self, servers: dict[int, str]) -> bool:
+        """Whether the store holds each of these servers under that name already, as far as this process knows
+        (no I/O: what it read and wrote in the last NAMES_REFRESH_SECONDS)."""
+        names = self._names
+        if names is None or time.monotonic() - self._names_read_at > NAMES_REFRESH_SECONDS:
+            return False
+        return all(names.get(sid) == name for sid, name in servers.items())
+
     def learn_servers(self, servers: Iterable[tuple[int, str]]) -> None:
+        """Remember server names: only those new or renamed are written, all in one transaction.
+
+        What the store holds is read again every NAMES_REFRESH_SECONDS, so a name another process wrote
+        meanwhile is put right within that time."""
         unique = dict(servers)
         if not unique:
             return
+        names = self._names
+        if names is None or time.monotonic() - self._names_read_at > NAMES_REFRESH_SECONDS:
+            names, self._names_read_at = self.server_names(), time.monotonic()
+            self._names = names
+        new = {sid: name for sid, name in unique.items() if names.get(sid) != name}
+        if not new:
+            return
         now = iso_seconds(self._clock())
         with self._writing() as db:
-            for sid, name in unique.items():
+            for sid, name in new.items():
                 db.execute(
                     "INSERT INTO servers (id, name, seen_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET name = excluded.name, seen_at = excluded.seen_at",
                     [sid, name, now],
                 )
+        self._names = {**names, **new}
 
     def server_names(self) -> dict[int, str]:
         with self._reading() as db:
