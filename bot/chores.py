@@ -176,8 +176,13 @@ class Background:
         return False
 
     async def run(self) -> None:
+        task = asyncio.current_task()
         while True:
             await self.run_once()
+            if task is not None and task.cancelling():
+                # Stopped while a chore ran, and the chore swallowed the cancellation (Python 3.11's
+                # asyncio.wait_for does when what it waits for ends at that moment): stop all the same.
+                raise asyncio.CancelledError
             await self._sleep(self._until_next())
 
     def _until_next(self) -> float:

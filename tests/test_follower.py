@@ -12,6 +12,7 @@ from bot.backup_api import BackupApi
 from bot.chores import Background, Chore
 from bot.follower import Follower
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
+from bot.store import SqliteStore
 
 
 class Reports:
@@ -126,6 +127,28 @@ async def test_rounds_back_off_while_the_api_fails(world):
     with pytest.raises(asyncio.CancelledError):
         await loop.run()
     assert [b - a for a, b in itertools.pairwise(rounds)] == [60, 120, 200, 200, 30, 30]
+
+
+async def test_the_loop_stops_even_if_a_chore_swallowed_the_cancellation(tmp_path):
+    store = SqliteStore(str(tmp_path / "stubborn.db"))
+    started, swallowed = asyncio.Event(), []
+
+    async def stubborn():
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(True)  # once, as Python 3.11's asyncio.wait_for can when what it waits for ends then
+
+    loop = Background(store, [Chore("stubborn", stubborn)], tick=0.01)
+    task = loop.start()
+    await started.wait()
+    stopping = asyncio.ensure_future(loop.stop())
+    await asyncio.wait([stopping], timeout=5)
+    assert stopping.done() and task.done(), "stopped, though the chore swallowed the cancellation"
+    store.close()
 
 
 async def test_quota_news_counts_manual_backups(world):

@@ -427,7 +427,8 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
         timeout = (request.extensions.get("timeout") or {}).get("read")
         call = respond(self.sim, request.method, request.url.path, request.url.query.decode(), request.headers, body)
         try:
-            answer = await asyncio.wait_for(call, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: in Python 3.11 it can swallow a cancellation
+                answer = await call
         except TimeoutError:
             raise httpx.ReadTimeout("simulated API did not answer", request=request) from None
         content, headers = answer.encoded()
