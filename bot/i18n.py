@@ -84,12 +84,18 @@ def reader() -> str | None:
 
 
 def _(message: str) -> str:
-    """`message` in the current language."""
-    return _in_language(translations(_person.get()).gettext(message))
+    """`message` in the current language (the source language is the text itself: nothing to look up)."""
+    language = _person.get()
+    if language == SOURCE:
+        return message
+    return _in_language(translations(language).gettext(message))
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
-    return _in_language(translations(_person.get()).ngettext(singular, plural, count))
+    language = _person.get()
+    if language == SOURCE:
+        return singular if count == 1 else plural
+    return _in_language(translations(language).ngettext(singular, plural, count))
 
 
 def _in_language(text: str) -> str:

@@ -104,16 +104,19 @@ def ago(moment: datetime, now: datetime) -> str:
         return _("just now")
     count, unit = next((int(abs(seconds) // size), unit) for unit, size in _UNITS if abs(seconds) >= size)
     if seconds < 0:
-        return {
-            "day": ngettext("in {n} day", "in {n} days", count),
-            "hour": ngettext("in {n} hour", "in {n} hours", count),
-            "minute": ngettext("in {n} minute", "in {n} minutes", count),
-        }[unit].format(n=count)
-    return {
-        "day": ngettext("{n} day ago", "{n} days ago", count),
-        "hour": ngettext("{n} hour ago", "{n} hours ago", count),
-        "minute": ngettext("{n} minute ago", "{n} minutes ago", count),
-    }[unit].format(n=count)
+        if unit == "day":
+            words = ngettext("in {n} day", "in {n} days", count)
+        elif unit == "hour":
+            words = ngettext("in {n} hour", "in {n} hours", count)
+        else:
+            words = ngettext("in {n} minute", "in {n} minutes", count)
+    elif unit == "day":
+        words = ngettext("{n} day ago", "{n} days ago", count)
+    elif unit == "hour":
+        words = ngettext("{n} hour ago", "{n} hours ago", count)
+    else:
+        words = ngettext("{n} minute ago", "{n} minutes ago", count)
+    return words.format(n=count)
 
 
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))

@@ -100,9 +100,13 @@ def listing_message(listing: Listing, now: datetime, offset: int = 0, page_size:
         "*{n} {kind}backup* on {scope}, newest first.", "*{n} {kind}backups* on {scope}, newest first.", total
     ).format(n=total, kind=kind, scope=scope)
     blocks = [section(head)]
+    offered: dict[Role | None, list[Action]] = {}
     for backup in page:
         blocks.append(section(backup_text(backup, now)))
-        actions = backup_actions(is_admin=listing.is_admin, role=listing.role_on(backup.server.id))
+        role = listing.role_on(backup.server.id)
+        actions = offered.get(role)
+        if actions is None:
+            actions = offered[role] = backup_actions(is_admin=listing.is_admin, role=role)
         buttons = []
         if Action.RESTORE in actions and backup.is_restorable:
             buttons.append(button(_("Restore…"), RESTORE_REQUEST, str(backup.id)))
