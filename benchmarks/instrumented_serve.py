@@ -5,6 +5,7 @@
 Counts, each split by whether it happened while serving a Slack request (a context variable set around
 `BotAsgi._slack`; tasks and `to_thread` workers inherit it) or in the background loop:
 * thread hops: every `asyncio.to_thread` call, by function;
+* reads at once: every read the store answered on the event loop (`SqliteStore.read_now`), by function;
 * executor submits: every `ThreadPoolExecutor.submit`, whoever calls it;
 * SQL statements: every statement SQLite runs on a connection the bot opened (`set_trace_callback`),
   literals replaced by `?` so alike statements count together;
@@ -29,11 +30,12 @@ from collections import Counter
 import aiohttp
 
 import bot.server
+import bot.store.sqlite
 from bot.__main__ import main
 
 IN_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_in_request", default=False)
 _lock = threading.Lock()
-COUNTS: dict[str, Counter] = {kind: Counter() for kind in ("hops", "submits", "sql", "http", "logs")}
+COUNTS: dict[str, Counter] = {kind: Counter() for kind in ("hops", "at once", "submits", "sql", "http", "logs")}
 
 
 def count(kind: str, name: str) -> None:
@@ -53,6 +55,17 @@ async def to_thread(func, /, *args, **kwargs):
 
 
 asyncio.to_thread = to_thread
+
+_read_now = bot.store.sqlite.SqliteStore.read_now
+
+
+def read_now(self, read, *args):
+    result = _read_now(self, read, *args)  # WouldWait: not counted here (the to_thread that follows is)
+    count("at once", getattr(read, "__qualname__", None) or repr(read))
+    return result
+
+
+bot.store.sqlite.SqliteStore.read_now = read_now
 
 _submit = concurrent.futures.ThreadPoolExecutor.submit
 

@@ -52,11 +52,14 @@ STEPS: list[tuple[str, str]] = [
         "background loop (follower, chores, lease)",
         r"Follower\.|bot/follower\.py|bot/slack/safety\.py|expire_due|drain_outbox",
     ),
-    ("store: Store.language_of (worker thread)", r"Store\.language_of"),
-    ("store: Store.role_of (worker thread)", r"Store\.role_of"),
+    (
+        "store: Store.standing (who asks: at once, or a worker thread)",
+        r"Store\.standing|Store\.language_of|Store\.role_of",
+    ),
     ("store: Store.learn_servers (worker thread)", r"Store\.learn_servers"),
     ("store: Store.audit (worker thread)", r"Store\.audit"),
-    ("store: other Store calls (worker thread)", r"bot/store\.py"),
+    ("store: Store.due_work (the background loop's probe)", r"Store\.due_work"),
+    ("store: other Store calls", r"bot/store/"),
     ("thread pool: worker glue (take the call, hand the result back, wake the loop)", r"^POOL"),
     ("reply: ResponseUrls.send (slack_sdk webhook, aiohttp POST)", r"ResponseUrls\.send|slack_sdk/webhook"),
     (
@@ -321,6 +324,7 @@ def print_counts(title: str, delta: dict[str, Counter], divisor: float, phase: s
     print(f"\n{title}")
     for kind, label in (
         ("hops", "thread hops"),
+        ("at once", "store reads at once, on the event loop (no hop)"),
         ("sql", "SQL statements"),
         ("http", "HTTP requests"),
         ("logs", "log records"),

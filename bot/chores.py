@@ -8,6 +8,12 @@ list; a new family of background work is one more line in it.
 Each tick (once a second) the loop runs the chores that are due. Work that
 outlives a request is a row in the store, claimed per item, so every bot
 sharing a store may run every chore and each item is still acted on once.
+A chore that names a `due` probe runs only when the store says there is
+something for it: one read a tick (`Store.due_work`, at once on the event
+loop when SQLite allows) answers for all of them, so an idle tick costs one
+indexed read rather than a thread hop and a claim per chore. Every
+SWEEP_SECONDS each chore runs whatever the probes say, so a probe that fell
+out of step with its chore delays work, never loses it.
 Chores that poll the backup API are `leader_only`: only the holder of the
 `poller` lease runs them, so the API sees one list call per server per round
 however many bots run. The leader renews the lease while it works; the others
@@ -29,7 +35,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bot.store import Store, StoreUnavailable
+from bot.ops.core import CHAIN_STEP_SECONDS
+from bot.store import Store, StoreUnavailable, WouldWait
 
 if TYPE_CHECKING:
     from bot.follower import Follower
@@ -42,6 +49,7 @@ POLL_LEASE = "poller"
 MIN_LEASE_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 600.0
 WATCH_EVERY_ROUNDS = 10
+SWEEP_SECONDS = 60.0  # every chore runs at least this often, whatever the probes say
 
 T = TypeVar("T")
 
@@ -55,6 +63,7 @@ class Chore:
     every: float = 0.0
     leader_only: bool = False  # polls the backup API: only the lease holder runs it
     backoff: bool = False  # a run that returns False (the API failed) doubles the wait before the next
+    due: str | None = None  # a probe of Store.DUE_PROBES: run only when it finds work (None: every time)
 
 
 def each(results: Callable[[], Awaitable[Iterable[T]]], report: Callable[[T], Awaitable[None]]):
@@ -79,12 +88,14 @@ def each(results: Callable[[], Awaitable[Iterable[T]]], report: Callable[[T], Aw
 def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, poll_seconds: float) -> list[Chore]:
     """What the bot does in the background, in the order each tick runs it."""
     return [
-        Chore("kept messages", reporter.deliver_kept),  # announcements and card updates Slack has not accepted yet
-        Chore("expired requests", each(ops.expire_approvals, reporter.request_settled)),
-        Chore("interrupted requests", each(ops.interrupted_approvals, reporter.request_settled)),
-        Chore("due deletes", each(ops.send_due_deletes, reporter.delete_sent)),  # their undo window ended
-        Chore("interrupted chains", each(ops.interrupted_chains, reporter.chain_moved)),
-        Chore("follow", follower.poll_once, poll_seconds, leader_only=True, backoff=True),
+        # announcements and card updates Slack has not accepted yet
+        Chore("kept messages", reporter.deliver_kept, due="outbox"),
+        Chore("expired requests", each(ops.expire_approvals, reporter.request_settled), due="expired approvals"),
+        Chore("interrupted requests", each(ops.interrupted_approvals, reporter.request_settled), due="stale approvals"),
+        # their undo window ended
+        Chore("due deletes", each(ops.send_due_deletes, reporter.delete_sent), due="due deletes"),
+        Chore("interrupted chains", each(ops.interrupted_chains, reporter.chain_moved), due="stale chains"),
+        Chore("follow", follower.poll_once, poll_seconds, leader_only=True, backoff=True, due="following"),
         Chore(
             "automatic backups",
             follower.watch_automatic,
@@ -109,6 +120,7 @@ class Background:
         holder: str | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] | None = None,
+        stale_seconds: float = CHAIN_STEP_SECONDS,
     ):
         self.store = store
         self.chores = chores
@@ -123,6 +135,8 @@ class Background:
         self._due: dict[str, float] = {}
         self._waits: dict[str, float] = {}
         self._lease_due = 0.0
+        self._sweep_due = 0.0  # the first pass runs every chore
+        self.stale_seconds = stale_seconds
         self._task: asyncio.Task | None = None
 
     def _now(self) -> float:
@@ -143,24 +157,46 @@ class Background:
         return leading
 
     async def run_once(self) -> None:
-        """One pass: renew or ask for the lease when due, then run each chore that is due."""
+        """One pass: renew or ask for the lease when due, then run each chore that is due and has work."""
         if self._now() >= self._lease_due:
             await self.lead()
-        for chore in self.chores:
-            if chore.leader_only and not self.leading:
+        ready = [
+            chore
+            for chore in self.chores
+            if (self.leading or not chore.leader_only) and self._now() >= self._due.get(chore.name, 0.0)
+        ]
+        work = await self._due_work(ready)
+        for chore in ready:
+            if work is not None and chore.due is not None and chore.due not in work:
+                self._schedule(chore, None)  # nothing for it: as if it ran and found nothing
                 continue
-            if self._now() < self._due.get(chore.name, 0.0):
-                continue
-            healthy = await self._run(chore)
-            wait = chore.every or self.tick
-            if chore.backoff:
-                last = self._waits.get(chore.name, chore.every)
-                wait = (
-                    chore.every if healthy is not False else min(last * 2, max(self.max_backoff_seconds, chore.every))
-                )
-                self._waits[chore.name] = wait
-            self._due[chore.name] = self._now() + wait
+            self._schedule(chore, await self._run(chore))
         self.rounds += 1
+
+    def _schedule(self, chore: Chore, healthy: Any) -> None:
+        wait = chore.every or self.tick
+        if chore.backoff:
+            last = self._waits.get(chore.name, chore.every)
+            wait = chore.every if healthy is not False else min(last * 2, max(self.max_backoff_seconds, chore.every))
+            self._waits[chore.name] = wait
+        self._due[chore.name] = self._now() + wait
+
+    async def _due_work(self, ready: list[Chore]) -> frozenset[str] | None:
+        """The probes with work now, in one read of the store; None: run every ready chore (a sweep is due, or
+        the store could not say)."""
+        if not any(chore.due for chore in ready):
+            return None
+        if self._now() >= self._sweep_due:
+            self._sweep_due = self._now() + SWEEP_SECONDS
+            return None
+        try:
+            try:
+                return self.store.read_now(self.store.due_work, self.stale_seconds)
+            except WouldWait:
+                return await asyncio.to_thread(self.store.due_work, self.stale_seconds)
+        except StoreUnavailable as exc:
+            log.info("the background loop could not see what is due (%s): every chore runs", exc)
+            return None
 
     async def run_chore(self, name: str) -> Any:
         """Run one chore now, whatever its schedule (tests use it to take one step of the loop)."""

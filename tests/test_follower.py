@@ -151,6 +151,47 @@ async def test_the_loop_stops_even_if_a_chore_swallowed_the_cancellation(tmp_pat
     store.close()
 
 
+async def test_an_idle_tick_is_one_read_and_a_chore_runs_when_its_probe_finds_work(tmp_path):
+    from bot.chores import SWEEP_SECONDS
+
+    store = SqliteStore(str(tmp_path / "idle.db"))
+    now, ran = [0.0], []
+
+    def chore(name):
+        async def run():
+            ran.append(name)
+
+        return run
+
+    chores = [
+        Chore("kept messages", chore("kept messages"), due="outbox"),
+        Chore("due deletes", chore("due deletes"), due="due deletes"),
+        Chore("always", chore("always")),
+    ]
+    loop = Background(store, chores, tick=1, monotonic=lambda: now[0])
+    await loop.run_once()
+    assert ran == ["kept messages", "due deletes", "always"], "the first pass runs every chore"
+    reads = []
+    store.due_work = lambda stale: reads.append(stale) or SqliteStore.due_work(store, stale)
+    for _ in range(5):
+        ran.clear()
+        now[0] += 1
+        await loop.run_once()
+        assert ran == ["always"], "nothing due: the chores with a probe are not run"
+    assert len(reads) == 5, "one read a tick"
+    store.enqueue_announcement("C1", {"text": "hi"})
+    ran.clear()
+    now[0] += 1
+    await loop.run_once()
+    assert ran == ["kept messages", "always"]
+    store.claim_due_announcements(claim_seconds=3600)
+    ran.clear()
+    now[0] += SWEEP_SECONDS
+    await loop.run_once()
+    assert ran == ["kept messages", "due deletes", "always"], "a sweep runs every chore, whatever the probes say"
+    store.close()
+
+
 async def test_quota_news_counts_manual_backups(world):
     w = world
     await create(w.api, w.store, 12346)

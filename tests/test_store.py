@@ -12,6 +12,7 @@ import pytest
 from bot.policy import Role
 from bot.store import (
     SCHEMA_VERSION,
+    ApprovalState,
     ChainState,
     ConfirmationState,
     SqliteStore,
@@ -418,3 +419,75 @@ def test_postgres_is_never_read_at_once(pg_url):
             store.read_now(store.role_of, "U1", 1)
     finally:
         store.close()
+
+
+def test_what_is_due_is_one_read_that_agrees_with_each_chores_query(store):
+    """Each probe of due_work is true exactly when the query of its chore finds something (stale: 60 s)."""
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2026, 6, 1, tzinfo=UTC)]
+    store._clock = lambda: now[0]
+    assert store.due_work(60) == frozenset()
+
+    def approval(expires_at: float):
+        return store.create_approval(
+            action="delete",
+            backup_id=1,
+            server_id=1,
+            server_name="s",
+            target_server_id=1,
+            target_server_name="s",
+            backup_created_at="x",
+            backup_type="manual",
+            backup_description="",
+            requested_by="U1",
+            reason="",
+            origin_channel=None,
+            response_url=None,
+            expires_at=expires_at,
+            safety=0,
+        )
+
+    store.enqueue_announcement("C1", {"text": "later"}, after_seconds=30)
+    store.open_delete_window(**{**A_DELETE_WINDOW, "due_at": now[0].timestamp() + 30})
+    waiting = approval(now[0].timestamp() + 30)
+    assert store.due_work(60) == frozenset(), "nothing is due yet"
+    now[0] += timedelta(seconds=31)
+    assert store.due_work(60) == {"outbox", "due deletes", "expired approvals"}
+    assert len(store.claim_due_announcements()) == 1 and len(store.claim_due_deletes()) == 1
+    assert [r.id for r in store.expire_approvals()] == [waiting.id]
+    assert store.due_work(60) == frozenset(), "claimed: nothing left for anyone"
+    now[0] += timedelta(seconds=121)
+    assert store.due_work(60) == {"outbox", "due deletes"}, "claims that lapsed are due again"
+    (item,) = store.claim_due_announcements()
+    (window,) = store.claim_due_deletes()
+    store.announcement_sent(item.id)
+    assert store.end_delete_window(window.id, WindowState.DONE)
+    assert store.due_work(60) == frozenset()
+
+    approved = approval(now[0].timestamp() + 3600)
+    assert store.claim_approval(approved.id, "U2")
+    chain = store.start_chain(
+        backup_id=1,
+        server_id=2,
+        server_name="s",
+        target_server_id=2,
+        target_server_name="s",
+        requested_by="U1",
+        approved_by=None,
+        channel_id=None,
+        response_url=None,
+        safety_backup_id=None,
+    )
+    store.follow(backup_id=9, server_id=1, requested_by="U1", channel_id=None, response_url=None)
+    assert store.due_work(60) == {"following"}
+    now[0] += timedelta(seconds=61)
+    assert store.due_work(60) == {"stale approvals", "stale chains", "following"}
+    assert store.stale_approvals(60) and store.stale_chains(60)
+    store.end_approval(approved.id, ApprovalState.DONE)
+    assert store.move_chain(chain.id, ChainState.CREATING, ChainState.WAITING, safety_backup_id=9)
+    assert store.finish_follow(9, "completed")
+    assert store.due_work(60) == {"following"}, "a restore waiting on its safety backup is followed"
+    assert store.move_chain(chain.id, ChainState.WAITING, ChainState.RESTORING)
+    now[0] += timedelta(seconds=61)
+    assert store.due_work(60) == {"stale chains"}

@@ -527,6 +527,44 @@ class Store:
                 [error, item_id],
             )
 
+    # What the background loop has to do, in one read: each probe is true when the claim or read of that
+    # chore (the query named beside it) would find something now. Keep each in step with its query.
+    DUE_PROBES = (
+        # claim_due_announcements
+        "outbox",
+        # expire_approvals
+        "expired approvals",
+        # stale_approvals(stale_seconds)
+        "stale approvals",
+        # claim_due_deletes
+        "due deletes",
+        # stale_chains(stale_seconds)
+        "stale chains",
+        # following, waiting_chains
+        "following",
+    )
+
+    def due_work(self, stale_seconds: float) -> frozenset[str]:
+        """Which of DUE_PROBES have something to do now (stale: mid-step longer than `stale_seconds`): one
+        statement of indexed EXISTS, so an idle tick of the background loop is one read."""
+        now = self._clock()
+        at, cutoff = now.timestamp(), now.timestamp() - stale_seconds
+        cutoff_iso = iso_seconds(now - timedelta(seconds=stale_seconds))
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending' AND not_before <= ? "
+                "AND (claimed_until IS NULL OR claimed_until < ?)), "
+                "EXISTS (SELECT 1 FROM approval_requests WHERE state = 'pending' AND expires_at <= ?), "
+                "EXISTS (SELECT 1 FROM approval_requests WHERE state = 'approved' AND decided_at < ?), "
+                "EXISTS (SELECT 1 FROM delete_windows WHERE (state = 'waiting' AND due_at <= ?) "
+                "OR (state = 'sending' AND claimed_until < ?)), "
+                "EXISTS (SELECT 1 FROM restore_chains WHERE state IN ('creating', 'restoring') AND updated_at < ?), "
+                "EXISTS (SELECT 1 FROM followed WHERE state = 'following') "
+                "OR EXISTS (SELECT 1 FROM restore_chains WHERE state = 'waiting')",
+                [at, at, at, cutoff_iso, at, at, cutoff],
+            ).fetchone()
+        return frozenset(name for name, due in zip(self.DUE_PROBES, row, strict=True) if due)
+
     def pending_work(self) -> dict[str, int]:
         """What the bot holds to do later, by kind (for /metrics)."""
         with self._reading() as db:
