@@ -491,3 +491,19 @@ def test_what_is_due_is_one_read_that_agrees_with_each_chores_query(store):
     assert store.move_chain(chain.id, ChainState.WAITING, ChainState.RESTORING)
     now[0] += timedelta(seconds=61)
     assert store.due_work(60) == {"stale chains"}
+
+
+def test_a_new_or_current_file_is_opened_without_loading_sqlite_utils(tmp_path):
+    """sqlite-utils migrates files made by older versions; a bot on a new or current file never loads it (memory)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from bot.store import SqliteStore\n"
+        f"SqliteStore({str(tmp_path / 'fresh.db')!r}).close()\n"
+        f"SqliteStore({str(tmp_path / 'fresh.db')!r}).close()\n"
+        "assert 'sqlite_utils' not in sys.modules, 'sqlite_utils was loaded'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

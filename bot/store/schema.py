@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 9
 LEGACY_POSTGRES_VERSIONS = {1: 8}
@@ -275,17 +277,29 @@ def migrate_sqlite(db: sqlite_utils.Database) -> None:
             target.create_index(list(columns), if_not_exists=True)
 
 
-@functools.cache
-def sqlite_schema() -> tuple[str, ...]:
-    """The SQL of every table and index a fully migrated SQLite store has, in the order they are made.
+SQLITE_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}  # what sqlite-utils makes of each
 
-    Worked out once per process on an in-memory database, so a new file is given it in one go.
-    """
-    db = sqlite_utils.Database(memory=True)
-    migrate_sqlite(db)
-    rows = db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
-    db.close()
-    return tuple(sql for (sql,) in rows)
+
+@functools.cache
+def sqlite_ddl() -> tuple[str, ...]:
+    """The SQL of every table and index a fully migrated SQLite store has, in the order they are made: what
+    sqlite-utils makes of the declarations (`migrate_sqlite` on an empty file), written here so a new file
+    needs no sqlite-utils. tests/test_store.py holds a new file to the schema of a migrated one."""
+    statements = []
+    for table in TABLES:
+        single = table.pk[0] if len(table.pk) == 1 else None
+        columns = [
+            f"   {quoted(name)} {SQLITE_TYPES[kind]}" + (" PRIMARY KEY" if name == single else "")
+            for name, kind in table.columns.items()
+        ]
+        if single is None:
+            columns.append(f"   PRIMARY KEY ({', '.join(quoted(c) for c in table.pk)})")
+        statements.append(f"CREATE TABLE {quoted(table.name)} (\n" + ",\n".join(columns) + "\n)")
+        for index in table.indexes:
+            name = "_".join(("idx", table.name, *index))
+            listed = ", ".join(quoted(c) for c in index)
+            statements.append(f"CREATE INDEX {quoted(name)}\n    ON {quoted(table.name)} ({listed})")
+    return tuple(statements)
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -24,14 +24,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import utc_now
 from bot.store.errors import StoreError, StoreUnavailable, WouldWait
 from bot.store.queries import Store, T
-from bot.store.schema import SCHEMA_VERSION, migrate_sqlite, sqlite_schema
+from bot.store.schema import SCHEMA_VERSION, migrate_sqlite, sqlite_ddl
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DEFAULT_BUSY_SECONDS = 0.5
 
@@ -60,19 +61,30 @@ class SqliteStore(Store):
         self._now_lock = threading.Lock()
         self._now: threading.local = threading.local()  # `active` while this thread runs a read_now
         self._now_sql: SqliteSql | None = None
+        self._db: sqlite_utils.Database | None = None
         try:
-            self.db = sqlite_utils.Database(self._connect(busy_seconds))
+            self._conn = self._connect(busy_seconds)
             with self._write_lock:
                 if path != ":memory:":
-                    self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
+                    self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._migrate()
-            self._reader = self.db if path == ":memory:" else sqlite_utils.Database(self._connect(busy_seconds))
-            if self._reader is self.db:
+            self._reader_conn = self._conn if path == ":memory:" else self._connect(busy_seconds)
+            if self._reader_conn is self._conn:
                 self._read_lock = self._write_lock
-            self._write_sql, self._read_sql = SqliteSql(self.db.conn), SqliteSql(self._reader.conn)
+            self._write_sql, self._read_sql = SqliteSql(self._conn), SqliteSql(self._reader_conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(open_problem(path, exc)) from exc
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The write connection as sqlite-utils sees it: for migrating a file made by an older version, and for
+        looking at the schema. sqlite-utils is loaded only then (a current file never needs it: less memory)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self._conn)
+        return self._db
 
     def _connect(self, busy_seconds: float) -> sqlite3.Connection:
         return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=busy_seconds)
@@ -82,15 +94,15 @@ class SqliteStore(Store):
             if self._now_sql is not None:
                 self._now_sql.conn.close()
                 self._now_sql = None
-            if self._reader is not self.db:
-                self._reader.conn.close()
-            self.db.conn.close()
+            if self._reader_conn is not self._conn:
+                self._reader_conn.close()
+            self._conn.close()
 
     def read_now(self, read: Callable[..., T], *args: Any) -> T:
         """Run `read` (one of this store's reads) on this thread, on the connection that never waits: SQLite in
         WAL mode reads beside any writer, so a busy store is no reason to wait; WouldWait if that connection is
         in use by another thread, or SQLite answers busy (recovering a file, say)."""
-        if self._reader is self.db or not self._now_lock.acquire(blocking=False):
+        if self._reader_conn is self._conn or not self._now_lock.acquire(blocking=False):
             raise WouldWait("the connection for reads at once is in use")
         try:
             if self._now_sql is None:
@@ -119,9 +131,9 @@ class SqliteStore(Store):
     def _abandon(self) -> None:
         """Roll back a transaction a failed write left open: in WAL mode its stale snapshot would
         otherwise keep every later write on this connection failing as 'locked'."""
-        if self.db.conn.in_transaction:
+        if self._conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
-                self.db.conn.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[SqliteSql]:
@@ -140,8 +152,8 @@ class SqliteStore(Store):
                 raise StoreUnavailable(_words(exc)) from exc
 
     def table_names(self) -> set[str]:
-        with self._reading():
-            return set(self._reader.table_names())
+        with self._reading() as db:
+            return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def schema_version(self) -> int:
         with self._reading() as db:
@@ -156,26 +168,27 @@ class SqliteStore(Store):
     def _migrate(self) -> None:
         """Bring the file to SCHEMA_VERSION in one transaction, which a second process opening it waits for.
 
-        A new file is given the current schema at once (worked out once per process); an older file is
-        migrated by creating what it lacks, keeping its data.
+        A new file is given the current schema at once (`sqlite_ddl`); an older file is migrated by creating
+        what it lacks, keeping its data (through sqlite-utils, loaded only for that).
         """
-        db = self.db
-        if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        conn = self._conn
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
-        db.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
-                if version == 0 and not db.table_names():
-                    for statement in sqlite_schema():
-                        db.execute(statement)
+                tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                if version == 0 and not tables:
+                    for statement in sqlite_ddl():
+                        conn.execute(statement)
                 else:
-                    migrate_sqlite(db)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            db.execute("COMMIT")
+                    migrate_sqlite(self.db)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
             raise
 
 
