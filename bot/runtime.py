@@ -96,7 +96,7 @@ def build_core(
         approval_ttl=timedelta(minutes=settings.approval_minutes),
         delete_grace=timedelta(seconds=settings.delete_grace_seconds),
         language=settings.language,
-        durable=DurableWrites(retry_seconds=background_seconds),
+        durable=DurableWrites(retry_seconds=background_seconds, store=store),
     )
     return Core(settings, store, api, ops, metrics)
 

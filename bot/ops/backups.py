@@ -65,7 +65,7 @@ class Backups(Core):
             per_server = await self._api(actor, Action.LIST, asyncio.gather(*calls))
             backups = [b for chunk in per_server for b in chunk]
         backups.sort(key=lambda b: (b.created_at, b.id), reverse=True)
-        await self._learn(backups)
+        self._learn_soon(backups)  # in the transaction of the audit entry
         await self._audit(actor, Action.LIST, "done", server_id=server_id, detail=f"{len(backups)} backups")
         return Listing(backups, server_id, backup_type, admin, roles)
 

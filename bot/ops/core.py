@@ -179,16 +179,23 @@ class Core:
             "audit entry", self.store.audit, **self._audit_fields(actor, action, outcome, fields), **fields
         )
 
+    def _learn_soon(self, backups: Any) -> asyncio.Future | None:
+        """Queue the server names for the next group of store writes (so they share the transaction of the
+        audit entry that follows); None if the store is known to hold them all by those names already."""
+        servers = {b.server.id: b.server.name for b in backups}
+        if not servers or self.store.knows_names(servers):
+            return None
+        written = self.durable.commit(self.store.learn_servers, servers=list(servers.items()))
+        written.add_done_callback(_names_not_learned)
+        return written
+
     async def _learn(self, backups: Any) -> None:
         """Remember server names: a cache, so a busy store just skips it. Only new or renamed ones are written:
         names the store is known to hold cost no store call at all."""
-        servers = {b.server.id: b.server.name for b in backups}
-        if not servers or self.store.knows_names(servers):
-            return
-        try:
-            await self._db(self.store.learn_servers, servers.items())
-        except StoreUnavailable as exc:
-            log.info("server names not remembered this time: %s", exc)
+        written = self._learn_soon(backups)
+        if written is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await written
 
     def _known_standing(self, user_id: str) -> Standing | None:
         """The person's standing as read for the work in hand, if it was (see `speaking_to`)."""
@@ -450,6 +457,14 @@ class Core:
                     **audit,
                 )
                 raise WrongChannel(server_id, channels)
+
+
+def _names_not_learned(written: asyncio.Future) -> None:
+    error = None if written.cancelled() else written.exception()
+    if isinstance(error, StoreUnavailable):
+        log.info("server names not remembered this time: %s", error)
+    elif error is not None:
+        log.error("server names not remembered", exc_info=error)
 
 
 def _needed(action: Action) -> str:

@@ -100,6 +100,17 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
+    def in_one_transaction(self, calls: Sequence[tuple[Callable[..., Any], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        """Make several of this store's writes, in order: each one's (True, result) or (False, its exception).
+        Here each is its own transaction; SqliteStore commits them together (see there)."""
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, fields in calls:
+            try:
+                outcomes.append((True, fn(**fields)))
+            except Exception as exc:  # noqa: BLE001 - handed to the one caller whose write it was
+                outcomes.append((False, exc))
+        return outcomes
+
     def read_now(self, read: Callable[..., T], *args: Any) -> T:
         """Run `read` (one of this store's reads) here and now, if the store can answer it without waiting;
         else raise WouldWait, and the caller reads in a thread. Only SQLite can (see SqliteStore.read_now)."""

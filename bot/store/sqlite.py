@@ -115,6 +115,31 @@ class SqliteStore(Store):
             self._now.active = False
             self._now_lock.release()
 
+    def in_one_transaction(self, calls: Sequence[tuple[Callable[..., Any], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        """Make several writes in one transaction (one commit), in order; each one's (True, result) or (False,
+        its exception). Should one of them fail, nothing of the group is kept and each is made again on its
+        own, so one bad write never costs the others theirs. A store locked by another process fails them all
+        at once (each would wait for the same lock)."""
+        if len(calls) == 1:
+            return super().in_one_transaction(calls)
+        with self._write_lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                unavailable = StoreUnavailable(_words(exc))
+                return [(False, unavailable) for _ in calls]
+            try:
+                results = []
+                for fn, fields in calls:
+                    results.append(fn(**fields))
+                    if not self._conn.in_transaction:
+                        raise StoreUnavailable("a write of the group ended its transaction")
+                self._conn.execute("COMMIT")
+                return [(True, result) for result in results]
+            except Exception:  # noqa: BLE001 - each is made again on its own below, and fails there if it must
+                self._abandon()
+        return super().in_one_transaction(calls)
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[SqliteSql]:
         if getattr(self._now, "active", False):
