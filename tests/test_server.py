@@ -550,3 +550,17 @@ def test_app_rate_limited_is_answered_200_when_signed(stack):
     ).encode()
     assert stack.post(body, content_type="application/json").status_code == 200
     assert stack.post(body, content_type="application/json", secret="wrong").status_code == 401
+
+
+def test_once_started_the_startup_heap_is_left_out_of_garbage_collection():
+    import gc
+
+    from bot.server import GC_YOUNG_THRESHOLD, tune_gc
+
+    threshold = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
