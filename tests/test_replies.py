@@ -113,3 +113,36 @@ async def test_failed_automatic_backups_go_only_to_the_notify_channel(store):
         await SlackReporter(Operations(None, store), notifier, None).automatic_failed(failed)
     assert len(calls) == 1 and calls[0][0] == "CNOTIFY"
     assert "*Automatic backup #7 of web (1) ended failed* (just now): it cannot be restored." in calls[0][1]
+
+
+async def test_a_reply_is_posted_as_json_and_once_more_after_a_dropped_connection(monkeypatch):
+    """What slack_sdk's webhook client did: the message as JSON, ephemeral, and one more try when Slack drops
+    the connection."""
+    import asyncio
+    import json
+
+    from bot.slack import notifier
+
+    monkeypatch.setattr(notifier, "REPLY_RETRY_SECONDS", 0.0)
+    bodies: list[dict] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+        bodies.append(json.loads(await reader.readexactly(length)))
+        if len(bodies) > 1:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    replies = ResponseUrls(f"http://{host}/api/")
+    try:
+        status = await replies.send(f"http://{host}/response/k", {"text": "hi", "blocks": []}, replace_original=True)
+        assert status == 200
+        assert bodies == [{"response_type": "ephemeral", "replace_original": True, "text": "hi", "blocks": []}] * 2
+    finally:
+        await replies.aclose()
+        server.close()
+        await server.wait_closed()
