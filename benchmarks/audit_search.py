@@ -37,7 +37,7 @@ def fill(store: Store, entries: int) -> None:
         )
         for n in range(entries)
     )
-    conn = store.db.conn
+    conn = store._conn
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO audit (at, user_id, action, server_id, backup_id, outcome, detail, source) VALUES (?,?,?,?,?,?,?,?)",

@@ -9,7 +9,7 @@ Counts, each split by whether it happened while serving a Slack request (a conte
 * executor submits: every `ThreadPoolExecutor.submit`, whoever calls it;
 * SQL statements: every statement SQLite runs on a connection the bot opened (`set_trace_callback`),
   literals replaced by `?` so alike statements count together;
-* HTTP requests made with aiohttp (under httpx-aiohttp too), by host and path;
+* HTTP requests made with aiohttp (under httpx too), by host and path;
 * log records, by logger and level.
 `GET /_bench/counts` answers them as JSON (nothing else is added to the app).
 """

@@ -61,9 +61,12 @@ STEPS: list[tuple[str, str]] = [
     ("store: Store.due_work (the background loop's probe)", r"Store\.due_work"),
     ("store: other Store calls", r"bot/store/"),
     ("thread pool: worker glue (take the call, hand the result back, wake the loop)", r"^POOL"),
-    ("reply: ResponseUrls.send (slack_sdk webhook, aiohttp POST)", r"ResponseUrls\.send|slack_sdk/webhook"),
     (
-        "backup API call: BackupApi.list_backups (httpx, httpx-aiohttp, aiohttp, JSON, Backup.from_json)",
+        "reply: ResponseUrls.send, the bare app's webhook client (JSON, aiohttp POST)",
+        r"ResponseUrls\.send|slack_sdk/webhook",
+    ),
+    (
+        "backup API call: BackupApi.list_backups (httpx, its aiohttp transport, JSON, Backup.from_json)",
         r"BackupApi\.|bot/backup_api\.py|api_caller\.<locals>",
     ),
     ("render: listing_message", r"bot/slack/views/"),
