@@ -9,11 +9,16 @@ Each tick (once a second) the loop runs the chores that are due. Work that
 outlives a request is a row in the store, claimed per item, so every bot
 sharing a store may run every chore and each item is still acted on once.
 A chore that names a `due` probe runs only when the store says there is
-something for it: one read a tick (`Store.due_work`, at once on the event
-loop when SQLite allows) answers for all of them, so an idle tick costs one
-indexed read rather than a thread hop and a claim per chore. Every
-SWEEP_SECONDS each chore runs whatever the probes say, so a probe that fell
-out of step with its chore delays work, never loses it.
+something for it: one read (`Store.due_work`, at once on the event loop when
+SQLite allows) answers for all of them, and says when the earliest work not
+due yet will be. Until then, and for at most `idle_seconds`, the loop does not
+look again: a write that gives this process's store new work (an announcement
+kept, an undo window opened, a request approved…) wakes it at once
+(`Store.on_new_work`), and work another process adds is seen within
+`idle_seconds`. So an idle bot wakes every `idle_seconds` for one indexed read,
+not every second for a thread hop and a claim per chore. Every SWEEP_SECONDS
+each chore runs whatever the probes say, so a probe that fell out of step
+with its chore delays work, never loses it.
 Chores that poll the backup API are `leader_only`: only the holder of the
 `poller` lease runs them, so the API sees one list call per server per round
 however many bots run. The leader renews the lease while it works; the others
@@ -50,6 +55,7 @@ MIN_LEASE_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 600.0
 WATCH_EVERY_ROUNDS = 10
 SWEEP_SECONDS = 60.0  # every chore runs at least this often, whatever the probes say
+IDLE_TICKS = 10  # with nothing due, the probes are read again after at most this many ticks (or when woken)
 
 T = TypeVar("T")
 
@@ -121,6 +127,7 @@ class Background:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] | None = None,
         stale_seconds: float = CHAIN_STEP_SECONDS,
+        idle_seconds: float | None = None,
     ):
         self.store = store
         self.chores = chores
@@ -137,6 +144,10 @@ class Background:
         self._lease_due = 0.0
         self._sweep_due = 0.0  # the first pass runs every chore
         self.stale_seconds = stale_seconds
+        self.idle_seconds = max(tick, idle_seconds if idle_seconds is not None else tick * IDLE_TICKS)
+        self._next_work: float | None = None  # when the store expects work not due yet (loop time), if it said
+        self._woken = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
 
     def _now(self) -> float:
@@ -168,18 +179,24 @@ class Background:
         work = await self._due_work(ready)
         for chore in ready:
             if work is not None and chore.due is not None and chore.due not in work:
-                self._schedule(chore, None)  # nothing for it: as if it ran and found nothing
+                self._schedule(chore, None, idle=True)  # nothing for it: as if it ran and found nothing
                 continue
             self._schedule(chore, await self._run(chore))
         self.rounds += 1
 
-    def _schedule(self, chore: Chore, healthy: Any) -> None:
+    def _schedule(self, chore: Chore, healthy: Any, *, idle: bool = False) -> None:
+        """When the chore runs next: after its wait; one its probe found idle, not before the store expects work
+        for it (at most idle_seconds), unless new work wakes the loop first."""
         wait = chore.every or self.tick
         if chore.backoff:
             last = self._waits.get(chore.name, chore.every)
             wait = chore.every if healthy is not False else min(last * 2, max(self.max_backoff_seconds, chore.every))
             self._waits[chore.name] = wait
-        self._due[chore.name] = self._now() + wait
+        now = self._now()
+        if idle:
+            quiet = self.idle_seconds if self._next_work is None else self._next_work - now
+            wait = max(wait, min(quiet, self.idle_seconds))
+        self._due[chore.name] = now + wait
 
     async def _due_work(self, ready: list[Chore]) -> frozenset[str] | None:
         """The probes with work now, in one read of the store; None: run every ready chore (a sweep is due, or
@@ -191,12 +208,27 @@ class Background:
             return None
         try:
             try:
-                return self.store.read_now(self.store.due_work, self.stale_seconds)
+                due = self.store.read_now(self.store.due_work, self.stale_seconds)
             except WouldWait:
-                return await asyncio.to_thread(self.store.due_work, self.stale_seconds)
+                due = await asyncio.to_thread(self.store.due_work, self.stale_seconds)
         except StoreUnavailable as exc:
             log.info("the background loop could not see what is due (%s): every chore runs", exc)
             return None
+        self._next_work = None if due.next_in is None else self._now() + due.next_in
+        return due.now
+
+    def wake(self) -> None:
+        """New work was written to the store (from any thread): the chores with a probe look at once."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self._woken_up)
+
+    def _woken_up(self) -> None:
+        for chore in self.chores:
+            if chore.due is not None and not chore.every:
+                self._due[chore.name] = 0.0
+        self._woken.set()
 
     async def run_chore(self, name: str) -> Any:
         """Run one chore now, whatever its schedule (tests use it to take one step of the loop)."""
@@ -219,20 +251,33 @@ class Background:
                 # Stopped while a chore ran, and the chore swallowed the cancellation (Python 3.11's
                 # asyncio.wait_for does when what it waits for ends at that moment): stop all the same.
                 raise asyncio.CancelledError
-            await self._sleep(self._until_next())
+            await self._wait(self._until_next())
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep until the next chore is due, or until new work wakes the loop."""
+        if self._sleep is not asyncio.sleep:  # a test's own clock
+            await self._sleep(seconds)
+            return
+        self._woken.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._woken.wait()
 
     def _until_next(self) -> float:
-        """Seconds until the lease or a chore this bot runs is next due (at most a tick)."""
+        """Seconds until the lease or a chore this bot runs is next due (at most idle_seconds)."""
         upcoming = [self._lease_due]
         upcoming += [self._due.get(c.name, 0.0) for c in self.chores if self.leading or not c.leader_only]
-        return max(0.0, min(self.tick, min(upcoming) - self._now()))
+        return max(0.0, min(self.idle_seconds, min(upcoming) - self._now()))
 
     def start(self) -> asyncio.Task:
         if self._task is None or self._task.done():
+            self._loop = asyncio.get_running_loop()
+            self.store.on_new_work(self.wake)
             self._task = asyncio.create_task(self.run(), name="background-chores")
         return self._task
 
     async def stop(self) -> None:
+        self.store.on_new_work(None)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -151,11 +151,13 @@ async def test_the_loop_stops_even_if_a_chore_swallowed_the_cancellation(tmp_pat
     store.close()
 
 
-async def test_an_idle_tick_is_one_read_and_a_chore_runs_when_its_probe_finds_work(tmp_path):
+async def test_an_idle_loop_reads_once_in_a_while_and_new_work_wakes_it(tmp_path):
+    from datetime import UTC, datetime
+
     from bot.chores import SWEEP_SECONDS
 
-    store = SqliteStore(str(tmp_path / "idle.db"))
     now, ran = [0.0], []
+    store = SqliteStore(str(tmp_path / "idle.db"), clock=lambda: datetime.fromtimestamp(1e9 + now[0], UTC))
 
     def chore(name):
         async def run():
@@ -168,27 +170,31 @@ async def test_an_idle_tick_is_one_read_and_a_chore_runs_when_its_probe_finds_wo
         Chore("due deletes", chore("due deletes"), due="due deletes"),
         Chore("always", chore("always")),
     ]
-    loop = Background(store, chores, tick=1, monotonic=lambda: now[0])
+    loop = Background(store, chores, tick=1, idle_seconds=10, monotonic=lambda: now[0])
+    loop._loop = asyncio.get_running_loop()  # as start() does: woken by new work
+    store.on_new_work(loop.wake)
+
+    async def tick(seconds: float = 1) -> list[str]:
+        ran.clear()
+        now[0] += seconds
+        await loop.run_once()
+        return list(ran)
+
     await loop.run_once()
     assert ran == ["kept messages", "due deletes", "always"], "the first pass runs every chore"
     reads = []
     store.due_work = lambda stale: reads.append(stale) or SqliteStore.due_work(store, stale)
-    for _ in range(5):
-        ran.clear()
-        now[0] += 1
-        await loop.run_once()
-        assert ran == ["always"], "nothing due: the chores with a probe are not run"
-    assert len(reads) == 5, "one read a tick"
+    assert [await tick() for _ in range(20)].count(["always"]) == 20, "nothing due: the probed chores wait"
+    assert len(reads) == 2, "one read every idle_seconds"
     store.enqueue_announcement("C1", {"text": "hi"})
-    ran.clear()
-    now[0] += 1
-    await loop.run_once()
-    assert ran == ["kept messages", "always"]
+    await asyncio.sleep(0)  # the wake-up, from the thread that wrote (here: this one)
+    assert await tick() == ["kept messages", "always"], "new work wakes the loop"
+    store.claim_due_announcements(claim_seconds=3)  # sent, say, by the bot that kept it... which then died
+    assert await tick() == ["always"]
+    assert [await tick() for _ in range(3)][-1] == ["kept messages", "always"], "looked at when its claim lapses"
     store.claim_due_announcements(claim_seconds=3600)
-    ran.clear()
-    now[0] += SWEEP_SECONDS
-    await loop.run_once()
-    assert ran == ["kept messages", "due deletes", "always"], "a sweep runs every chore, whatever the probes say"
+    await tick()
+    assert await tick(SWEEP_SECONDS) == ["kept messages", "due deletes", "always"], "a sweep runs every chore"
     store.close()
 
 

@@ -15,6 +15,7 @@ from bot.store import (
     ApprovalState,
     ChainState,
     ConfirmationState,
+    DueWork,
     SqliteStore,
     Standing,
     Store,
@@ -427,7 +428,7 @@ def test_what_is_due_is_one_read_that_agrees_with_each_chores_query(store):
 
     now = [datetime(2026, 6, 1, tzinfo=UTC)]
     store._clock = lambda: now[0]
-    assert store.due_work(60) == frozenset()
+    assert store.due_work(60).now == frozenset()
 
     def approval(expires_at: float):
         return store.create_approval(
@@ -451,22 +452,25 @@ def test_what_is_due_is_one_read_that_agrees_with_each_chores_query(store):
     store.enqueue_announcement("C1", {"text": "later"}, after_seconds=30)
     store.open_delete_window(**{**A_DELETE_WINDOW, "due_at": now[0].timestamp() + 30})
     waiting = approval(now[0].timestamp() + 30)
-    assert store.due_work(60) == frozenset(), "nothing is due yet"
+    assert store.due_work(60) == DueWork(frozenset(), 30.0), "nothing is due yet: the earliest in 30 s"
     now[0] += timedelta(seconds=31)
-    assert store.due_work(60) == {"outbox", "due deletes", "expired approvals"}
+    assert store.due_work(60).now == {"outbox", "due deletes", "expired approvals"}
     assert len(store.claim_due_announcements()) == 1 and len(store.claim_due_deletes()) == 1
     assert [r.id for r in store.expire_approvals()] == [waiting.id]
-    assert store.due_work(60) == frozenset(), "claimed: nothing left for anyone"
+    assert store.due_work(60).now == frozenset(), "claimed: nothing left for anyone"
     now[0] += timedelta(seconds=121)
-    assert store.due_work(60) == {"outbox", "due deletes"}, "claims that lapsed are due again"
+    assert store.due_work(60).now == {"outbox", "due deletes"}, "claims that lapsed are due again"
     (item,) = store.claim_due_announcements()
     (window,) = store.claim_due_deletes()
     store.announcement_sent(item.id)
     assert store.end_delete_window(window.id, WindowState.DONE)
-    assert store.due_work(60) == frozenset()
+    assert store.due_work(60).now == frozenset()
 
+    assert store.due_work(60) == DueWork(frozenset(), None), "nothing left at all"
     approved = approval(now[0].timestamp() + 3600)
+    assert store.due_work(60).next_in == 3600
     assert store.claim_approval(approved.id, "U2")
+    assert store.due_work(60).next_in == 60, "approved: stale in 60 s, if nobody carries it out"
     chain = store.start_chain(
         backup_id=1,
         server_id=2,
@@ -480,17 +484,17 @@ def test_what_is_due_is_one_read_that_agrees_with_each_chores_query(store):
         safety_backup_id=None,
     )
     store.follow(backup_id=9, server_id=1, requested_by="U1", channel_id=None, response_url=None)
-    assert store.due_work(60) == {"following"}
+    assert store.due_work(60).now == {"following"}
     now[0] += timedelta(seconds=61)
-    assert store.due_work(60) == {"stale approvals", "stale chains", "following"}
+    assert store.due_work(60).now == {"stale approvals", "stale chains", "following"}
     assert store.stale_approvals(60) and store.stale_chains(60)
     store.end_approval(approved.id, ApprovalState.DONE)
     assert store.move_chain(chain.id, ChainState.CREATING, ChainState.WAITING, safety_backup_id=9)
     assert store.finish_follow(9, "completed")
-    assert store.due_work(60) == {"following"}, "a restore waiting on its safety backup is followed"
+    assert store.due_work(60).now == {"following"}, "a restore waiting on its safety backup is followed"
     assert store.move_chain(chain.id, ChainState.WAITING, ChainState.RESTORING)
     now[0] += timedelta(seconds=61)
-    assert store.due_work(60) == {"stale chains"}
+    assert store.due_work(60).now == {"stale chains"}
 
 
 def test_a_new_or_current_file_is_opened_without_loading_sqlite_utils(tmp_path):

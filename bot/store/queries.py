@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.clock import iso_seconds, utc_now
@@ -35,6 +35,7 @@ from bot.store.records import (
     Confirmation,
     ConfirmationState,
     DeleteWindow,
+    DueWork,
     Followed,
     Grant,
     RestoreChain,
@@ -89,6 +90,7 @@ class Store:
     path: str
     _clock = staticmethod(utc_now)
     _names: dict[int, str] | None = None  # server names the store holds, as this process last read or wrote them
+    _work_added: Callable[[], None] | None = None  # see on_new_work
     _names_read_at = 0.0
 
     def _writing(self) -> AbstractContextManager[Sql]:
@@ -357,6 +359,7 @@ class Store:
                 },
                 ignore=True,
             )
+        self._new_work()
 
     def following(self) -> list[Followed]:
         with self._reading() as db:
@@ -468,7 +471,7 @@ class Store:
         first; with `after_seconds`, it is not due before then."""
         now = self._clock().timestamp()
         with self._writing() as db:
-            return insert(
+            item = insert(
                 db,
                 "outbox",
                 {
@@ -485,6 +488,8 @@ class Store:
                     "user_id": user_id,
                 },
             )
+        self._new_work()
+        return item
 
     def claim_due_announcements(self, *, limit: int = 20, claim_seconds: float = 60.0) -> list[Announcement]:
         """Announcements due now, each claimed by this caller alone for `claim_seconds`."""
@@ -528,6 +533,7 @@ class Store:
                 "WHERE id = ? AND state = 'pending'",
                 [self._clock().timestamp() + after_seconds, error, item_id],
             )
+        self._new_work()
 
     def announcement_failed(self, item_id: int, error: str) -> None:
         """Slack refused it for good (the channel is gone, the bot is not allowed): stop trying."""
@@ -555,9 +561,10 @@ class Store:
         "following",
     )
 
-    def due_work(self, stale_seconds: float) -> frozenset[str]:
-        """Which of DUE_PROBES have something to do now (stale: mid-step longer than `stale_seconds`): one
-        statement of indexed EXISTS, so an idle tick of the background loop is one read."""
+    def due_work(self, stale_seconds: float) -> DueWork:
+        """Which of DUE_PROBES have something to do now (stale: mid-step longer than `stale_seconds`), and when the
+        earliest work not due yet will be: one statement of indexed reads, so an idle tick of the background loop
+        is one read (and the loop need not tick again before that work, or new work, comes)."""
         now = self._clock()
         at, cutoff = now.timestamp(), now.timestamp() - stale_seconds
         cutoff_iso = iso_seconds(now - timedelta(seconds=stale_seconds))
@@ -571,10 +578,37 @@ class Store:
                 "OR (state = 'sending' AND claimed_until < ?)), "
                 "EXISTS (SELECT 1 FROM restore_chains WHERE state IN ('creating', 'restoring') AND updated_at < ?), "
                 "EXISTS (SELECT 1 FROM followed WHERE state = 'following') "
-                "OR EXISTS (SELECT 1 FROM restore_chains WHERE state = 'waiting')",
+                "OR EXISTS (SELECT 1 FROM restore_chains WHERE state = 'waiting'), "
+                # when each of the first five is next due, whether or not it is now
+                "(SELECT min(CASE WHEN claimed_until > not_before THEN claimed_until ELSE not_before END) "
+                "FROM outbox WHERE state = 'pending'), "
+                "(SELECT min(expires_at) FROM approval_requests WHERE state = 'pending'), "
+                "(SELECT min(decided_at) FROM approval_requests WHERE state = 'approved'), "
+                "(SELECT min(CASE WHEN state = 'waiting' THEN due_at ELSE claimed_until END) FROM delete_windows "
+                "WHERE state IN ('waiting', 'sending')), "
+                "(SELECT min(updated_at) FROM restore_chains WHERE state IN ('creating', 'restoring'))",
                 [at, at, at, cutoff_iso, at, at, cutoff],
             ).fetchone()
-        return frozenset(name for name, due in zip(self.DUE_PROBES, row, strict=True) if due)
+        probes = len(self.DUE_PROBES)
+        due = frozenset(name for name, is_due in zip(self.DUE_PROBES, row[:probes], strict=True) if is_due)
+        outbox, expires, decided, deletes, chains = row[probes:]
+        times = [outbox, expires, deletes]
+        if decided is not None:
+            times.append(datetime.fromisoformat(decided).timestamp() + stale_seconds)
+        if chains is not None:
+            times.append(chains + stale_seconds)
+        later = [t - at for t in times if t is not None and t >= at]
+        return DueWork(due, min(later) if later else None)
+
+    def on_new_work(self, callback: Callable[[], None] | None) -> None:
+        """Have `callback` called (from whichever thread wrote) whenever this store is given work that outlives a
+        request: the background loop wakes for it rather than finding it at its next look."""
+        self._work_added = callback
+
+    def _new_work(self) -> None:
+        """Called by each write that gives the store such work, once it is committed."""
+        if self._work_added is not None:
+            self._work_added()
 
     def pending_work(self) -> dict[str, int]:
         """What the bot holds to do later, by kind (for /metrics)."""
@@ -621,6 +655,7 @@ class Store:
         row = {**fields, "id": token, "created_at": iso_seconds(self._clock()), "state": ApprovalState.PENDING.value}
         with self._writing() as db:
             insert(db, "approval_requests", row)
+        self._new_work()
         return self.approval(token)
 
     def approval(self, request_id: str) -> ApprovalRequest | None:
@@ -658,7 +693,10 @@ class Store:
                 "WHERE id = ? AND state = 'pending' AND expires_at > ?",
                 [by, iso_seconds(self._clock()), request_id, self._clock().timestamp()],
             )
-            return cursor.rowcount == 1
+            claimed = cursor.rowcount == 1
+        if claimed:
+            self._new_work()
+        return claimed
 
     def end_approval(self, request_id: str, state: ApprovalState, detail: str = "") -> bool:
         """approved → done, failed or unknown: how its write ended; True only for the one caller that moved it."""
@@ -758,6 +796,7 @@ class Store:
         row = {**fields, "id": token, "created_at": iso_seconds(self._clock()), "state": WindowState.WAITING.value}
         with self._writing() as db:
             insert(db, "delete_windows", row)
+        self._new_work()
         return self.delete_window(token)
 
     def delete_window(self, window_id: str) -> DeleteWindow | None:
@@ -814,6 +853,7 @@ class Store:
         }
         with self._writing() as db:
             insert(db, "restore_chains", row)
+        self._new_work()
         return self.chain(token)
 
     def chain(self, chain_id: str) -> RestoreChain | None:
@@ -844,7 +884,10 @@ class Store:
                 f"UPDATE restore_chains SET {assignments} WHERE id = ? AND state = ?",
                 [*sets.values(), chain_id, old.value],
             )
-            return cursor.rowcount == 1
+            moved = cursor.rowcount == 1
+        if moved:
+            self._new_work()
+        return moved
 
     def stale_chains(self, older_than_seconds: float) -> list[RestoreChain]:
         """Chains stuck mid-step (creating or restoring) longer than a step can take: their bot died.

@@ -40,6 +40,15 @@ class Standing:
 
 
 @dataclass(frozen=True)
+class DueWork:
+    """What the background loop has to do (Store.due_work): the probes with work now, and how many seconds (by the
+    store's clock) until the earliest work known that is not due yet, if any."""
+
+    now: frozenset[str]
+    next_in: float | None = None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     id: int
     at: str

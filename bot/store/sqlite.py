@@ -62,6 +62,7 @@ class SqliteStore(Store):
         self._now: threading.local = threading.local()  # `active` while this thread runs a read_now
         self._now_sql: SqliteSql | None = None
         self._db: sqlite_utils.Database | None = None
+        self._grouping = self._new_in_group = False  # in_one_transaction under way (under the write lock)
         try:
             self._conn = self._connect(busy_seconds)
             with self._write_lock:
@@ -128,6 +129,7 @@ class SqliteStore(Store):
             except sqlite3.OperationalError as exc:
                 unavailable = StoreUnavailable(_words(exc))
                 return [(False, unavailable) for _ in calls]
+            self._grouping, self._new_in_group = True, False
             try:
                 results = []
                 for fn, fields in calls:
@@ -135,10 +137,21 @@ class SqliteStore(Store):
                     if not self._conn.in_transaction:
                         raise StoreUnavailable("a write of the group ended its transaction")
                 self._conn.execute("COMMIT")
-                return [(True, result) for result in results]
             except Exception:  # noqa: BLE001 - each is made again on its own below, and fails there if it must
                 self._abandon()
+            else:
+                if self._new_in_group:
+                    super()._new_work()
+                return [(True, result) for result in results]
+            finally:
+                self._grouping = False
         return super().in_one_transaction(calls)
+
+    def _new_work(self) -> None:
+        if self._grouping:  # told once the group is committed, not before anyone could see it
+            self._new_in_group = True
+        else:
+            super()._new_work()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[SqliteSql]:
