@@ -60,6 +60,20 @@ async def test_list_newest_first_scoped_to_what_the_user_may_see(ops, store):
     assert store.server_names()[12346] == "db-server-01", "names are learned from API answers"
 
 
+async def test_a_listing_returns_once_its_names_are_written_even_when_that_is_slow(ops, store, monkeypatch):
+    import time
+
+    learn = store.learn_servers
+
+    def slow(servers):
+        time.sleep(0.3)
+        learn(servers)
+
+    monkeypatch.setattr(store, "learn_servers", slow)
+    await ops.list_backups(Actor(ADMIN), backup_type="manual")
+    assert store.server_names()[12346] == "db-server-01"
+
+
 async def test_list_denied_is_audited(ops, store):
     with pytest.raises(PermissionDenied) as caught:
         await ops.list_backups(Actor(VIEWER), server_id=12346)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from bot.ops.core import Accepted, Actor, Core, ReplyTo
 from bot.ops.errors import MayHaveHappened
 from bot.ops.writes import Write, WriteKind
 from bot.policy import Action, Role
-from bot.store import AuditEntry, AuditSearch
+from bot.store import AuditEntry, AuditSearch, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,11 @@ class Backups(Core):
             per_server = await self._api(actor, Action.LIST, asyncio.gather(*calls))
             backups = [b for chunk in per_server for b in chunk]
         backups.sort(key=lambda b: (b.created_at, b.id), reverse=True)
-        self._learn_soon(backups)  # in the transaction of the audit entry
+        names = self._learn_soon(backups)  # in the transaction of the audit entry, when writes are grouped
         await self._audit(actor, Action.LIST, "done", server_id=server_id, detail=f"{len(backups)} backups")
+        if names is not None:  # written by now when grouped; else (writes one by one) wait for them as before
+            with contextlib.suppress(StoreUnavailable):
+                await names
         return Listing(backups, server_id, backup_type, admin, roles)
 
     async def servers(self, actor: Actor) -> list[ServerAccess]:
