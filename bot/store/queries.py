@@ -36,7 +36,10 @@ from bot.store.records import (
     DeleteWindow,
     Followed,
     Grant,
+    PipelineRun,
+    PipelineToken,
     RestoreChain,
+    RunStatus,
     WindowState,
     WriteRecord,
     WriteState,
@@ -838,3 +841,91 @@ class Store:
                 [self._clock().timestamp(), cutoff, *paths],
             ).fetchall()
         return [self.write(row[0]) for row in rows]
+
+    # --- pipelines: tokens and runs ---------------------------------------------------
+
+    def add_token(self, *, name: str, selector: str, hash: str, servers: Iterable[int], made_by: str) -> bool:
+        """Keep a new token (its hash only); False if the name is taken, by a live or a revoked token."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "INSERT INTO pipeline_tokens (name, selector, hash, servers, made_by, made_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [name, selector, hash, ",".join(str(s) for s in sorted(servers)), made_by, iso_seconds(self._clock())],
+            )
+            return cursor.rowcount == 1
+
+    def token_by_selector(self, selector: str) -> PipelineToken | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM pipeline_tokens WHERE selector = ?", [selector])
+        return PipelineToken.from_row(rows[0]) if rows else None
+
+    def tokens(self) -> list[PipelineToken]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM pipeline_tokens ORDER BY name")
+        return [PipelineToken.from_row(r) for r in rows]
+
+    def revoke_token(self, name: str, revoked_by: str) -> bool:
+        """Revoke a live token; True only for the one caller that did it."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE pipeline_tokens SET revoked_by = ?, revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                [revoked_by, iso_seconds(self._clock()), name],
+            )
+            return cursor.rowcount == 1
+
+    def claim_run(self, **fields: Any) -> tuple[PipelineRun, bool]:
+        """Claim a run by its id in one statement (pending); True if this caller made it, False if the id was
+        already taken (a repeated Idempotency-Key: the first caller's run comes back, whatever its state)."""
+        now = self._clock()
+        row = {
+            **fields,
+            "status": RunStatus.PENDING.value,
+            "created_at": iso_seconds(now),
+            "updated_at": now.timestamp(),
+        }
+        columns = ", ".join(quoted(c) for c in row)
+        with self._writing() as db:
+            cursor = db.execute(
+                f"INSERT INTO pipeline_runs ({columns}) VALUES ({', '.join('?' * len(row))}) ON CONFLICT DO NOTHING",
+                list(row.values()),
+            )
+            made = cursor.rowcount == 1
+        return self.pipeline_run(fields["id"]), made
+
+    def pipeline_run(self, run_id: str) -> PipelineRun | None:
+        """A run as it stands: while in progress, how its followed backup ended (if it has) decides its status."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT r.*, f.state AS follow_state, f.final_status AS final_status, "
+                "f.finished_at AS follow_finished_at FROM pipeline_runs r "
+                "LEFT JOIN followed f ON f.backup_id = r.backup_id WHERE r.id = ?",
+                [run_id],
+            )
+        return PipelineRun.from_row(rows[0]) if rows else None
+
+    def move_run(self, run_id: str, old: Sequence[RunStatus], new: RunStatus, **fields: Any) -> bool:
+        """Move a run from one of `old` to `new` (with `fields`); True only for the one caller that did it.
+        A final state stamps `finished_at`."""
+        now = self._clock()
+        sets = {"status": new.value, "updated_at": now.timestamp(), **fields}
+        if new.final:
+            sets.setdefault("finished_at", iso_seconds(now))
+        assignments = ", ".join(f"{quoted(name)} = ?" for name in sets)
+        marks = ", ".join("?" * len(old))
+        with self._writing() as db:
+            cursor = db.execute(
+                f"UPDATE pipeline_runs SET {assignments} WHERE id = ? AND status IN ({marks})",
+                [*sets.values(), run_id, *(s.value for s in old)],
+            )
+            return cursor.rowcount == 1
+
+    def runs_in(self, status: RunStatus, *, updated_before: float, updated_after: float = 0.0) -> list[PipelineRun]:
+        """Runs in `status` last moved between those times (epoch seconds), oldest first: only read; whoever acts
+        on one moves it with `move_run`, which one caller alone can do."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT id FROM pipeline_runs WHERE status = ? AND updated_at < ? AND updated_at >= ? "
+                "ORDER BY updated_at LIMIT 50",
+                [status.value, updated_before, updated_after],
+            )
+        return [run for run in (self.pipeline_run(r["id"]) for r in rows) if run is not None]

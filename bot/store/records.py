@@ -7,6 +7,7 @@ queries): the dataclasses here are what those rows read as.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -340,3 +341,91 @@ def approval_from_row(row: dict) -> ApprovalRequest:
     row["safety"] = bool(row.get("safety"))
     row.pop("card_message", None)
     return ApprovalRequest(**row)
+
+
+@dataclass(frozen=True)
+class PipelineToken:
+    """A pipeline's token (bot/ops/pipelines.py): its name, the servers it reaches, and whether it was revoked.
+
+    The token itself is never kept: `selector` finds the row, and `hash` (sha256 of the whole token) proves it.
+    """
+
+    name: str
+    selector: str
+    hash: str
+    servers: frozenset[int]
+    made_by: str
+    made_at: str
+    revoked_by: str | None = None
+    revoked_at: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @classmethod
+    def from_row(cls, row: dict) -> PipelineToken:
+        row = dict(row)
+        row["servers"] = frozenset(int(s) for s in (row.get("servers") or "").split(",") if s)
+        return cls(**row)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"  # claimed; the create is on its way (no answer from the API yet)
+    IN_PROGRESS = "in_progress"  # the API created the backup; it is being followed
+    COMPLETED = "completed"
+    FAILED = "failed"  # no backup was created (refused, or never sent), or it ended in any state but completed
+    UNKNOWN = "unknown"  # the API did not confirm the create: it may have happened
+
+    @property
+    def final(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One backup asked for by a pipeline (or the `backup` command): a row, like a policy's run.
+
+    While it is in progress, how it ends is read from the followed backup (`followed`), which the follower
+    moves on: the run's own status is the create's outcome, or what a shell that waited on it saw.
+    """
+
+    id: str
+    actor: str
+    server_id: int
+    server_name: str | None
+    idempotency_key: str | None
+    request_hash: str
+    description: str
+    status: RunStatus
+    backup_id: int | None
+    refusal: str | None  # no_room, api: the create was refused (not done)
+    detail: str
+    oldest: dict | None  # the oldest manual backup (id, created_at, description), when there was no room
+    created_at: str
+    updated_at: float
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> PipelineRun:
+        row = dict(row)
+        follow_state, final = row.pop("follow_state", None), row.pop("final_status", None)
+        followed_until = row.pop("follow_finished_at", None)
+        row["status"] = RunStatus(row["status"])
+        row["description"] = row.get("description") or ""
+        row["detail"] = row.get("detail") or ""
+        row["oldest"] = json.loads(row["oldest"]) if row.get("oldest") else None
+        if row["status"] is RunStatus.IN_PROGRESS and follow_state == "finished":
+            row["finished_at"] = followed_until
+            if final == "completed":
+                row["status"] = RunStatus.COMPLETED
+            elif final == "gave_up":
+                row["status"], row["detail"] = RunStatus.UNKNOWN, "the bot stopped following it after 6 hours"
+            else:
+                row["status"] = RunStatus.FAILED
+                row["detail"] = (
+                    f"backup #{row['backup_id']} ended {final}"
+                    if final != "vanished"
+                    else (f"backup #{row['backup_id']} is no longer in the backup API's list")
+                )
+        return cls(**row)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 LEGACY_POSTGRES_VERSIONS = {1: 8}
 POSTGRES_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
 
@@ -247,6 +247,45 @@ TABLES: tuple[Table, ...] = (
         pk=("id",),
         indexes=(("state", "updated_at"), ("ref",)),
         since=9,
+    ),
+    Table(
+        "pipeline_tokens",
+        {
+            "name": str,
+            "selector": str,  # the token's public part, to find its row; the rest is only hashed
+            "hash": str,  # sha256 of the whole token: the token itself is never kept
+            "servers": str,  # the server IDs it reaches, comma-separated
+            "made_by": str,
+            "made_at": str,
+            "revoked_by": str,
+            "revoked_at": str,
+        },
+        pk=("name",),
+        indexes=(("selector",),),
+        since=10,
+    ),
+    Table(
+        "pipeline_runs",
+        {
+            "id": str,  # from the Idempotency-Key when there is one: a repeated key claims the same row
+            "actor": str,  # token:NAME, or cli:LOGIN
+            "server_id": int,
+            "server_name": str,
+            "idempotency_key": str,
+            "request_hash": str,
+            "description": str,
+            "status": str,
+            "backup_id": int,
+            "refusal": str,  # why the create was not done: no_room, api
+            "detail": str,
+            "oldest": str,  # JSON: the oldest manual backup, when there was no room
+            "created_at": str,
+            "updated_at": float,
+            "finished_at": str,
+        },
+        pk=("id",),
+        indexes=(("status", "updated_at"), ("backup_id",)),
+        since=10,
     ),
 )
 
