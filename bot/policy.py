@@ -45,6 +45,7 @@ class Action(Enum):
     DENY = "deny"
     CHANNELS = "channels"
     LANGUAGE = "language"
+    TOKENS = "tokens"  # pipeline tokens: made, listed and revoked by admins (from the shell)
 
 
 REQUIRED_ROLE: dict[Action, Role] = {
@@ -57,7 +58,7 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.CHANNELS: Role.VIEWER,  # showing a server's channels; changing them is for admins
 }
 FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS, Action.LANGUAGE})
-ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS})
+ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS, Action.TOKENS})
 
 
 def is_allowed(action: Action, *, is_admin: bool, role: Role | None) -> bool:

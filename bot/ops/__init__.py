@@ -10,6 +10,7 @@
     approvals.py      the two-person rule
     home.py           the Home tab
     admin.py          grants, admins, channels, languages
+    pipelines.py      pipeline tokens, and the backups pipelines (and the shell) ask for
     writes.py         the one way to send a write: its record, its outcome (done, not done, unknown)
 
 Each family is a mixin on `Core`; `Operations` joins them, so a use case may call another family's.
@@ -31,6 +32,7 @@ from bot.ops.errors import (
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    KeyReused,
     MayHaveHappened,
     NoRoom,
     NotRestorable,
@@ -40,10 +42,13 @@ from bot.ops.errors import (
     PermissionDenied,
     RuledServer,
     SafetyBackupFailed,
+    TokenNameTaken,
+    TokenRefused,
     UndoUnavailable,
     WrongChannel,
 )
 from bot.ops.home import Home, HomeView, ServerSummary
+from bot.ops.pipelines import Pipelines, RunReporter, RunStarted
 from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
 from bot.ops.undo import DeleteSent, InUndoWindow, Undo
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
@@ -68,6 +73,7 @@ __all__ = [
     "HomeView",
     "InUndoWindow",
     "Interrupted",
+    "KeyReused",
     "Listing",
     "MayHaveHappened",
     "NoRoom",
@@ -77,13 +83,18 @@ __all__ = [
     "OpsError",
     "OwnRequest",
     "PermissionDenied",
+    "Pipelines",
     "ReplyTo",
     "RoomMade",
     "RuledServer",
+    "RunReporter",
+    "RunStarted",
     "SafetyBackupFailed",
     "Sent",
     "ServerAccess",
     "ServerSummary",
+    "TokenNameTaken",
+    "TokenRefused",
     "UndoUnavailable",
     "Write",
     "WriteKind",
@@ -92,5 +103,5 @@ __all__ = [
 ]
 
 
-class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Home, Admin):
+class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Home, Admin, Pipelines):
     """Every use case: one object the listeners, the CLI and the background loop call."""

@@ -16,7 +16,10 @@
      ├── SafetyBackupFailed      the restore was not sent: its safety backup could not be made
      ├── UndoUnavailable         the delete was already sent, undone, or is unknown
      ├── Interrupted             a write was on its way when its bot stopped: it may have happened
-     └── MayHaveHappened         a write the API did not confirm: it may have happened (bot/ops/writes.py)
+     ├── MayHaveHappened         a write the API did not confirm: it may have happened (bot/ops/writes.py)
+     ├── TokenRefused            a pipeline's token is unknown or revoked, or does not reach the server
+     ├── TokenNameTaken          a pipeline token of that name exists (or existed: names are never reused)
+     └── KeyReused               an Idempotency-Key already used for another request
 
 The API client's own errors (bot/backup_api.py) pass through the use cases unchanged.
 tests/test_i18n.py fails for a subclass without words of its own in every language.
@@ -169,3 +172,38 @@ class Interrupted(OpsError):
     def __init__(self, why: Words):
         self.why = why
         super().__init__(why.english())
+
+
+class TokenRefused(OpsError):
+    """A pipeline's token was refused: unknown, revoked (`revoked`), or not made for this server (`server_id`)."""
+
+    def __init__(self, name: str | None, *, revoked: bool = False, server_id: int | None = None):
+        self.name, self.revoked, self.server_id = name, revoked, server_id
+        if server_id is not None:
+            why = f"token {name} does not reach server {server_id}"
+        elif revoked:
+            why = f"token {name} was revoked"
+        else:
+            why = "the token is not known"
+        super().__init__(why)
+
+    @property
+    def forbidden(self) -> bool:
+        """A good token asking for a server it was not made for (403), rather than no good token (401)."""
+        return self.server_id is not None
+
+
+class TokenNameTaken(OpsError):
+    """Token names are never reused, so the audit's `token:NAME` always means one token."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"a token named {name} exists already (revoked tokens keep their names)")
+
+
+class KeyReused(OpsError):
+    """The same Idempotency-Key came with another request: it names one request only."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"this Idempotency-Key was used for another request (run {run_id})")
