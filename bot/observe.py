@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-KINDS = ("command", "action", "view", "event")
+KINDS = ("command", "action", "view", "event", "pipeline")
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SAFE_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
