@@ -86,6 +86,12 @@ def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, 
         Chore("interrupted chains", each(ops.interrupted_chains, reporter.chain_moved)),
         Chore("follow", follower.poll_once, poll_seconds, leader_only=True, backoff=True),
         Chore(
+            "pipeline runs",  # left pending by a bot that died, or not confirmed by the API: looked for
+            each(ops.settle_pipeline_runs, reporter.run_settled),
+            poll_seconds,
+            leader_only=True,
+        ),
+        Chore(
             "automatic backups",
             follower.watch_automatic,
             poll_seconds * WATCH_EVERY_ROUNDS,

@@ -36,6 +36,7 @@ from bot.ops import (
     Done,
     HomeView,
     Interrupted,
+    KeyReused,
     Listing,
     MayHaveHappened,
     NoRoom,
@@ -49,6 +50,8 @@ from bot.ops import (
     SafetyBackupFailed,
     ServerAccess,
     ServerSummary,
+    TokenNameTaken,
+    TokenRefused,
     UndoUnavailable,
     WrongChannel,
 )
@@ -66,7 +69,9 @@ from bot.store import (
     ConfirmationState,
     DeleteWindow,
     Followed,
+    PipelineRun,
     RestoreChain,
+    RunStatus,
     StoreUnavailable,
     WindowState,
 )
@@ -187,6 +192,7 @@ def every_message() -> list[tuple[str, dict]]:
     )
     started = ChainStarted(chain, backup(40))
     followed = Followed(5040, 12345, "U1", "C1", None, "", NOW, "following")
+    piped = Followed(5040, 12345, "token:deploy-prod", None, None, "배포 전 [pipeline 0123456789ab]", NOW, "following")
     why = Words("the backup no longer exists")
     gone = a_sent(WriteKind.DELETE, WriteOutcome.NOT_DONE, why=why, error=NotFound("gone"))
     refused = a_sent(
@@ -274,6 +280,18 @@ def every_message() -> list[tuple[str, dict]]:
             for approver in (None, "U2")
         ),
         ("interrupted", errors.interrupted_message()),
+        *((f"announce run {name}", messages.announce_run(run)) for name, run in pipeline_runs().items()),
+        (
+            "announce run shell",
+            messages.announce_run(dataclasses.replace(pipeline_runs()["in_progress"], actor="cli:kim")),
+        ),
+        ("pipeline finished", messages.announce_pipeline_finished(piped, backup(1), 10, NOW + timedelta(minutes=4))),
+        (
+            "pipeline finished failed",
+            messages.announce_pipeline_finished(piped, backup(1, status="failed"), 3, NOW + timedelta(seconds=40)),
+        ),
+        ("pipeline finished long", messages.announce_pipeline_finished(piped, backup(1), 3, NOW + timedelta(hours=2))),
+        ("pipeline ended", messages.announce_pipeline_ended(piped, why)),
     ]
     for on, changed in ((True, True), (True, False), (False, True), (False, False)):
         built.append((f"approvals {on} {changed}", messages.approvals_set_message(12345, on, changed)))
@@ -322,6 +340,23 @@ def every_message() -> list[tuple[str, dict]]:
     return built
 
 
+def pipeline_runs() -> dict[str, PipelineRun]:
+    """A pipeline's run in each state the team hears of (bot/ops/pipelines.py)."""
+    run = PipelineRun(
+        "0123456789ab", "token:deploy-prod", 12345, "web-01", "k1", "h", "배포 전", RunStatus.IN_PROGRESS, 5040,
+        None, "", None, NOW.isoformat(), NOW.timestamp(), None,
+    )  # fmt: skip
+    oldest = {"id": 5024, "created_at": (NOW - timedelta(days=9)).isoformat(), "description": "스키마 변경 전"}
+    return {
+        "in_progress": run,
+        "unknown": dataclasses.replace(run, status=RunStatus.UNKNOWN, backup_id=None, detail="no answer came in time"),
+        "no room": dataclasses.replace(run, status=RunStatus.FAILED, backup_id=None, refusal="no_room", oldest=oldest),
+        "no room unknown oldest": dataclasses.replace(run, status=RunStatus.FAILED, backup_id=None, refusal="no_room"),
+        "refused": dataclasses.replace(run, status=RunStatus.FAILED, backup_id=None, refusal="api", detail="403"),
+        "ended failed": dataclasses.replace(run, status=RunStatus.FAILED, detail="backup #5040 ended failed"),
+    }
+
+
 def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
     full = NoRoom(12345, 10, backup(9), description="", may_make_room=True, ruled=False, provider_message="limit")
     return [
@@ -358,6 +393,11 @@ def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
         RateLimited("429", 3),
         ApiTimeout("timeout"),
         Unavailable("503"),
+        TokenRefused(None),
+        TokenRefused("deploy-prod", revoked=True),
+        TokenRefused("deploy-prod", server_id=12347),
+        TokenNameTaken("deploy-prod"),
+        KeyReused("0123456789ab"),
         RuntimeError("internal"),
     ]
 

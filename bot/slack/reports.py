@@ -20,9 +20,14 @@ from bot.slack.home import HomePages
 from bot.slack.notifier import SlackNotifier
 from bot.slack.views import approvals, messages, outcomes, safety
 from bot.slack.views.base import server_words
-from bot.store import ApprovalState, Followed
+from bot.store import ApprovalState, Followed, PipelineRun
 
 log = logging.getLogger(__name__)
+
+
+def by_a_pipeline(user_id: str) -> bool:
+    """A backup a pipeline's token (or the shell) asked for: the team hears it by name, and how long it took."""
+    return user_id.startswith(("token:", "cli:"))
 
 
 class SlackReporter:
@@ -43,17 +48,21 @@ class SlackReporter:
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
         async with self.ops.speaking_to(followed.requested_by):
-            await self.notifier.announce(
-                followed.channel_id, messages.announce_finished(followed, backup, manual_count), followed.server_id
-            )
+            if by_a_pipeline(followed.requested_by):
+                announcement = messages.announce_pipeline_finished(followed, backup, manual_count, self._clock())
+            else:
+                announcement = messages.announce_finished(followed, backup, manual_count)
+            await self.notifier.announce(followed.channel_id, announcement, followed.server_id)
             await self.notifier.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
         await self.home.refresh_if_opened(followed.requested_by)
 
     async def follow_ended(self, followed: Followed, why: Words) -> None:
         async with self.ops.speaking_to(followed.requested_by):
-            await self.notifier.announce(
-                followed.channel_id, messages.announce_ended(followed, why), followed.server_id
-            )
+            if by_a_pipeline(followed.requested_by):
+                announcement = messages.announce_pipeline_ended(followed, why)
+            else:
+                announcement = messages.announce_ended(followed, why)
+            await self.notifier.announce(followed.channel_id, announcement, followed.server_id)
             await self.notifier.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
         await self.home.refresh_if_opened(followed.requested_by)
 
@@ -118,3 +127,14 @@ class SlackReporter:
         else:
             return
         await self.notifier.announce(request.origin_channel, announcement, request.target_server_id)
+
+    async def run_started(self, run: PipelineRun) -> None:
+        """A pipeline's run, told to the server's channels (else the notify channel): the backup it took, or why
+        it took none. No channel of the pipeline's own: nobody asked from Slack."""
+        async with self.ops.speaking_to(None):
+            announcement = messages.announce_run(run)
+        await self.notifier.announce(None, announcement, run.server_id)
+
+    async def run_settled(self, run: PipelineRun) -> None:
+        """A run the background loop settled (found after all, or never sent): told like one that started."""
+        await self.run_started(run)

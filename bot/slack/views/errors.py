@@ -20,6 +20,7 @@ from bot.ops import (
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    KeyReused,
     MayHaveHappened,
     NoRoom,
     NotRestorable,
@@ -29,6 +30,8 @@ from bot.ops import (
     PermissionDenied,
     RuledServer,
     SafetyBackupFailed,
+    TokenNameTaken,
+    TokenRefused,
     UndoUnavailable,
     WrongChannel,
 )
@@ -65,6 +68,7 @@ ACTION_VERBS = {
     Action.DENY: N_("deny this"),
     Action.CHANNELS: N_("change a server's channels"),
     Action.LANGUAGE: N_("choose a language"),
+    Action.TOKENS: N_("manage pipeline tokens"),
 }
 
 
@@ -148,6 +152,26 @@ def error_text(error: Exception) -> str:
             ":raised_hand: Server *{id}* is under the two-person rule, so making room is not one step here: "
             "delete the oldest backup with `/backup delete` (a second person approves), then create again."
         ).format(id=error.server_id)
+    if isinstance(error, TokenRefused):
+        if error.forbidden:
+            return _(
+                ":no_entry: The pipeline token *{name}* does not reach server *{id}*, so nothing was done."
+            ).format(name=escape(error.name), id=error.server_id)
+        if error.revoked:
+            return _(":lock: The pipeline token *{name}* was revoked, so nothing was done.").format(
+                name=escape(error.name)
+            )
+        return _(":lock: That pipeline token is not known to the bot, so nothing was done.")
+    if isinstance(error, TokenNameTaken):
+        return _(
+            ":warning: A pipeline token named *{name}* exists already (revoked tokens keep their names): "
+            "choose another name."
+        ).format(name=escape(error.name))
+    if isinstance(error, KeyReused):
+        return _(
+            ":warning: That Idempotency-Key was already used for another request (run `{run}`), so nothing was "
+            "done: use a new key."
+        ).format(run=error.run_id)
     if isinstance(error, StoreUnavailable):
         return _(
             ":floppy_disk: The bot's store is unavailable right now ({problem}), so nothing was done. "
