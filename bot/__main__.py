@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,11 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.i18n import LANGUAGES
 from bot.observe import configure_logging
 from bot.ops import Actor, Operations, OpsError
+from bot.ops.pipelines import MAX_DESCRIPTION, NO_ROOM, run_line, valid_token_name
 from bot.parsing import UsageError, is_number, parse_channel, parse_id, parse_user
 from bot.policy import Action, Role
 from bot.runtime import build_core
-from bot.store import AuditSearch, StoreError, open_store
+from bot.store import AuditSearch, RunStatus, StoreError, open_store
 
 CLI_RETRY_SECONDS = 1.0
 
@@ -91,6 +93,30 @@ def _since(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01 (or 2026-11-01T12:00)") from None
     return iso_seconds(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _duration(text: str) -> float:
+    """A wait: seconds (`90`, `90s`), minutes (`15m`) or hours (`1h`), at most a day."""
+    found = re.fullmatch(r"(\d{1,6})([smh]?)", text.strip().lower())
+    seconds = int(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)] if found else -1
+    if not 0 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a wait like 90, 90s, 15m or 1h (at most a day)")
+    return float(seconds)
+
+
+def _token_name(text: str) -> str:
+    if not valid_token_name(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a token name: letters, digits, '.', '_' and '-', at most 40, like deploy-prod"
+        )
+    return text
+
+
+def _servers(text: str) -> frozenset[int]:
+    servers = frozenset(_server(part.strip()) for part in text.split(",") if part.strip())
+    if not servers:
+        raise argparse.ArgumentTypeError("--servers needs at least one server ID, like 12345,12346")
+    return servers
 
 
 def _port(text: str) -> int:
@@ -162,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("approvals", help="list the servers under the two-person rule, or turn it on or off for one")
     p.add_argument("server", type=_server, nargs="?", metavar="SERVER")
     p.add_argument("switch", choices=["on", "off"], nargs="?", metavar="on|off")
+
+    p = sub.add_parser("token", help="pipeline tokens: add one (printed once), list them, revoke one")
+    tokens = p.add_subparsers(dest="op", metavar="OP", required=True)
+    t = tokens.add_parser("add", help="make a token for a pipeline; it is printed once, and only its hash is kept")
+    t.add_argument("name", type=_token_name, metavar="NAME", help="what the audit and Slack call it, e.g. deploy-prod")
+    t.add_argument("--servers", type=_servers, required=True, help="the servers it may back up: 12345,12346")
+    tokens.add_parser("list", help="the tokens, their servers and whether they were revoked (never the tokens)")
+    t = tokens.add_parser("revoke", help="revoke a token at once")
+    t.add_argument("name", type=_token_name, metavar="NAME")
+
+    p = sub.add_parser(
+        "backup",
+        help="take a manual backup and wait for it, as a pipeline does (exit 0 completed, 1 failed, 3 the wait "
+        "ran out, 4 no room, 2 bad input)",
+    )
+    p.add_argument("server", type=_server, metavar="SERVER", help="server ID")
+    p.add_argument("--description", default="", help=f"at most {MAX_DESCRIPTION} characters")
+    p.add_argument(
+        "--wait", type=_duration, default=900.0, help="how long to wait for it to complete: 90, 90s, 15m (default 15m)"
+    )
 
     p = sub.add_parser("audit", help="read and search the audit log, newest first")
     form = p.add_mutually_exclusive_group()
@@ -356,6 +402,101 @@ def cmd_audit(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_token(args, settings: Settings) -> int:
+    async def work(ops: Operations, _store):
+        if args.op == "add":
+            return await ops.add_token(_cli_actor(), args.name, args.servers)
+        if args.op == "revoke":
+            return await ops.revoke_token(_cli_actor(), args.name)
+        return await ops.pipeline_tokens(_cli_actor())
+
+    result = _with_ops(settings, work)
+    if args.op == "add":
+        print(result)
+        listed = ", ".join(str(s) for s in sorted(args.servers))
+        print(
+            f"token {args.name} reaches servers {listed}. This is the only time it is shown: put it in your CI's "
+            "secret store (README: Pipelines). The bot keeps only its hash.",
+            file=sys.stderr,
+        )
+        return 0
+    if args.op == "revoke":
+        if not result:
+            raise CliError(f"there is no live token named {args.name} (`vps-backup-bot token list` shows them)")
+        print(f"token {args.name} is revoked: calls with it are refused from now on")
+        return 0
+    if not result:
+        print("no pipeline tokens (`vps-backup-bot token add NAME --servers ID,...` makes one)")
+        return 0
+    print(f"{'NAME':<24} {'SERVERS':<24} {'MADE BY / AT':<40} STATE")
+    for t in result:
+        state = f"revoked {t.revoked_at} by {t.revoked_by}" if t.revoked else "live"
+        servers = ",".join(str(s) for s in sorted(t.servers))
+        print(f"{t.name:<24} {servers:<24} {t.made_by + ' ' + t.made_at:<40} {state}")
+    return 0
+
+
+# Exit statuses of `backup`, for a pipeline to act on.
+COMPLETED, FAILED, WAIT_RAN_OUT, NO_ROOM_LEFT = 0, 1, 3, 4
+
+
+def cmd_backup(args, settings: Settings) -> int:
+    """A backup as a pipeline takes one, from the shell: created like any other (audited as the person at the
+    shell, announced, followed by the bot), then waited on by looking at the backup API; one line says how it
+    ended, and the exit status says it too."""
+    settings.require("vps_api_token")
+    if len(args.description) > MAX_DESCRIPTION:
+        raise CliError(f"--description is {len(args.description)} characters: at most {MAX_DESCRIPTION}")
+    every = min(max(settings.poll_seconds, 1.0), 10.0)
+
+    async def work(ops: Operations, _store):
+        run = (await ops.pipeline_backup(_cli_actor(), args.server, args.description)).run
+        problem = await _announce_run(settings, ops, run)
+        if problem:
+            print(f"note: {problem}", file=sys.stderr)
+        deadline = asyncio.get_running_loop().time() + args.wait
+        while run.status in (RunStatus.IN_PROGRESS, RunStatus.UNKNOWN, RunStatus.PENDING):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(every, left))
+            run = await ops.check_run(run)
+        return run
+
+    run = _with_ops(settings, work)
+    print(run_line(run, datetime.now(UTC)), flush=True)
+    if run.status is RunStatus.COMPLETED:
+        return COMPLETED
+    if run.status is RunStatus.FAILED:
+        return NO_ROOM_LEFT if run.refusal == NO_ROOM else FAILED
+    if run.status is RunStatus.UNKNOWN:
+        return FAILED  # the backup API did not confirm it, and it was not found: the line says it may exist
+    return WAIT_RAN_OUT
+
+
+async def _announce_run(settings: Settings, ops: Operations, run) -> str | None:
+    """Tell the team, as the bot would, when the shell has Slack's settings: through the outbox, so a bot
+    sharing the store delivers it if Slack cannot take it now. Returns a problem to mention, if any."""
+    if not settings.slack_bot_token:
+        return None
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.clock import utc_now
+    from bot.observe import Metrics
+    from bot.slack.home import HomePages
+    from bot.slack.notifier import ResponseUrls, SlackNotifier
+    from bot.slack.reports import SlackReporter
+
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    notifier = SlackNotifier(client, ops.store, settings.notify_channel, ResponseUrls(settings.slack_api_url))
+    reporter = SlackReporter(ops, notifier, HomePages(ops, client, utc_now, Metrics()))
+    try:
+        await reporter.run_started(run)
+    except Exception as exc:  # noqa: BLE001 - the backup was taken; telling Slack is secondary
+        return f"the team could not be told in Slack ({type(exc).__name__})"
+    return None
+
+
 def cmd_fake_api(args, _settings: Settings) -> int:
     from bot.sim.fake_api import BackupSimulator, run_simulator_forever
 
@@ -452,6 +593,8 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "channels": cmd_channels,
     "audit": cmd_audit,
+    "token": cmd_token,
+    "backup": cmd_backup,
     "migrate": cmd_migrate,
     "copy-store": cmd_copy_store,
 }
