@@ -141,10 +141,11 @@ class PipelineApi:
         token = await self._authenticate(headers, Action.CREATE)
         actor = Actor.token(token.name)
         observe.current().user_id = actor.user_id
-        body = await _read_body(receive, headers)
+        body = b""
         try:
+            body = await _read_body(receive, headers)
             call = _call(scope, headers, body)
-        except Refusal as refusal:
+        except Refusal as refusal:  # bad input from a good token: audited as the token, like every call
             await self.ops.pipeline_refused(token, f"bad request: {refusal.message}", _server_in(body))
             raise
         async with self.inflight.track():  # a shutdown lets the create finish, or records it as interrupted

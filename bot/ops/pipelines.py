@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.backup_api import MANUAL_LIMIT, Backup, BackupApiError
+from bot.backup_api import MANUAL_LIMIT, Backup, BackupApiError, NotFound
 from bot.clock import iso_seconds
 from bot.ops.core import Accepted, Actor, Core, ReplyTo
 from bot.ops.errors import KeyReused, MayHaveHappened, NoRoom, TokenNameTaken, TokenRefused
@@ -228,13 +228,17 @@ class Pipelines(Core):
                 run,
                 RunStatus.FAILED,
                 refusal=NO_ROOM,
-                detail=f"server {run.server_id} already has {exc.count} of {MANUAL_LIMIT} manual backups",
+                detail=f"it already has {exc.count} of {MANUAL_LIMIT} manual backups",
                 oldest=json.dumps(_oldest(oldest)) if oldest else None,
+                server_name=oldest.server.name if oldest else run.server_name,
             )
         except MayHaveHappened as exc:
             why = exc.sent.why.english() if exc.sent.why else "no confirmation"
             run = await self._move_run(run, RunStatus.UNKNOWN, detail=f"the backup API did not confirm it ({why})")
             return await self.check_run(run)
+        except NotFound:
+            detail = f"the backup API does not know server {run.server_id} (404)"
+            return await self._move_run(run, RunStatus.FAILED, refusal=REFUSED, detail=detail)
         except BackupApiError as exc:
             _outcome, why = classify(exc)
             return await self._move_run(run, RunStatus.FAILED, refusal=REFUSED, detail=why.english())
@@ -378,7 +382,8 @@ def run_line(run: PipelineRun, now: datetime) -> str:
         text = f"no backup of {server}: {run.detail}, the most VPS.org keeps"
         if oldest:
             described = f", “{oldest['description']}”" if oldest.get("description") else ""
-            text += f". The oldest manual one is #{oldest['id']} (taken {oldest['created_at']}{described}): delete one"
+            taken = datetime.fromisoformat(oldest["created_at"]).strftime("%Y-%m-%d %H:%M UTC")
+            text += f". The oldest manual one is #{oldest['id']} (taken {taken}{described}): delete one"
         return text + " to make room, then try again"
     if run.backup_id is None:
         return f"no backup of {server} was created: {run.detail}"

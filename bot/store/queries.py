@@ -920,11 +920,11 @@ class Store:
             return cursor.rowcount == 1
 
     def runs_in(self, status: RunStatus, *, updated_before: float, updated_after: float = 0.0) -> list[PipelineRun]:
-        """Runs in `status` last moved between those times (epoch seconds), oldest first: only read; whoever acts
+        """Runs in `status` last moved within those times (epoch seconds), oldest first: only read; whoever acts
         on one moves it with `move_run`, which one caller alone can do."""
         with self._reading() as db:
             rows = db.rows(
-                "SELECT id FROM pipeline_runs WHERE status = ? AND updated_at < ? AND updated_at >= ? "
+                "SELECT id FROM pipeline_runs WHERE status = ? AND updated_at <= ? AND updated_at >= ? "
                 "ORDER BY updated_at LIMIT 50",
                 [status.value, updated_before, updated_after],
             )
