@@ -21,6 +21,7 @@ EXPECTED = {
     Action.APPROVE: (False, False, False, True, True),
     Action.DENY: (False, False, False, True, True),
     Action.CHANNELS: (False, True, True, True, True),  # showing them; changing them is checked as admin-only
+    Action.TOKENS: (False, False, False, False, True),
 }
 STANDINGS = [(False, None), (False, Role.VIEWER), (False, Role.OPERATOR), (False, Role.OWNER), (True, None)]
 

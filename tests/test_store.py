@@ -14,6 +14,7 @@ from bot.store import (
     SCHEMA_VERSION,
     ChainState,
     ConfirmationState,
+    RunStatus,
     SqliteStore,
     Store,
     StoreError,
@@ -176,7 +177,8 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         assert migrated.role_of("U1", 1) is Role.OWNER
         assert [e.action for e in migrated.audit_entries()] == ["list"]
         assert {"outbox", "seen", "confirmations"} <= set(migrated.db.table_names())
-        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
+        assert {"pipeline_tokens", "pipeline_runs"} <= set(migrated.db.table_names())
         assert "approval_id" in migrated.db["outbox"].columns_dict
     finally:
         migrated.close()
@@ -337,3 +339,51 @@ def test_languages_are_kept_per_person(store):
     assert store.language_of("U1") is None
     assert store.set_language("U1", "ko") is True and store.set_language("U1", "ko") is False
     assert store.language_of("U1") == "ko" and store.language_of("U2") is None
+
+
+A_RUN = dict(
+    id="0123456789ab",
+    actor="token:deploy",
+    server_id=12345,
+    server_name=None,
+    idempotency_key="build-7",
+    request_hash="h",
+    description="before deploy",
+)
+
+
+def test_two_bots_claim_a_pipeline_run_once_however_they_race(two):
+    """The claim of a repeated Idempotency-Key is one INSERT ... ON CONFLICT DO NOTHING: one of any number wins."""
+    one, other = two
+    made, start = [], threading.Barrier(8)
+
+    def claim(store):
+        start.wait()
+        made.append(store.claim_run(**A_RUN))
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in (one, other) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(new for _run, new in made) == [False] * 7 + [True]
+    assert {run.id for run, _new in made} == {A_RUN["id"]} and all(r.status is RunStatus.PENDING for r, _ in made)
+    moves = [s.move_run(A_RUN["id"], (RunStatus.PENDING,), RunStatus.IN_PROGRESS, backup_id=5033) for s in two]
+    assert sorted(moves) == [False, True]
+    one.follow(backup_id=5033, server_id=12345, requested_by="token:deploy", channel_id=None, response_url=None)
+    assert other.pipeline_run(A_RUN["id"]).status is RunStatus.IN_PROGRESS
+    one.finish_follow(5033, "failed")
+    ended = other.pipeline_run(A_RUN["id"])
+    assert (ended.status, ended.detail) == (RunStatus.FAILED, "backup #5033 ended failed"), "read from the follower"
+    assert ended.finished_at is not None
+
+
+def test_a_token_name_is_taken_once_and_revoked_once(two):
+    one, other = two
+    fields = dict(name="deploy", selector="0123456789ab", hash="ab" * 32, servers=[12346, 12345], made_by="cli:x")
+    assert sorted([one.add_token(**fields), other.add_token(**fields)]) == [False, True]
+    (token,) = other.tokens()
+    assert token.servers == frozenset({12345, 12346}) and not token.revoked
+    assert one.token_by_selector("0123456789ab").name == "deploy" and one.token_by_selector("x") is None
+    assert sorted([one.revoke_token("deploy", "cli:x"), other.revoke_token("deploy", "cli:y")]) == [False, True]
+    assert one.tokens()[0].revoked and not one.add_token(**fields), "a revoked token keeps its name"
