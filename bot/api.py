@@ -114,7 +114,8 @@ class PipelineApi:
                     f"something went wrong inside the bot; the admins can find it in its log as {context.request_id}"
                 )
                 status, body = 500, {"message": message}
-            log.info("pipeline API: %s %s → %s", scope["method"], scope["path"], status)
+            who = context.user_id or "no known token"
+            log.info("pipeline API: %s %s → %s (%s)", scope["method"], scope["path"], status, who)
         payload = json.dumps(body, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": status, "headers": JSON + headers})
         await send({"type": "http.response.body", "body": payload})

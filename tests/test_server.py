@@ -433,6 +433,8 @@ def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path)
         )
         ack = bg.run(slack.send_envelope("slash_commands", payload, timeout=30))
         assert ack["envelope_id"]
+        pipelines = httpx.post(f"http://127.0.0.1:{metrics_port}/api/v1/backups", json={"server_id": 12345})
+        assert pipelines.status_code == 401 and pipelines.json()["message"], "the pipeline API is on this port too"
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert "backupbot_pending_work" in metrics and "backupbot_backup_api_seconds" in metrics
         proc.send_signal(signal.SIGTERM)

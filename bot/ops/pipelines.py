@@ -234,7 +234,7 @@ class Pipelines(Core):
             )
         except MayHaveHappened as exc:
             why = exc.sent.why.english() if exc.sent.why else "no confirmation"
-            run = await self._move_run(run, RunStatus.UNKNOWN, detail=f"the backup API did not confirm it ({why})")
+            run = await self._move_run(run, RunStatus.UNKNOWN, detail=why)
             return await self.check_run(run)
         except NotFound:
             detail = f"the backup API does not know server {run.server_id} (404)"
@@ -243,7 +243,7 @@ class Pipelines(Core):
             _outcome, why = classify(exc)
             return await self._move_run(run, RunStatus.FAILED, refusal=REFUSED, detail=why.english())
         if isinstance(created, Accepted):
-            detail = "the backup API accepted it, but its answer could not be read"
+            detail = "its answer to the create could not be read"
             return await self.check_run(await self._move_run(run, RunStatus.UNKNOWN, detail=detail))
         return await self._adopt(run, created, follow=False)
 
@@ -333,7 +333,7 @@ class Pipelines(Core):
             return await self._adopt(run, sent.backup)
         if sent.done or sent.unknown:
             why = sent.why.english() if sent.why else "its answer could not be read"
-            return await self.check_run(await self._move_run(run, RunStatus.UNKNOWN, detail=f"unconfirmed ({why})"))
+            return await self.check_run(await self._move_run(run, RunStatus.UNKNOWN, detail=why))
         why = sent.why.english() if sent.why else "it was not done"
         return await self._move_run(run, RunStatus.FAILED, refusal=REFUSED, detail=why)
 
@@ -374,7 +374,8 @@ def run_line(run: PipelineRun, now: datetime) -> str:
         return f"{backup}: completed in {took}"
     if run.status is RunStatus.UNKNOWN:
         return (
-            f"backup of {server}: outcome unknown: {run.detail}. It may have been created: "
+            f"backup of {server}: outcome unknown, the backup API did not confirm the create ({run.detail}). "
+            "It may have been created: "
             f"check the server's manual backups before trying again (run {run.id})"
         )
     if run.refusal == NO_ROOM:
