@@ -43,7 +43,7 @@ from bot.ops.core import Actor
 from bot.ops.pipelines import IDEMPOTENCY_KEY, MAX_DESCRIPTION, NO_ROOM, REFUSED, RunStarted, run_line
 from bot.parsing import MAX_ID_DIGITS
 from bot.policy import Action
-from bot.store import PipelineRun, PipelineToken, RunStatus, StoreUnavailable
+from bot.store import PipelineRun, PipelineToken, RunStatus, StoreUnavailable, one_line
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ class PipelineApi:
                 )
                 status, body = 500, {"message": message}
             who = context.user_id or "no known token"
-            log.info("pipeline API: %s %s → %s (%s)", scope["method"], scope["path"], status, who)
+            path = one_line(scope["path"][:200])  # from outside: one line, so it cannot forge another
+            log.info("pipeline API: %s %s → %s (%s)", scope["method"], path, status, who)
         payload = json.dumps(body, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": status, "headers": JSON + headers})
         await send({"type": "http.response.body", "body": payload})
@@ -131,7 +132,7 @@ class PipelineApi:
             if method != "GET":
                 raise Refusal(405, f"{path} takes GET", [(b"allow", b"GET")])
             return await self._get(scope, found.group(1))
-        raise Refusal(404, f"there is no {path}: the pipeline API is POST {BACKUPS_PATH} and GET /api/v1/runs/ID")
+        raise Refusal(404, f"there is no {path[:100]}: the pipeline API is POST {BACKUPS_PATH} and GET /api/v1/runs/ID")
 
     # --- POST /api/v1/backups ------------------------------------------------------
 

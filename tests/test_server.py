@@ -558,7 +558,7 @@ def test_app_rate_limited_is_answered_200_when_signed(stack):
 def test_a_pipeline_drives_the_real_serve_process(tmp_path):
     """A CI job against `serve`: a token made at the shell, two concurrent calls with one Idempotency-Key (one
     backup), bad calls answered in JSON, the team told in Slack, and the token nowhere but in the job's hands."""
-    serve = ServeProcess(tmp_path, latency=0.3)
+    serve = ServeProcess(tmp_path, latency=0.3, env={"BACKUPBOT_LOG_FORMAT": "json"})
     try:
         made = run_bot(
             ["token", "add", "deploy-prod", "--servers", "12345"],
@@ -608,5 +608,9 @@ def test_a_pipeline_drives_the_real_serve_process(tmp_path):
     for where in (output, stored.decode("latin-1"), slack, made.stderr):
         assert token not in where and secret not in where
     assert "Traceback" not in output
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    calls = [r for r in records if r["message"].startswith("pipeline API: POST /api/v1/backups")]
+    assert calls and {r["kind"] for r in calls} == {"pipeline"}
+    assert {r["user_id"] for r in calls} == {"token:deploy-prod", ""}, "the token's name, never the token"
     outcomes = sorted(action[1] for action in audit_rows(serve.db) if action[0] == "create")
     assert outcomes == ["cancelled", "denied", "denied", "denied", "done"], "each call audited; the 401 names no one"
