@@ -131,7 +131,9 @@ def test_a_safety_backup_that_ends_failed_stops_the_restore(nets):
     assert button(stopped, ids.RESTORE_WITHOUT_SAFETY)
     time.sleep(0.3)
     assert nets.sim.restores == []
-    assert "was *not* sent" in nets.recorder.api("chat.postMessage")[-1]["text"]
+    told = [m["text"] for m in nets.recorder.api("chat.postMessage")]
+    assert any("was *not* sent" in t for t in told), told
+    assert any(f"*Backup #{safety_id} of web-server-01 (12345) FAILED*" in t for t in told), "its own alert too"
 
 
 def test_no_room_for_a_safety_backup_is_said_in_the_form_and_nothing_is_restored(nets):

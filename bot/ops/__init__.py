@@ -10,6 +10,7 @@
     approvals.py      the two-person rule
     home.py           the Home tab
     admin.py          grants, admins, channels, languages
+    watching.py       freshness, alerts that heal themselves, status, digests
     writes.py         the one way to send a write: its record, its outcome (done, not done, unknown)
 
 Each family is a mixin on `Core`; `Operations` joins them, so a use case may call another family's.
@@ -27,6 +28,7 @@ from bot.ops.core import APPROVAL_TTL, CONFIRMATION_TTL, Accepted, Actor, ReplyT
 from bot.ops.errors import (
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
@@ -46,6 +48,7 @@ from bot.ops.errors import (
 from bot.ops.home import Home, HomeView, ServerSummary
 from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
 from bot.ops.undo import DeleteSent, InUndoWindow, Undo
+from bot.ops.watching import AlertChange, DigestReport, Freshness, ServerStatus, Watching
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 
 __all__ = [
@@ -54,9 +57,11 @@ __all__ = [
     "PURPOSE_MAKE_ROOM",
     "Accepted",
     "Actor",
+    "AlertChange",
     "ApprovalUnavailable",
     "Awaiting",
     "BackupNotFound",
+    "BadSchedule",
     "ChainStarted",
     "ChainStep",
     "ChannelUnusable",
@@ -64,7 +69,9 @@ __all__ = [
     "ConfirmationUnavailable",
     "Decision",
     "DeleteSent",
+    "DigestReport",
     "Done",
+    "Freshness",
     "HomeView",
     "InUndoWindow",
     "Interrupted",
@@ -83,6 +90,7 @@ __all__ = [
     "SafetyBackupFailed",
     "Sent",
     "ServerAccess",
+    "ServerStatus",
     "ServerSummary",
     "UndoUnavailable",
     "Write",
@@ -92,5 +100,5 @@ __all__ = [
 ]
 
 
-class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Home, Admin):
+class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Watching, Home, Admin):
     """Every use case: one object the listeners, the CLI and the background loop call."""
