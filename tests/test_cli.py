@@ -11,7 +11,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import httpx
 import pytest
-from conftest import CLEAN_ENV, bot_command, free_port, wait_healthy
+from conftest import CLEAN_ENV, bot_command, free_port, text_of, wait_healthy
 
 from bot.__main__ import main
 
@@ -246,3 +246,17 @@ def test_channels_from_the_shell(tmp_path):
         e["detail"] for e in json.loads(run("audit", "--json", "--action", "channels", tmp_path=tmp_path).stdout)
     ]
     assert "unbound from C0PRODOPS" in details and "bound to C0PRODOPS" in details
+
+
+def test_descriptions_typed_in_slack_reach_the_csv_unable_to_run_in_a_spreadsheet(stack, tmp_path):
+    """Each of the four characters a spreadsheet starts a formula with, typed as a description in Slack."""
+    typed = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)"]
+    for description in typed:
+        reply, _ = stack.ask(f"create 12345 {description}")
+        assert "has started" in text_of(reply)
+    out = run("audit", "--csv", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
+    header, *rows = list(csv.reader(io.StringIO(out.stdout)))
+    detail = header.index("detail")
+    assert sorted(row[detail] for row in rows) == sorted("'" + d for d in typed)
+    raw = run("audit", "--json", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
+    assert sorted(e["detail"] for e in json.loads(raw.stdout)) == sorted(typed), "only the CSV is neutralised"
