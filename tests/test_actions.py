@@ -1,7 +1,7 @@
 """Buttons and the restore modal, end to end, pressed as Slack would send them."""
 
 import pytest
-from conftest import ADMIN, NOTIFY, LiveStack, button, text_of
+from conftest import ADMIN, NOTIFY, LiveStack, button, poll_until, text_of
 
 from bot.sim.fake_api import BackupSimulator
 from bot.slack.ids import (
@@ -125,6 +125,17 @@ def test_restore_modal_checks_the_typed_name(roles):
     assert again.status_code == 200
     assert "already confirmed" in text_of(roles.reply(key, 2))
     assert roles.sim.restores == [(12345, 5023)]
+
+
+@pytest.mark.parametrize("typed", ["web", "web-server-0", "web-server-01x", "server-01", "1234", "2345", ""])
+def test_only_the_whole_name_or_id_confirms_a_restore(roles, typed):
+    """Not a prefix, a part, more, or an empty form: the person must have read which server it is."""
+    opened, _key = open_restore_modal(roles)
+    answer = roles.submit(opened["view"], typed, user=OWNER).json()
+    assert answer["response_action"] == "errors" and RESTORE_INPUT_BLOCK in answer["errors"]
+    assert roles.sim.restores == []
+    assert roles.submit(opened["view"], " 12345 ", user=OWNER).text == "", "the whole ID, spaces aside, does"
+    poll_until(lambda: roles.sim.restores)
 
 
 def test_restore_modal_is_not_opened_for_someone_without_rights(roles):
