@@ -83,3 +83,26 @@ def test_showing_and_changing_channels(bound):
     assert "no longer bound" in text_of(reply) and "may be run from anywhere" in text_of(reply)
     bad, _ = bound.command("channels 12345 add prod-ops")
     assert "`prod-ops` is not a channel" in text_of(bad.json())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/slack/approvals.py settle(): an approved delete or restore is announced with "
+    "notifier.announce(request.origin_channel, …) and no server_id, so it goes to BACKUPBOT_NOTIFY_CHANNEL "
+    "instead of the server's own channels",
+)
+def test_an_approved_delete_of_a_bound_server_is_announced_in_its_channels(bound):
+    assert "now *on*" in text_of(bound.ask("approvals 12345 on")[0])
+    bound.grant("U0OWNER2", 12345, "owner")
+    confirmation, _ = bound.ask("delete 5023", user=OWNER, channel=PROD)
+    bound.press(button(confirmation, ids.CONFIRM_DELETE), user=OWNER, channel=PROD)
+    card = bound.recorder.wait_for(
+        lambda _r: [m for m in bound.recorder.api("chat.postMessage") if "Approval needed" in m["text"]]
+    )[-1]
+    assert card["channel"] == PROD, "the card goes to the server's channel"
+    bound.press(button(card, ids.APPROVE), user="U0OWNER2", channel=PROD)
+    announced = bound.recorder.wait_for(
+        lambda _r: [m for m in bound.recorder.api("chat.postMessage") if "deleted backup *#5023*" in m["text"]]
+    )
+    assert bound.sim.count("DELETE") == 1
+    assert [m["channel"] for m in announced] == [PROD], "its channel hears it, not BACKUPBOT_NOTIFY_CHANNEL"
