@@ -13,7 +13,7 @@ import uuid
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from conftest import ADMIN, CHANNEL, button, poll_until, text_of
+from conftest import ADMIN, CHANNEL, Background, LiveStack, button, poll_until, text_of
 
 from bot.sim.slack_loopback import LoopbackSlack, block_actions_payload, slash_command_body
 from bot.slack import ids
@@ -78,3 +78,24 @@ def test_a_stand_in_is_trusted_only_at_its_own_host_and_port(stack, caplog):
         assert stack.recorder.responses(other_name.rsplit("/", 1)[1]) == []
     finally:
         stack.run(elsewhere.stop())
+
+
+def test_a_request_that_fails_before_its_listener_is_answered_only_on_slacks_hosts_too(tmp_path, sim, caplog):
+    """Slack cannot be reached when the first request comes (Bolt's auth.test fails): the error reply, too,
+    goes only to a Slack host."""
+    caplog.set_level(logging.INFO)
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    elsewhere = bg.run(LoopbackSlack().start())
+    live = LiveStack(tmp_path / "early.db", sim, slack=slack)
+    try:
+        bg.run(slack.stop())
+        url = elsewhere.response_url(uuid.uuid4().hex)
+        form = slash_command_body("list 12345", user_id=ADMIN, channel_id=CHANNEL, response_url=url)
+        live.post(urlencode(form).encode())
+        poll_until(lambda: refused(caplog, url), timeout=5)
+        assert elsewhere.recorder.all() == []
+    finally:
+        live.close()
+        bg.run(elsewhere.stop())
+        bg.close()
