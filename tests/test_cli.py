@@ -260,3 +260,14 @@ def test_descriptions_typed_in_slack_reach_the_csv_unable_to_run_in_a_spreadshee
     assert sorted(row[detail] for row in rows) == sorted("'" + d for d in typed)
     raw = run("audit", "--json", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
     assert sorted(e["detail"] for e in json.loads(raw.stdout)) == sorted(typed), "only the CSV is neutralised"
+
+
+def test_an_admin_added_at_the_shell_is_an_admin_in_slack_until_removed(stack, tmp_path):
+    env = {"BACKUPBOT_DB": str(stack.db_path)}
+    refused, _ = stack.ask("audit 5", user="U0NEWADMIN")
+    assert text_of(refused) == ":no_entry: Only an admin may read the audit log."
+    assert run("admin", "add", "U0NEWADMIN", tmp_path=tmp_path, env=env).returncode == 0
+    allowed, _ = stack.ask("audit 5", user="U0NEWADMIN")
+    assert "audit entr" in text_of(allowed) and "Only an admin" not in text_of(allowed)
+    assert run("admin", "remove", "U0NEWADMIN", tmp_path=tmp_path, env=env).returncode == 0
+    assert text_of(stack.ask("audit 5", user="U0NEWADMIN")[0]).startswith(":no_entry: Only an admin")
