@@ -462,6 +462,22 @@ def test_an_operator_is_told_who_can_make_room_and_nothing_is_sent(full):
     assert full.sim.count("DELETE") == 0
 
 
+def test_under_the_two_person_rule_making_room_is_not_one_step(full):
+    """The rule turned on while a make-room button and its confirmation are still on screen: neither deletes."""
+    refused, _ = full.ask("create 12346", user=OWNER)
+    make_room = button(refused, ids.MAKE_ROOM)
+    _r, key = full.press(make_room, user=OWNER)
+    confirm = button(full.reply(key), ids.CONFIRM_MAKE_ROOM)
+    assert "now *on*" in text_of(full.ask("approvals 12346 on")[0])
+    ruled, _ = full.ask("create 12346", user=OWNER)
+    assert "under the two-person rule: delete it with `/backup delete 5024`" in text_of(ruled)
+    assert not [b for b in buttons(ruled) if b["action_id"] == ids.MAKE_ROOM], "no one-step button any more"
+    for pressed in (make_room, confirm):
+        _r, key = full.press(pressed, user=OWNER)
+        assert "is under the two-person rule, so making room is not one step" in text_of(full.reply(key))
+    assert full.sim.count("DELETE") == 0 and full.sim.count("POST", "/api/v1/backups/") == 2, "two refused creates"
+
+
 def test_if_the_delete_fails_nothing_is_created(full):
     refused, _ = full.ask("create 12346", user=OWNER)
     _r, key = full.press(button(refused, ids.MAKE_ROOM), user=OWNER)
