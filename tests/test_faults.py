@@ -275,6 +275,38 @@ def test_an_announcement_pending_at_shutdown_is_delivered_after_a_restart(tmp_pa
         bg.close()
 
 
+def test_an_announcement_slack_could_not_be_reached_for_is_kept_and_delivered_when_it_is_back(tmp_path, caplog):
+    from conftest import Background
+
+    caplog.set_level(logging.INFO)
+
+    sim = BackupSimulator(completion_seconds=3600)
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    clock = ManualClock()
+    live = LiveStack(tmp_path / "away.db", sim, slack=slack, clock=clock)
+    back = LoopbackSlack()
+    try:
+        live.ask("servers")  # Bolt has asked Slack who the bot is (auth.test), as at any start
+        bg.run(slack.stop())  # Slack cannot be reached (its replies neither: nobody hears back for now)
+        response, _key = live.command("create 12345 while Slack is away")
+        assert response.status_code == 200
+        poll_until(lambda: "could not deliver a reply" in caplog.text)  # the announcement was tried first, then this
+        assert "Slack unreachable" in caplog.text
+        assert live.runtime.store.pending_announcements() == 1, "kept in the outbox"
+        back.port = slack.port  # Slack is back where it was
+        bg.run(back.start())
+        clock.now += timedelta(seconds=10)
+        back.recorder.wait_for(
+            lambda _r: [m for m in back.recorder.api("chat.postMessage") if "while Slack is away" in m["text"]]
+        )
+        poll_until(lambda: live.runtime.store.pending_announcements() == 0)
+    finally:
+        live.close()
+        bg.run(back.stop())
+        bg.close()
+
+
 def test_a_refused_channel_says_what_to_do_about_it(stack):
     stack.slack.fail("chat.postMessage", "not_in_channel")
     reply, _ = stack.ask("create 12345")
