@@ -1,6 +1,7 @@
 """Following created backups to the end: with a controlled clock, and live through the whole bot."""
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -10,6 +11,7 @@ from conftest import NOTIFY, LiveStack, ManualClock, text_of
 from bot.backup_api import BackupApi
 from bot.follower import Follower
 from bot.sim.fake_api import BackupSimulator, SimulatorTransport
+from bot.store import Store
 
 
 class Reports:
@@ -208,3 +210,32 @@ def test_restart_in_the_middle_still_announces_exactly_once(tmp_path):
         third.close()
         bg.run(slack.stop())
         bg.close()
+
+
+async def test_a_leader_backing_off_keeps_its_lease_through_the_long_waits(world, tmp_path):
+    """While the API fails, the waits between rounds grow past the lease; the leader renews it meanwhile,
+    so no other bot starts polling a failing API beside it."""
+    w = world
+    await create(w.api, w.store, 12345)
+    w.sim.fail_next(1000, 503)
+
+    async def chore():
+        return None
+
+    leader = Follower(
+        w.api, w.store, w.reports, poll_seconds=0.1, lease_seconds=1.0, chores=[chore], tick=0.05, holder="leader"
+    )
+    other = Store(str(tmp_path / "store.db"))  # another bot on the same store
+    task = asyncio.create_task(leader.run())
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3.5  # waits of 0.2, 0.4, 0.8, then 1.6 and 3.2 s: longer than the lease
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            assert not other.take_lease("poller", "other", 30), "the lease lapsed while its leader waited"
+        assert leader.leading
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        other.close()
