@@ -11,7 +11,8 @@ the loopback Slack and the backup-API simulator; what reached the API is counted
 import re
 
 import pytest
-from conftest import ADMIN, CHANNEL, NOTIFY, LiveStack, button, poll_until, text_of
+from conftest import ADMIN, CHANNEL, NOTIFY, LiveStack, button, buttons, poll_until, text_of
+from test_home import open_home, published
 
 from bot.slack import ids
 
@@ -185,6 +186,16 @@ def test_the_approver_must_own_both_servers(cross, ruled, approver, lacking):
     cross.press(button(card, ids.APPROVE), user=BOTH2, channel=NOTIFY)
     poll_until(lambda: cross.sim.restores)
     assert cross.sim.restores == [(B, BACKUP)]
+
+
+@pytest.mark.parametrize("ruled", [A, B], ids=["rule on the backup's server", "rule on the target"])
+def test_the_home_tab_offers_the_decision_only_to_owners_of_both(cross, ruled):
+    _key, card = ruled_request(cross, ruled)
+    request_id = button(card, ids.APPROVE)["value"]
+    for user, offered in ((OWNER_A, False), (OWNER_B, False), (BOTH, False), (BOTH2, True), (ADMIN, True)):
+        view = published(cross, user, open_home(cross, user))
+        decisions = [b["value"] for b in buttons(view) if b["action_id"] == ids.APPROVE]
+        assert (request_id in decisions) is offered, f"{user} {'is' if offered else 'is not'} offered it"
 
 
 def test_an_approved_restore_takes_its_safety_backup_of_the_target_first(watched):
