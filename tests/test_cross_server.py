@@ -95,10 +95,16 @@ def cards(stack: LiveStack) -> list[dict]:
 
 
 def test_an_owner_of_both_restores_the_target_from_the_other_servers_backup(cross):
+    newest = cross.sim.add_backup(B, description="taken just now")
     confirmation = ask_restore(cross)
     text = text_of(confirmation)
     assert f"*Restore {B_NAME} ({B}) from a backup?*" in text
     assert f"of *{A_NAME}* ({A}) will replace everything on *{B_NAME}* ({B})" in text
+    listed = cross.run(cross.runtime.api.list_backups())
+    taken = next(b.created_at for b in listed if b.id == BACKUP)
+    newer = sum(b.server.id == B and b.created_at > taken for b in listed)
+    assert f"{newer} newer backup{'s' if newer > 1 else ''} of *{B_NAME}* ({B}) exist" in text, "what it undoes: B's"
+    assert f"*#{newest}*, just now." in text
     form, key = open_form(cross, confirmation)
     assert f"Type {B_NAME} to confirm" in str(form["blocks"]), "the name to type is the target's"
     assert cross.submit(form, B_NAME, user=BOTH, safety=False).text == ""

@@ -30,6 +30,7 @@ import dataclasses
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,6 +164,10 @@ MUTANTS: list[Mutant] = [
       ("tests/test_safety_nets.py",), "two rounds racing on one chain both send the restore"),
     M("safety-running-counts-as-done", "bot/backup_api.py", "        return self.status == \"completed\"", "        return self.status != \"failed\"",
       ("tests/test_safety_nets.py", "tests/test_follower.py"), "any status but `failed` counts as completed"),
+    M("safety-undoes-counted-on-backups-server", "bot/ops.py",
+      "on_target = [b for b in backups if b.server.id == target]",
+      "on_target = [b for b in backups if b.server.id == backup.server.id]", ("tests/test_cross_server.py",),
+      "the restore confirmation counts the backup's server's newer backups, not the target's"),
     # --- escaping -------------------------------------------------------------------------------------
     M("escape-angle-brackets", "bot/slack/views/base.py", '.replace("<", "&lt;").replace(">", "&gt;")', "",
       ("tests/test_views.py",), "`<!channel>` in a description pings everyone"),
@@ -387,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tests:
         chosen = [dataclasses.replace(m, tests=tuple(args.tests)) for m in chosen]
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the temporary copies are removed on the way out
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         base = Path(tmp)
