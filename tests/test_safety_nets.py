@@ -352,7 +352,26 @@ def test_undo_after_the_time_the_reply_named_is_refused(tmp_path, sim):
         clock.now += timedelta(seconds=10)  # the second's time has come
         live.press(button(waiting, ids.UNDO_DELETE), user=OWNER, response_key=key)
         answer = text_of(live.reply(key, 2))
-        assert "Too late to undo" in answer, answer
+        assert "Undone by" not in answer and ("Too late to undo" in answer or "no longer be undone" in answer), answer
+    finally:
+        live.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/ops.py Operations.send_due_deletes() sends the claimed deletes one after another, so a DELETE "
+    "the API is slow to answer holds back every other delete due with it until its timeout",
+)
+def test_deletes_due_together_are_sent_together_even_if_one_hangs(tmp_path, sim):
+    """PRODUCT.md: "deletes due together are sent within seconds of their time, not one after another"."""
+    clock = ManualClock()
+    live = window_stack(tmp_path, sim, 30, clock=clock, api_options={"timeout": 10.0})
+    try:
+        confirm_delete(live, backup="5022")
+        confirm_delete(live, backup="5023")
+        sim.hang_next(1)  # whichever goes first hangs until the client's timeout (10 s)
+        clock.now += timedelta(seconds=30)
+        poll_until(lambda: sim.count("DELETE") == 2, timeout=2)
     finally:
         live.close()
 
