@@ -261,7 +261,7 @@ def test_the_safety_backup_is_taken_of_the_target_and_the_restore_waits_for_it(w
     safety = safety_backup_of(started)
     assert f"*Restore of {B_NAME} ({B}) from backup #{BACKUP}*" in text_of(started)
     on_b = {b.id: b for b in watched.run(watched.runtime.api.list_backups(B, "manual"))}
-    assert on_b[safety].description == f"Safety backup before restoring from #{BACKUP}"
+    assert on_b[safety].description.startswith(f"Safety backup before restoring from #{BACKUP}")
     assert writes(watched) == [("POST", "/api/v1/backups/")] and watched.sim.restores == []
     watched.sim.finish(safety)
     poll_until(lambda: watched.sim.restores)

@@ -13,6 +13,7 @@ those tests run there (`pytest -x -n 0`); a failing run kills the mutant, a pass
     python tools/mutants.py --only undo     # the mutants whose name contains "undo"
     python tools/mutants.py --list          # what there is, without running anything
     python tools/mutants.py --check         # only check that every snippet is still found exactly once
+    python tools/mutants.py --locate        # after code moved: which file now holds each stale snippet
 
 Exit status: 2 if a snippet is not found exactly once (the list is stale: code moved or changed; fix
 the mutant's `path` or `find`), 1 if `--fail-under` is given and the kill rate is below it, else 0.
@@ -280,6 +281,15 @@ def stale(mutants: list[Mutant], root: Path = ROOT, *, tests: bool = True) -> li
     return problems
 
 
+def locate(mutant: Mutant, root: Path = ROOT) -> list[str]:
+    """The files under bot/ that hold the mutant's snippet exactly once: where it went, when code moved."""
+    found = []
+    for file in sorted((root / "bot").rglob("*.py")):
+        if file.read_text(encoding="utf-8").count(mutant.find) == 1:
+            found.append(str(file.relative_to(root)))
+    return found
+
+
 def tracked_files(root: Path) -> list[str]:
     """What git knows or would (committed, staged, and new files not ignored): a new test counts before its commit."""
     command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
@@ -367,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only mutants whose name contains one of these")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--check", action="store_true", help="only check that every snippet occurs once")
+    parser.add_argument("--locate", action="store_true", help="where each stale snippet went")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once, each in its own copy (default 2)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a mutant's tests may take")
     parser.add_argument("--tests", nargs="+", metavar="TEST", help="run these tests instead of each mutant's own")
@@ -375,8 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     problems = stale(MUTANTS, tests=not args.tests)
+    if args.locate:
+        for m in MUTANTS:
+            if stale([m], tests=False):
+                where = locate(m)
+                print(f"{m.name}: " + (f"now in {', '.join(where)}" if where else "found nowhere: rewrite its snippet"))
+        return 2 if problems else 0
     if problems:
-        print("The mutant list is stale:", *problems, sep="\n  ", file=sys.stderr)
+        print("The mutant list is stale (`--locate` says where snippets went):", *problems, sep="\n  ", file=sys.stderr)
         return 2
     chosen = [m for m in MUTANTS if not args.only or any(word in m.name for word in args.only)]
     if args.list:
