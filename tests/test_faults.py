@@ -339,6 +339,17 @@ def test_an_audit_entry_is_one_line_whatever_it_holds(stack):
     assert len(lines) == 1 and "first line⏎2026-01-01 done U0FAKE delete⏎third" in lines[0]
 
 
+@pytest.mark.parametrize("text", ["list 12345", "delete 5023"])
+def test_a_read_the_api_failed_is_audited_failed(stack, text):
+    """Listing, and finding the backup a delete or restore names: an attempt the API failed is in the audit."""
+    stack.sim.fail_next(3, 503, method="GET")  # every attempt of the read
+    reply, _ = stack.ask(text)
+    assert "503" in text_of(reply)
+    entry = stack.runtime.store.audit_entries(1)[0]
+    assert (entry.user_id, entry.action, entry.outcome) == (ADMIN, text.split()[0], "failed")
+    assert "503" in entry.detail
+
+
 def test_reads_are_retried_on_429_honouring_retry_after(stack):
     before = stack.sim.count("GET")
     stack.sim.fail_next(1, 429, method="GET", retry_after=0.1)
