@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the configuration end to end: Slack, the backup API, the store")
 
+    p = sub.add_parser("status", help="is every server backed up: fresh, due or stale (exit 1 while any is stale)")
+    p.add_argument("server", type=_server, nargs="?", metavar="SERVER", help="only this server")
+
     p = sub.add_parser("approvals", help="list the servers under the two-person rule, or turn it on or off for one")
     p.add_argument("server", type=_server, nargs="?", metavar="SERVER")
     p.add_argument("switch", choices=["on", "off"], nargs="?", metavar="on|off")
@@ -332,6 +335,35 @@ def _slack_can_post(settings: Settings, user_id: str):
         )
 
     return can_post
+
+
+def cmd_status(args, settings: Settings) -> int:
+    """One line per server; exit 1 while any is stale, so cron and monitoring can act on it."""
+
+    async def work(ops: Operations, _store):
+        return await ops.status(_cli_actor(), args.server)
+
+    statuses = _with_ops(settings, work)
+    now = datetime.now(UTC)
+    for s in statuses:
+        newest = (
+            f"newest #{s.newest.id} ({s.newest.backup_type}) {_age(now - s.newest.created_at)} ago"
+            if s.newest
+            else "no completed backup"
+        )
+        alerts = f"  alerts: {', '.join(a.kind.value for a in s.alerts)}" if s.alerts else ""
+        print(
+            f"{s.server_id}  {s.name or '?':<20} {s.state.value:<5}  {newest}  manual {s.manual_used}/10"
+            f"  stale after {s.threshold_hours:g}h{alerts}"
+        )
+    return 1 if any(s.state.value == "stale" for s in statuses) else 0
+
+
+def _age(age) -> str:
+    minutes = int(age.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
 def cmd_doctor(_args, settings: Settings) -> int:
@@ -591,6 +623,7 @@ COMMANDS = {
     "admin": cmd_admin,
     "approvals": cmd_approvals,
     "doctor": cmd_doctor,
+    "status": cmd_status,
     "channels": cmd_channels,
     "audit": cmd_audit,
     "token": cmd_token,

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.backup_api import BackupApiError
 from bot.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 POLL_LEASE = "poller"
 MIN_LEASE_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 600.0
-WATCH_EVERY_ROUNDS = 10
+DIGEST_EVERY_SECONDS = 20.0  # how often the loop looks for a digest whose time has come
 
 T = TypeVar("T")
 
@@ -65,15 +66,18 @@ def each(results: Callable[[], Awaitable[Iterable[T]]], report: Callable[[T], Aw
     """
 
     async def chore() -> int:
-        done = list(await results())
-        for result in done:
-            try:
-                await report(result)
-            except Exception:
-                log.exception("could not report %s", type(result).__name__)
-        return len(done)
+        return await report_all(list(await results()), report)
 
     return chore
+
+
+async def report_all(results: list[T], report: Callable[[T], Awaitable[None]]) -> int:
+    for result in results:
+        try:
+            await report(result)
+        except Exception:
+            log.exception("could not report %s", type(result).__name__)
+    return len(results)
 
 
 def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, poll_seconds: float) -> list[Chore]:
@@ -85,20 +89,31 @@ def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, 
         Chore("due deletes", each(ops.send_due_deletes, reporter.delete_sent)),  # their undo window ended
         Chore("interrupted chains", each(ops.interrupted_chains, reporter.chain_moved)),
         Chore("follow", follower.poll_once, poll_seconds, leader_only=True, backoff=True),
+        Chore("watch", watching(ops, reporter), poll_seconds, leader_only=True, backoff=True),
+        Chore("digests", each(ops.due_digests, reporter.digest_ready), DIGEST_EVERY_SECONDS),
         Chore(
             "pipeline runs",  # left pending by a bot that died, or not confirmed by the API: looked for
             each(ops.settle_pipeline_runs, reporter.run_settled),
             poll_seconds,
             leader_only=True,
         ),
-        Chore(
-            "automatic backups",
-            follower.watch_automatic,
-            poll_seconds * WATCH_EVERY_ROUNDS,
-            leader_only=True,
-            backoff=True,
-        ),
     ]
+
+
+def watching(ops: Operations, reporter: Reporter):
+    """The watch round: every backup listed once, alerts opened, reminded of and healed, each told once.
+    False while the backup API fails (the round waits longer then)."""
+
+    async def chore() -> bool:
+        try:
+            changes = await ops.watch_round()
+        except BackupApiError as exc:
+            log.warning("could not watch the servers' backups: %s", exc)
+            return False
+        await report_all(changes, reporter.alert_changed)
+        return True
+
+    return chore
 
 
 class Background:

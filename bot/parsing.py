@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 from bot.i18n import LANGUAGES, N_, _
 from bot.policy import Action, Role
+from bot.schedule import DAYS, ScheduleError, clock_time, zone
+
+STALE_LIMITS = (1.0, 8760.0)  # hours: a server's threshold is an hour to a year
 
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 MENTION_IN_TEXT = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -63,6 +66,12 @@ class Command:
     filters: tuple[tuple[str, object], ...] = ()  # audit search: (field, value) pairs
     channel_id: str | None = None
     language: str | None = None
+    cadence: str | None = None  # a schedule: daily, weekly, hourly
+    days: tuple[int, ...] = ()
+    at_time: str | None = None  # HH:MM, local
+    zone: str | None = None  # an IANA name; None: BACKUPBOT_TIMEZONE
+    hours: float | None = None  # a threshold (`policy SERVER stale HOURS`)
+    word: str | None = None  # which part of a policy is set
 
 
 def parse_user(token: str, subcommand: str | None = None) -> str:
@@ -310,6 +319,108 @@ def _language(args: list[str], _text: str) -> Command:
     return Command(Action.LANGUAGE, language=word)
 
 
+def _status(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 1, "status")
+    return Command(Action.STATUS, server_id=parse_id(args[0], "server", "status") if args else None)
+
+
+def parse_clock(token: str, subcommand: str) -> str:
+    try:
+        return clock_time(token).strftime("%H:%M")
+    except ScheduleError:
+        raise UsageError(
+            _("`{word}` is not a time: write it on a 24-hour clock, like 02:30").format(word=html.unescape(token)),
+            subcommand,
+        ) from None
+
+
+def parse_zone(token: str, subcommand: str) -> str:
+    try:
+        zone(token)
+    except ScheduleError:
+        raise UsageError(
+            _("`{word}` is not a time zone: use an IANA name, like Europe/Berlin or Asia/Seoul").format(
+                word=html.unescape(token)
+            ),
+            subcommand,
+        ) from None
+    return token
+
+
+def parse_days(token: str, subcommand: str) -> tuple[int, ...]:
+    days = []
+    for word in token.lower().split(","):
+        if word not in DAYS:
+            raise UsageError(
+                _("`{word}` is not a day: use mon, tue, wed, thu, fri, sat or sun (several with commas)").format(
+                    word=html.unescape(word)
+                ),
+                subcommand,
+            )
+        days.append(DAYS.index(word))
+    return tuple(sorted(set(days)))
+
+
+def _schedule(args: list[str], subcommand: str) -> dict:
+    """`daily HH:MM [ZONE]` or `weekly DAY[,DAY…] HH:MM [ZONE]`: the Command fields of a schedule."""
+    cadence = args[0].lower() if args else ""
+    if cadence == "daily":
+        _expect(args, 2, 3, subcommand)
+        return {"cadence": "daily", "at_time": parse_clock(args[1], subcommand), "zone": _zone_at(args, 2, subcommand)}
+    if cadence == "weekly":
+        _expect(args, 3, 4, subcommand)
+        days = parse_days(args[1], subcommand)
+        return {
+            "cadence": "weekly",
+            "days": days,
+            "at_time": parse_clock(args[2], subcommand),
+            "zone": _zone_at(args, 3, subcommand),
+        }
+    raise UsageError(_("say daily HH:MM or weekly DAY HH:MM, then a time zone if not the bot's"), subcommand)
+
+
+def _zone_at(args: list[str], index: int, subcommand: str) -> str | None:
+    return parse_zone(args[index], subcommand) if len(args) > index else None
+
+
+def _digest(args: list[str], _text: str) -> Command:
+    if not args:
+        return Command(Action.DIGEST)
+    channel = parse_channel(args[0], "digest")
+    rest = args[1:]
+    if len(rest) == 1 and rest[0].lower() == "off":
+        return Command(Action.DIGEST, channel_id=channel, switch=False)
+    if not rest:
+        raise UsageError(_("say when: daily HH:MM, weekly DAY HH:MM, or off"), "digest")
+    return Command(Action.DIGEST, channel_id=channel, switch=True, **_schedule(rest, "digest"))
+
+
+def parse_hours(token: str, subcommand: str) -> float:
+    try:
+        hours = float(token)
+    except ValueError:
+        hours = float("nan")
+    low, high = STALE_LIMITS
+    if not low <= hours <= high:
+        raise UsageError(
+            _("`{word}` is not a number of hours from {low:g} to {high:g}").format(
+                word=html.unescape(token), low=low, high=high
+            ),
+            subcommand,
+        )
+    return hours
+
+
+def _policy(args: list[str], _text: str) -> Command:
+    _expect(args, 2, 3, "policy")
+    server_id = parse_id(args[0], "server", "policy")
+    word = args[1].lower()
+    if word == "stale":
+        _expect(args, 3, 3, "policy")
+        return Command(Action.POLICY, server_id=server_id, word="stale", hours=parse_hours(args[2], "policy"))
+    raise UsageError(_("`{word}` is not a part of a policy I know").format(word=html.unescape(args[1])), "policy")
+
+
 def _help(_args: list[str], _text: str) -> Command:
     return Command(Action.HELP)
 
@@ -382,6 +493,27 @@ SUBCOMMANDS: dict[str, Syntax] = {
         "/backup channels SERVER [add|remove #channel]",
         N_("the channels a server is run from and announced in"),
         "/backup channels 12345 add #prod-ops",
+    ),
+    "status": Syntax(
+        Action.STATUS,
+        _status,
+        "/backup status [SERVER]",
+        N_("is every server backed up: fresh, due or stale"),
+        "/backup status 12345",
+    ),
+    "policy": Syntax(
+        Action.POLICY,
+        _policy,
+        "/backup policy SERVER stale HOURS",
+        N_("when a server counts as stale: its newest completed backup older than HOURS"),
+        "/backup policy 12345 stale 12",
+    ),
+    "digest": Syntax(
+        Action.DIGEST,
+        _digest,
+        "/backup digest [#channel daily HH:MM [ZONE] | #channel weekly DAY HH:MM [ZONE] | #channel off]",
+        N_("a summary of every server in a channel, daily or weekly"),
+        "/backup digest #ops-backups daily 09:00 Europe/Berlin",
     ),
     "language": Syntax(
         Action.LANGUAGE,

@@ -11,7 +11,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import httpx
 import pytest
-from conftest import CLEAN_ENV, Background, bot_command, free_port, wait_healthy
+from conftest import CLEAN_ENV, Background, bot_command, free_port, text_of, wait_healthy
 
 from bot.__main__ import main
 from bot.sim.fake_api import BackupSimulator, start_simulator_server
@@ -274,6 +274,31 @@ def channels_from_the_shell(tmp_path, slack, env):
         e["detail"] for e in json.loads(run("audit", "--json", "--action", "channels", tmp_path=tmp_path).stdout)
     ]
     assert "unbound from C0PRODOPS" in details and "bound to C0PRODOPS" in details
+
+
+def test_descriptions_typed_in_slack_reach_the_csv_unable_to_run_in_a_spreadsheet(stack, tmp_path):
+    """Each of the four characters a spreadsheet starts a formula with, typed as a description in Slack."""
+    typed = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)"]
+    for description in typed:
+        reply, _ = stack.ask(f"create 12345 {description}")
+        assert "has started" in text_of(reply)
+    out = run("audit", "--csv", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
+    header, *rows = list(csv.reader(io.StringIO(out.stdout)))
+    detail = header.index("detail")
+    assert sorted(row[detail] for row in rows) == sorted("'" + d for d in typed)
+    raw = run("audit", "--json", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
+    assert sorted(e["detail"] for e in json.loads(raw.stdout)) == sorted(typed), "only the CSV is neutralised"
+
+
+def test_an_admin_added_at_the_shell_is_an_admin_in_slack_until_removed(stack, tmp_path):
+    env = {"BACKUPBOT_DB": str(stack.db_path)}
+    refused, _ = stack.ask("audit 5", user="U0NEWADMIN")
+    assert text_of(refused) == ":no_entry: Only an admin may read the audit log."
+    assert run("admin", "add", "U0NEWADMIN", tmp_path=tmp_path, env=env).returncode == 0
+    allowed, _ = stack.ask("audit 5", user="U0NEWADMIN")
+    assert "audit entr" in text_of(allowed) and "Only an admin" not in text_of(allowed)
+    assert run("admin", "remove", "U0NEWADMIN", tmp_path=tmp_path, env=env).returncode == 0
+    assert text_of(stack.ask("audit 5", user="U0NEWADMIN")[0]).startswith(":no_entry: Only an admin")
 
 
 # --- pipelines from the shell: tokens, and `backup` as a CI job runs it -------------------------------

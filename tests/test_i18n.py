@@ -26,6 +26,7 @@ from bot.ops import (
     Accepted,
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChainStarted,
     ChainStep,
     ChannelUnusable,
@@ -33,7 +34,9 @@ from bot.ops import (
     ConfirmationUnavailable,
     Decision,
     DeleteSent,
+    DigestReport,
     Done,
+    Freshness,
     HomeView,
     Interrupted,
     KeyReused,
@@ -49,6 +52,7 @@ from bot.ops import (
     RuledServer,
     SafetyBackupFailed,
     ServerAccess,
+    ServerStatus,
     ServerSummary,
     TokenNameTaken,
     TokenRefused,
@@ -58,16 +62,20 @@ from bot.ops import (
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 from bot.parsing import UsageError, parse_command
 from bot.policy import Action, Role
+from bot.schedule import Schedule
 from bot.slack import ids
-from bot.slack.views import approvals, errors, home, messages, modals, outcomes, safety
+from bot.slack.views import approvals, errors, home, messages, modals, outcomes, safety, watching
 from bot.slack.views.base import escape
 from bot.store import (
+    Alert,
+    AlertKind,
     ApprovalRequest,
     ApprovalState,
     AuditEntry,
     ChainState,
     ConfirmationState,
     DeleteWindow,
+    Digest,
     Followed,
     PipelineRun,
     RestoreChain,
@@ -286,10 +294,6 @@ def every_message() -> list[tuple[str, dict]]:
             messages.announce_run(dataclasses.replace(pipeline_runs()["in_progress"], actor="cli:kim")),
         ),
         ("pipeline finished", messages.announce_pipeline_finished(piped, backup(1), 10, NOW + timedelta(minutes=4))),
-        (
-            "pipeline finished failed",
-            messages.announce_pipeline_finished(piped, backup(1, status="failed"), 3, NOW + timedelta(seconds=40)),
-        ),
         ("pipeline finished long", messages.announce_pipeline_finished(piped, backup(1), 3, NOW + timedelta(hours=2))),
         ("pipeline ended", messages.announce_pipeline_ended(piped, why)),
     ]
@@ -337,6 +341,83 @@ def every_message() -> list[tuple[str, dict]]:
         with pytest.raises(UsageError) as caught:
             parse_command(text)
         built.append((f"usage {text}", errors.usage_error_message(caught.value)))
+    built += watching_messages()
+    return built
+
+
+def alerts() -> list[Alert]:
+    at = (NOW - timedelta(hours=30)).timestamp()
+    newest = {"id": 5001, "type": "automatic", "at": at, "hours": 26}
+    rows = [
+        (AlertKind.STALE, None, newest, {}),
+        (AlertKind.STALE, None, {"hours": 26}, {"id": 5040, "type": "manual", "at": NOW.timestamp()}),
+        (AlertKind.FAILED, 5033, {"id": 5033, "type": "manual", "at": at, "status": "failed", "asked_by": "U1"}, {}),
+        (
+            AlertKind.FAILED,
+            5037,
+            {"id": 5037, "type": "manual", "at": at, "status": "failed", "asked_by": "token:deploy-prod"},
+            {},
+        ),
+        (
+            AlertKind.FAILED,
+            5034,
+            {"id": 5034, "type": "automatic", "at": at, "status": "error"},
+            {"id": 5040, "type": "manual", "at": NOW.timestamp()},
+        ),
+        (AlertKind.STUCK, 5035, {"id": 5035, "type": "manual", "at": at}, {"id": 5035, "status": "completed"}),
+        (AlertKind.STUCK, 5036, {"id": 5036, "type": "manual", "at": at}, {"gone": True}),
+    ]
+    return [
+        Alert(
+            f"a{n}",
+            12345,
+            kind,
+            subject,
+            "recovered" if healed else "open",
+            facts,
+            at,
+            at,
+            NOW.timestamp() if healed else None,
+            healed,
+        )
+        for n, (kind, subject, facts, healed) in enumerate(rows)
+    ]
+
+
+def watching_messages() -> list[tuple[str, dict]]:
+    statuses = [
+        ServerStatus(
+            12345, "web-01", Freshness.STALE, 26, backup(1), 10, [backup(2, status="in_progress")], alerts()[:1], NOW
+        ),
+        ServerStatus(12346, "db-01", Freshness.DUE, 12, backup(3), 3, [], []),
+        ServerStatus(12347, None, Freshness.FRESH, 26, None, 0, [], []),
+    ]
+    digest = Digest("C1", "weekly", (0, 3), "09:00", "Asia/Seoul", "U1", NOW.timestamp(), None)
+    report = DigestReport(digest, NOW, NOW - timedelta(days=7), True, statuses, alerts(), [backup(4, kind="automatic")])
+    quiet = DigestReport(dataclasses.replace(digest, cadence="daily"), NOW, None, False, statuses, [], [])
+    built = [
+        ("status", watching.status_message(statuses, NOW)),
+        ("status none", watching.status_message([], NOW)),
+        ("digest", watching.digest_message(report, NOW)),
+        ("digest quiet", watching.digest_message(quiet, NOW)),
+        ("digest set", watching.digest_set_message("C1", watching.schedule_words("daily", (), "09:00", "UTC"), True)),
+        ("digest off", watching.digest_set_message("C1", None, True)),
+        ("digest none", watching.digest_set_message("C1", None, False)),
+        ("digests", watching.digests_message([digest])),
+        ("digests none", watching.digests_message([])),
+        ("digest hello", watching.digest_hello("U1", Schedule("daily", NOW.time(), "UTC"))),
+        ("stale set", watching.stale_set_message(12345, 12, None, 26)),
+        ("stale set again", watching.stale_set_message(12345, 12, 30, 26)),
+    ]
+    for alert in alerts():
+        built.append(
+            (
+                f"alert {alert.kind} {alert.id}",
+                watching.alert_card(dataclasses.replace(alert, state="open"), "web-01", NOW),
+            )
+        )
+        built.append((f"reminder {alert.id}", watching.alert_reminder(alert, "web-01", NOW)))
+        built.append((f"recovered {alert.id}", watching.recovered_card(alert, "web-01", NOW)))
     return built
 
 
@@ -388,6 +469,7 @@ def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
         Interrupted(Words("the bot stopped before sending it, so nothing was done")),
         *(MayHaveHappened(maybe(kind)) for kind in WriteKind),
         NotSent("refused"),
+        BadSchedule("stale", "0"),
         ChannelUnusable(12345, "C0TYPO", Words("I am not in that channel: invite me there first")),
         StoreUnavailable("locked"),
         RateLimited("429", 3),
@@ -423,7 +505,7 @@ def test_every_public_builder_of_the_views_is_rendered_here():
     new builder is checked in Korean without anyone remembering to add it."""
     builders = {
         f"{module.__name__}.{name}": function.__code__
-        for module in (approvals, errors, home, messages, modals, outcomes, safety)
+        for module in (approvals, errors, home, messages, modals, outcomes, safety, watching)
         for name, function in vars(module).items()
         if inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_")
     }

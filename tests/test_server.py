@@ -396,6 +396,8 @@ def test_metrics_after_a_scripted_session(roles_stack):
         raise AssertionError(f"not in /metrics: {missing}") from None
     text = scrapes[-1]
     assert "U0NOBODY" not in text and "5033" not in text, "no user ID or backup ID as a label"
+    assert 'backupbot_newest_backup_age_seconds{server="12345"}' in text, "the watch round's ages"
+    assert all(f'backupbot_open_alerts{{kind="{k}"}}' in text for k in ("stale", "failed", "stuck"))
 
 
 def test_a_redelivered_envelope_is_acted_on_once(socket_stack):

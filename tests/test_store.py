@@ -177,7 +177,7 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         assert migrated.role_of("U1", 1) is Role.OWNER
         assert [e.action for e in migrated.audit_entries()] == ["list"]
         assert {"outbox", "seen", "confirmations"} <= set(migrated.db.table_names())
-        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
+        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
         assert {"pipeline_tokens", "pipeline_runs"} <= set(migrated.db.table_names())
         assert "approval_id" in migrated.db["outbox"].columns_dict
     finally:
@@ -339,6 +339,34 @@ def test_languages_are_kept_per_person(store):
     assert store.language_of("U1") is None
     assert store.set_language("U1", "ko") is True and store.set_language("U1", "ko") is False
     assert store.language_of("U1") == "ko" and store.language_of("U2") is None
+
+
+def test_a_delete_another_bot_is_claiming_is_not_claimed_again_on_postgres(pg_url):
+    """Two bots claim at the same moment: this one's claim waits on the other's row lock, and once the other
+    commits its claim (sending), this one must not take the delete too (a second DELETE of a backup)."""
+    import time
+
+    import psycopg
+
+    store = PgStore(pg_url)
+    try:
+        window = store.open_delete_window(**A_DELETE_WINDOW)  # due long ago
+        claimed: dict = {}
+        with psycopg.connect(pg_url) as other:  # the other bot, its claim not yet committed
+            other.execute(
+                "UPDATE delete_windows SET state = 'sending', claimed_until = %s WHERE id = %s",
+                [time.time() + 120, window.id],
+            )
+            racing = threading.Thread(target=lambda: claimed.update(windows=store.claim_due_deletes()))
+            racing.start()
+            time.sleep(0.3)  # this bot's claim is now waiting for the other's row
+            assert racing.is_alive(), "it waits for the row, as two bots claiming at once do"
+            other.commit()
+            racing.join(10)
+        assert claimed == {"windows": []}, "claimed by the other bot already"
+        assert store.delete_window(window.id).state is WindowState.SENDING
+    finally:
+        store.close()
 
 
 A_RUN = dict(

@@ -11,6 +11,7 @@
     home.py           the Home tab
     admin.py          grants, admins, channels, languages
     pipelines.py      pipeline tokens, and the backups pipelines (and the shell) ask for
+    watching.py       freshness, alerts that heal themselves, status, digests
     writes.py         the one way to send a write: its record, its outcome (done, not done, unknown)
 
 Each family is a mixin on `Core`; `Operations` joins them, so a use case may call another family's.
@@ -28,6 +29,7 @@ from bot.ops.core import APPROVAL_TTL, CONFIRMATION_TTL, Accepted, Actor, ReplyT
 from bot.ops.errors import (
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
@@ -51,6 +53,7 @@ from bot.ops.home import Home, HomeView, ServerSummary
 from bot.ops.pipelines import Pipelines, RunReporter, RunStarted
 from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
 from bot.ops.undo import DeleteSent, InUndoWindow, Undo
+from bot.ops.watching import AlertChange, DigestReport, Freshness, ServerStatus, Watching
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 
 __all__ = [
@@ -59,9 +62,11 @@ __all__ = [
     "PURPOSE_MAKE_ROOM",
     "Accepted",
     "Actor",
+    "AlertChange",
     "ApprovalUnavailable",
     "Awaiting",
     "BackupNotFound",
+    "BadSchedule",
     "ChainStarted",
     "ChainStep",
     "ChannelUnusable",
@@ -69,7 +74,9 @@ __all__ = [
     "ConfirmationUnavailable",
     "Decision",
     "DeleteSent",
+    "DigestReport",
     "Done",
+    "Freshness",
     "HomeView",
     "InUndoWindow",
     "Interrupted",
@@ -92,6 +99,7 @@ __all__ = [
     "SafetyBackupFailed",
     "Sent",
     "ServerAccess",
+    "ServerStatus",
     "ServerSummary",
     "TokenNameTaken",
     "TokenRefused",
@@ -103,5 +111,5 @@ __all__ = [
 ]
 
 
-class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Home, Admin, Pipelines):
+class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Watching, Home, Admin, Pipelines):
     """Every use case: one object the listeners, the CLI and the background loop call."""

@@ -3,7 +3,8 @@
     OpsError                  a refusal (bot/slack/views/errors.py and the CLI put it into words)
      ├── PermissionDenied        the person lacks the role (or admin) this needs
      ├── WrongChannel            the server is run only from its own channels
-     ├── ChannelUnusable         the bot could not post in a channel, so the server was not bound to it
+     ├── ChannelUnusable         the bot could not post in a channel: the server not bound there (no digest set)
+     ├── BadSchedule             a threshold or schedule out of bounds
      ├── BackupNotFound          no such backup, or it is gone (also: no role on its server)
      ├── NotRestorable           the backup is not completed
      ├── ConfirmationUnavailable the confirmation was used, cancelled, expired, or never existed
@@ -91,11 +92,21 @@ class ApprovalUnavailable(OpsError):
 
 
 class ChannelUnusable(OpsError):
-    """The bot could not post in the channel (`why`), so the server was not bound to it."""
+    """The bot could not post in the channel (`why`), so the server was not bound to it (`server_id`), or,
+    without a server, no digest was set there."""
 
-    def __init__(self, server_id: int, channel_id: str, why: Words):
+    def __init__(self, server_id: int | None, channel_id: str, why: Words):
         self.server_id, self.channel_id, self.why = server_id, channel_id, why
-        super().__init__(f"server {server_id} was not bound to {channel_id}: {why.english()}")
+        what = f"server {server_id} was not bound to {channel_id}" if server_id else f"no digest set in {channel_id}"
+        super().__init__(f"{what}: {why.english()}")
+
+
+class BadSchedule(OpsError):
+    """A value a schedule or threshold cannot take (`what`: stale, ...): nothing was changed."""
+
+    def __init__(self, what: str, value: str):
+        self.what, self.value = what, value
+        super().__init__(f"{what} {value} is out of bounds")
 
 
 class OwnRequest(OpsError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -45,9 +46,25 @@ def create_app(
     home.register(app, deps)
 
     @app.error
-    async def on_error(error: Exception, body: dict, respond) -> None:
+    async def on_error(error: Exception, body: dict) -> None:
+        """Say so through the request's response_url — through the bot's own client, so only to Slack's hosts
+        (Bolt's `respond` would post anywhere) — and never fail again while saying it."""
         log.error("a request failed before its listener could answer: %s", type(error).__name__, exc_info=error)
-        if body.get("response_url") or body.get("response_urls"):
-            await respond(**error_message(error))
+        response_url = _response_url(body)
+        if response_url:
+            try:
+                await deps.responses.send(response_url, error_message(error))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("could not tell the person about it: %s", type(exc).__name__)
 
     return app
+
+
+def _response_url(body: dict) -> str | None:
+    """Where to answer: a command's or a press's response_url, else a form's first (as Bolt's `respond` picks)."""
+    if isinstance(body.get("response_url"), str):
+        return body["response_url"]
+    urls = body.get("response_urls")
+    first = urls[0] if isinstance(urls, list) and urls and isinstance(urls[0], dict) else {}
+    url = first.get("response_url")
+    return url if isinstance(url, str) else None

@@ -20,8 +20,9 @@ from bot.i18n import speaking
 from bot.ops import Accepted, Actor, ReplyTo
 from bot.parsing import Command, UsageError, parse_command
 from bot.policy import Action
+from bot.schedule import Schedule, clock_time
 from bot.slack.replies import Deps, Outcome, answer
-from bot.slack.views import messages
+from bot.slack.views import messages, watching
 from bot.slack.views.errors import usage_error_message
 from bot.store import AuditSearch, Confirmation, StoreUnavailable
 
@@ -129,7 +130,37 @@ async def _language(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
         return Outcome(messages.language_message(cmd.language, changed))
 
 
+async def _status(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    statuses = await deps.ops.status(it.actor, cmd.server_id)
+    return Outcome(watching.status_message(statuses, deps.clock()))
+
+
+async def _policy(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    before = await deps.ops.set_stale_hours(it.actor, cmd.server_id, cmd.hours)
+    return Outcome(watching.stale_set_message(cmd.server_id, cmd.hours, before, deps.ops.stale_hours))
+
+
+async def _digest(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    if cmd.channel_id is None:
+        return Outcome(watching.digests_message(await deps.ops.digests(it.actor)))
+    if not cmd.switch:
+        changed = await deps.ops.set_digest(it.actor, cmd.channel_id, None)
+        return Outcome(watching.digest_set_message(cmd.channel_id, None, changed))
+    zone_name = cmd.zone or deps.ops.timezone
+    schedule = Schedule(cmd.cadence, clock_time(cmd.at_time), zone_name, days=cmd.days)
+
+    async def can_post(channel_id: str, _server: int):
+        return await deps.notifier.can_post(channel_id, watching.digest_hello(it.actor.user_id, schedule))
+
+    await deps.ops.set_digest(it.actor, cmd.channel_id, schedule, can_post=can_post)
+    words = watching.schedule_words(cmd.cadence, cmd.days, cmd.at_time, zone_name)
+    return Outcome(watching.digest_set_message(cmd.channel_id, words, True))
+
+
 RUNNERS: dict[Action, Runner] = {
+    Action.STATUS: _status,
+    Action.POLICY: _policy,
+    Action.DIGEST: _digest,
     Action.CHANNELS: _channels,
     Action.APPROVALS: _approvals,
     Action.LIST: _list,

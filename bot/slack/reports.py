@@ -15,19 +15,14 @@ from datetime import datetime
 from bot.backup_api import Backup
 from bot.clock import utc_now
 from bot.i18n import Words
-from bot.ops import ChainStep, Decision, DeleteSent, Operations
+from bot.ops import AlertChange, ChainStep, Decision, DeleteSent, DigestReport, Operations
 from bot.slack.home import HomePages
 from bot.slack.notifier import SlackNotifier
-from bot.slack.views import approvals, messages, outcomes, safety
-from bot.slack.views.base import server_words
+from bot.slack.views import approvals, messages, outcomes, safety, watching
+from bot.slack.views.base import by_a_pipeline, server_words
 from bot.store import ApprovalState, Followed, PipelineRun
 
 log = logging.getLogger(__name__)
-
-
-def by_a_pipeline(user_id: str) -> bool:
-    """A backup a pipeline's token (or the shell) asked for: the team hears it by name, and how long it took."""
-    return user_id.startswith(("token:", "cli:"))
 
 
 class SlackReporter:
@@ -47,12 +42,14 @@ class SlackReporter:
         return await self.notifier.drain_outbox()
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
+        """The requester's reply updated; a completed backup announced (a failed one is an alert's card)."""
         async with self.ops.speaking_to(followed.requested_by):
-            if by_a_pipeline(followed.requested_by):
-                announcement = messages.announce_pipeline_finished(followed, backup, manual_count, self._clock())
-            else:
-                announcement = messages.announce_finished(followed, backup, manual_count)
-            await self.notifier.announce(followed.channel_id, announcement, followed.server_id)
+            if backup.is_restorable:
+                if by_a_pipeline(followed.requested_by):
+                    announcement = messages.announce_pipeline_finished(followed, backup, manual_count, self._clock())
+                else:
+                    announcement = messages.announce_finished(followed, backup, manual_count)
+                await self.notifier.announce(followed.channel_id, announcement, followed.server_id)
             await self.notifier.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
         await self.home.refresh_if_opened(followed.requested_by)
 
@@ -66,14 +63,22 @@ class SlackReporter:
             await self.notifier.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
         await self.home.refresh_if_opened(followed.requested_by)
 
-    async def automatic_failed(self, backup: Backup) -> None:
-        """Only the server's channels or the notify channel hear of these: no one asked, so no other channel."""
-        if not await self.notifier.channels_for(None, backup.server.id):
-            log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
+    async def alert_changed(self, change: AlertChange) -> None:
+        """An alert's card posted in the server's channels (else the notify channel), a reminder posted, or the
+        card edited in place once it healed. With no channel to post in, it is logged."""
+        alert, now = change.alert, self._clock()
+        if not await self.notifier.channels_for(None, alert.server_id):
+            log.warning("alert %s on server %s (%s): no channel to tell", change.event, alert.server_id, alert.kind)
             return
-        async with self.ops.speaking_to(None):
-            message = messages.announce_automatic_failed(backup, self._clock())
-        await self.notifier.announce(None, message, backup.server.id)
+        if change.event == "opened":
+            await self.notifier.post_alert_card(alert.id, alert.server_id, watching.alert_card(alert, change.name, now))
+        elif change.event == "reminded":
+            await self.notifier.announce(None, watching.alert_reminder(alert, change.name, now), alert.server_id)
+        else:
+            await self.notifier.settle_alert_card(alert.id, watching.recovered_card(alert, change.name, now))
+
+    async def digest_ready(self, report: DigestReport) -> None:
+        await self.notifier.post_to(report.digest.channel, watching.digest_message(report, self._clock()))
 
     async def delete_sent(self, ended: DeleteSent) -> None:
         """A delete whose undo window ended: the reply updated; the team told if it was, or may have been, done."""

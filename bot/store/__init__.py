@@ -19,6 +19,8 @@ from bot.store.errors import StoreError, StoreUnavailable
 from bot.store.queries import SOURCES, Store
 from bot.store.records import (
     OUTCOMES,
+    Alert,
+    AlertKind,
     Announcement,
     ApprovalRequest,
     ApprovalState,
@@ -28,6 +30,7 @@ from bot.store.records import (
     Confirmation,
     ConfirmationState,
     DeleteWindow,
+    Digest,
     Followed,
     Grant,
     PipelineRun,
@@ -48,6 +51,8 @@ __all__ = [
     "OUTCOMES",
     "SCHEMA_VERSION",
     "SOURCES",
+    "Alert",
+    "AlertKind",
     "Announcement",
     "ApprovalRequest",
     "ApprovalState",
@@ -57,6 +62,7 @@ __all__ = [
     "Confirmation",
     "ConfirmationState",
     "DeleteWindow",
+    "Digest",
     "Followed",
     "Grant",
     "PipelineRun",

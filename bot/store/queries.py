@@ -25,6 +25,8 @@ from bot.clock import iso_seconds, utc_now
 from bot.policy import Role
 from bot.store.records import (
     OUTCOMES,
+    Alert,
+    AlertKind,
     Announcement,
     ApprovalRequest,
     ApprovalState,
@@ -34,6 +36,7 @@ from bot.store.records import (
     Confirmation,
     ConfirmationState,
     DeleteWindow,
+    Digest,
     Followed,
     Grant,
     PipelineRun,
@@ -413,6 +416,7 @@ class Store:
         ts: str | None = None,
         user_id: str | None = None,
         after_seconds: float = 0.0,
+        alert_id: str | None = None,
     ) -> int:
         """Keep a message until Slack accepts it (see `Announcement`); with `claim_seconds`, the caller sends it
         first; with `after_seconds`, it is not due before then."""
@@ -433,6 +437,7 @@ class Store:
                     "kind": kind,
                     "ts": ts,
                     "user_id": user_id,
+                    "alert_id": alert_id,
                 },
             )
 
@@ -444,11 +449,11 @@ class Store:
                 "UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' "
                 "AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?) "
                 "AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?) "
-                "RETURNING id, channel, message, attempts, approval_id, kind, ts, user_id",
+                "RETURNING id, channel, message, attempts, approval_id, kind, ts, user_id, alert_id",
                 [now + claim_seconds, now, now, limit, now],
             ).fetchall()
         claimed = [
-            Announcement(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5] or "post", row[6], row[7])
+            Announcement(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5] or "post", row[6], row[7], row[8])
             for row in rows
         ]
         return sorted(claimed, key=lambda item: item.id)
@@ -841,6 +846,160 @@ class Store:
                 [self._clock().timestamp(), cutoff, *paths],
             ).fetchall()
         return [self.write(row[0]) for row in rows]
+
+    # --- watching: thresholds, alerts, digests -------------------------------------------------
+
+    def known_servers(self) -> dict[int, str | None]:
+        """Every server the bot knows of: named by the API, granted, bound to channels, or given a threshold."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT id, name FROM servers UNION SELECT server_id, NULL FROM grants "
+                "UNION SELECT server_id, NULL FROM server_channels UNION SELECT server_id, NULL FROM server_settings"
+            ).fetchall()
+        known: dict[int, str | None] = {}
+        for server_id, name in rows:
+            known[server_id] = known.get(server_id) or name
+        return known
+
+    def stale_hours(self) -> dict[int, float]:
+        """The servers with a threshold of their own (hours), apart from BACKUPBOT_STALE_HOURS."""
+        with self._reading() as db:
+            rows = db.execute("SELECT server_id, stale_hours FROM server_settings WHERE stale_hours IS NOT NULL")
+            return {row[0]: row[1] for row in rows}
+
+    def set_stale_hours(self, server_id: int, hours: float | None, set_by: str) -> float | None:
+        """A server's own threshold (None: the default again); returns the one it had."""
+        with self._writing() as db:
+            row = db.execute("SELECT stale_hours FROM server_settings WHERE server_id = ?", [server_id]).fetchone()
+            db.execute(
+                "INSERT INTO server_settings (server_id, stale_hours, set_by, set_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (server_id) DO UPDATE SET stale_hours = excluded.stale_hours, set_by = excluded.set_by, "
+                "set_at = excluded.set_at",
+                [server_id, hours, set_by, iso_seconds(self._clock())],
+            )
+        return row[0] if row else None
+
+    def open_alert(self, server_id: int, kind: str, subject_id: int | None, facts: dict) -> Alert | None:
+        """Open an alert, unless one of this kind is open for the server: the new one, to the one caller that
+        opened it (one statement: however many bots watch, one alert and one card)."""
+        token = secrets.token_urlsafe(9)
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            row = db.execute(
+                "INSERT INTO alerts (id, server_id, kind, open_key, subject_id, state, facts, opened_at, reminded_at) "
+                "VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                [token, server_id, kind, f"{server_id}:{kind}", subject_id, json.dumps(facts), now, now],
+            ).fetchone()
+        return self.alert(token) if row else None
+
+    def alert(self, alert_id: str) -> Alert | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM alerts WHERE id = ?", [alert_id])
+        return Alert.from_row(rows[0]) if rows else None
+
+    def open_alerts(self) -> list[Alert]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM alerts WHERE state = 'open' ORDER BY opened_at")
+        return [Alert.from_row(r) for r in rows]
+
+    def alerts_since(self, moment: float) -> list[Alert]:
+        """Alerts opened at or after `moment` (epoch seconds), oldest first: what happened, for a digest."""
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM alerts WHERE opened_at >= ? ORDER BY opened_at", [moment])
+        return [Alert.from_row(r) for r in rows]
+
+    def remind_alert(self, alert_id: str, older_than_seconds: float) -> bool:
+        """Mark an open alert reminded, if its last reminder is older than that; True for the one caller."""
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE alerts SET reminded_at = ? WHERE id = ? AND state = 'open' AND reminded_at < ?",
+                [now, alert_id, now - older_than_seconds],
+            )
+            return cursor.rowcount == 1
+
+    def recover_alert(self, alert_id: str, recovery: dict) -> Alert | None:
+        """open → recovered (another of its kind may open later); the alert, to the one caller that moved it."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE alerts SET state = 'recovered', open_key = NULL, recovered_at = ?, recovery = ? "
+                "WHERE id = ? AND state = 'open'",
+                [self._clock().timestamp(), json.dumps(recovery), alert_id],
+            )
+            moved = cursor.rowcount == 1
+        return self.alert(alert_id) if moved else None
+
+    def alert_card_posted(self, alert_id: str, channel: str, ts: str) -> None:
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO alert_cards (alert_id, channel, ts) VALUES (?, ?, ?) "
+                "ON CONFLICT (alert_id, channel) DO UPDATE SET ts = excluded.ts",
+                [alert_id, channel, ts],
+            )
+
+    def alert_cards(self, alert_id: str) -> list[tuple[str, str]]:
+        """Where an alert's cards went: (channel, ts) each."""
+        with self._reading() as db:
+            rows = db.execute("SELECT channel, ts FROM alert_cards WHERE alert_id = ?", [alert_id]).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def keep_alert_card(self, alert_id: str, message: dict) -> None:
+        """The card as the alert now stands (recovered), for a card Slack takes only later."""
+        with self._writing() as db:
+            db.execute("UPDATE alerts SET card = ? WHERE id = ?", [json.dumps(message), alert_id])
+
+    def kept_alert_card(self, alert_id: str) -> dict | None:
+        with self._reading() as db:
+            row = db.execute("SELECT card FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def rewrite_pending_alert_card(self, alert_id: str, message: dict) -> int:
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET message = ? WHERE alert_id = ? AND state = 'pending' "
+                "AND (kind IS NULL OR kind = 'post')",
+                [json.dumps(message), alert_id],
+            )
+            return cursor.rowcount
+
+    def set_digest(
+        self, channel: str, *, cadence: str, days: Sequence[int], at_time: str, zone: str, set_by: str
+    ) -> None:
+        """A channel's digest (replacing any it had); the first is sent at its first slot after now."""
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO digests (channel, cadence, days, at_time, zone, set_by, set_at, last_slot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (channel) DO UPDATE SET cadence = excluded.cadence, "
+                "days = excluded.days, at_time = excluded.at_time, zone = excluded.zone, set_by = excluded.set_by, "
+                "set_at = excluded.set_at, last_slot = NULL",
+                [channel, cadence, ",".join(str(d) for d in days), at_time, zone, set_by, self._clock().timestamp()],
+            )
+
+    def remove_digest(self, channel: str) -> bool:
+        with self._writing() as db:
+            return db.execute("DELETE FROM digests WHERE channel = ?", [channel]).rowcount == 1
+
+    def digests(self) -> list[Digest]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM digests ORDER BY channel")
+        return [Digest.from_row(r) for r in rows]
+
+    def claim_digest_slot(self, channel: str, slot: float) -> bool:
+        """Take the digest of `slot` (epoch seconds) for this channel: True for the one caller, once per slot."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE digests SET last_slot = ? WHERE channel = ? AND (last_slot IS NULL OR last_slot < ?)",
+                [slot, channel, slot],
+            )
+            return cursor.rowcount == 1
+
+    def open_alert_counts(self) -> dict[str, int]:
+        """Open alerts by kind (for /metrics): every kind, with 0 for none."""
+        with self._reading() as db:
+            rows = db.execute("SELECT kind, count(*) FROM alerts WHERE state = 'open' GROUP BY kind").fetchall()
+        counts = {kind.value: 0 for kind in AlertKind}
+        counts.update({kind: count for kind, count in rows})
+        return counts
 
     # --- pipelines: tokens and runs ---------------------------------------------------
 

@@ -164,6 +164,7 @@ class Announcement:
     kind: str = "post"
     ts: str | None = None
     user_id: str | None = None
+    alert_id: str | None = None  # an alert's card: once posted, its channel and ts are kept (`alert_cards`)
 
 
 class ApprovalState(StrEnum):
@@ -307,6 +308,79 @@ class WriteRecord:
         row = {**row, "state": WriteState(row["state"]), "description": row.get("description") or ""}
         row["detail"] = row.get("detail") or ""
         return cls(**row)
+
+
+class AlertKind(StrEnum):
+    STALE = "stale"  # the server's newest completed backup is older than its threshold (or there is none)
+    FAILED = "failed"  # a backup ended in any state but completed
+    STUCK = "stuck"  # a backup has been in progress longer than 6 hours
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something about a server the team must hear of, open until it heals (then its card is edited).
+
+    `facts` and `recovery` are what the cards show (JSON objects: the newest backup and its age, the
+    backup that failed, the backup that healed it).
+    """
+
+    id: str
+    server_id: int
+    kind: AlertKind
+    subject_id: int | None
+    state: str  # open, recovered
+    facts: dict
+    opened_at: float
+    reminded_at: float | None
+    recovered_at: float | None
+    recovery: dict
+
+    @property
+    def open(self) -> bool:
+        return self.state == "open"
+
+    @classmethod
+    def from_row(cls, row: dict) -> Alert:
+        return cls(
+            row["id"],
+            row["server_id"],
+            AlertKind(row["kind"]),
+            row["subject_id"],
+            row["state"],
+            json.loads(row["facts"] or "{}"),
+            row["opened_at"],
+            row["reminded_at"],
+            row["recovered_at"],
+            json.loads(row["recovery"] or "{}"),
+        )
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A channel's periodic summary: when it is due (a schedule), and the last slot it was sent for."""
+
+    channel: str
+    cadence: str  # daily, weekly
+    days: tuple[int, ...]
+    at_time: str  # HH:MM, local
+    zone: str
+    set_by: str
+    set_at: float
+    last_slot: float | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> Digest:
+        days = tuple(int(d) for d in (row["days"] or "").split(",") if d)
+        return cls(
+            row["channel"],
+            row["cadence"],
+            days,
+            row["at_time"],
+            row["zone"],
+            row["set_by"],
+            row["set_at"],
+            row["last_slot"],
+        )
 
 
 def confirmation_from_row(row: dict) -> Confirmation:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 LEGACY_POSTGRES_VERSIONS = {1: 8}
 POSTGRES_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
 
@@ -36,6 +36,7 @@ class Table:
     columns: dict[str, type]
     pk: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()  # unique indexes (several NULLs allowed, in both backends)
     since: int = 8
     added: dict[str, int] = field(default_factory=dict)  # a column that came after the table: its version
     identity: bool = False  # `id` is given by the database
@@ -130,10 +131,11 @@ TABLES: tuple[Table, ...] = (
             "kind": str,
             "ts": str,
             "user_id": str,
+            "alert_id": str,
         },
         pk=("id",),
         indexes=(("state", "not_before"),),
-        added={"kind": 9, "ts": 9, "user_id": 9},
+        added={"kind": 9, "ts": 9, "user_id": 9, "alert_id": 10},
         identity=True,
     ),
     Table("seen", {"key": str, "at": float}, pk=("key",)),
@@ -249,6 +251,49 @@ TABLES: tuple[Table, ...] = (
         since=9,
     ),
     Table(
+        "server_settings",
+        {"server_id": int, "stale_hours": float, "set_by": str, "set_at": str},
+        pk=("server_id",),
+        since=10,
+    ),
+    Table(
+        "alerts",
+        {
+            "id": str,
+            "server_id": int,
+            "kind": str,
+            "open_key": str,  # server:kind while open, NULL once recovered: one open alert per server and kind
+            "subject_id": int,
+            "state": str,
+            "facts": str,
+            "opened_at": float,
+            "reminded_at": float,
+            "recovered_at": float,
+            "recovery": str,
+            "card": str,
+        },
+        pk=("id",),
+        indexes=(("state", "opened_at"), ("server_id", "state")),
+        unique=(("open_key",),),
+        since=10,
+    ),
+    Table("alert_cards", {"alert_id": str, "channel": str, "ts": str}, pk=("alert_id", "channel"), since=10),
+    Table(
+        "digests",
+        {
+            "channel": str,
+            "cadence": str,
+            "days": str,
+            "at_time": str,
+            "zone": str,
+            "set_by": str,
+            "set_at": float,
+            "last_slot": float,
+        },
+        pk=("channel",),
+        since=10,
+    ),
+    Table(
         "pipeline_tokens",
         {
             "name": str,
@@ -262,7 +307,7 @@ TABLES: tuple[Table, ...] = (
         },
         pk=("name",),
         indexes=(("selector",),),
-        since=10,
+        since=11,
     ),
     Table(
         "pipeline_runs",
@@ -285,7 +330,7 @@ TABLES: tuple[Table, ...] = (
         },
         pk=("id",),
         indexes=(("status", "updated_at"), ("backup_id",)),
-        since=10,
+        since=11,
     ),
 )
 
@@ -312,6 +357,8 @@ def migrate_sqlite(db: sqlite_utils.Database) -> None:
                     target.add_column(name, kind)
         for columns in table.indexes:
             target.create_index(list(columns), if_not_exists=True)
+        for columns in table.unique:
+            target.create_index(list(columns), unique=True, if_not_exists=True)
 
 
 @functools.cache
@@ -359,4 +406,8 @@ def postgres_ddl() -> tuple[str, ...]:
             index_name = "_".join((table.name, *index, "idx"))
             listed = ", ".join(quoted(c) for c in index)
             statements.append(f"CREATE INDEX IF NOT EXISTS {index_name} ON {table.name} ({listed})")
+        for index in table.unique:
+            index_name = "_".join((table.name, *index, "key"))
+            listed = ", ".join(quoted(c) for c in index)
+            statements.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {index_name} ON {table.name} ({listed})")
     return tuple(statements)

@@ -16,6 +16,7 @@ from bot.i18n import N_, _, status_word
 from bot.ops import (
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
@@ -68,6 +69,9 @@ ACTION_VERBS = {
     Action.DENY: N_("deny this"),
     Action.CHANNELS: N_("change a server's channels"),
     Action.LANGUAGE: N_("choose a language"),
+    Action.STATUS: N_("see whether its servers are backed up"),
+    Action.POLICY: N_("change a server's policy"),
+    Action.DIGEST: N_("set a digest"),
     Action.TOKENS: N_("manage pipeline tokens"),
 }
 
@@ -135,8 +139,16 @@ def error_text(error: Exception) -> str:
     if isinstance(error, UndoUnavailable):
         return safety.undo_unavailable_text(error.window)
     if isinstance(error, ChannelUnusable):
+        if error.server_id is None:
+            return _(":no_entry: I could not post in <#{channel}>, so no digest was set there: {why}.").format(
+                channel=error.channel_id, why=escape(error.why)
+            )
         return _(":no_entry: I could not post in <#{channel}>, so server *{id}* was not bound to it: {why}.").format(
             channel=error.channel_id, id=error.server_id, why=escape(error.why)
+        )
+    if isinstance(error, BadSchedule):
+        return _(":warning: `{what} {value}` is out of bounds, so nothing was changed. {usage}").format(
+            what=escape(error.what), value=escape(error.value), usage=_("Stale takes 1 to 8760 hours.")
         )
     if isinstance(error, MayHaveHappened):
         return outcomes.unknown_text(error.sent)

@@ -30,8 +30,12 @@ MAX_HOME_BLOCKS = 100
 MAX_WAITING = 10
 
 
+FRESHNESS_ICON = {"fresh": ":large_green_circle:", "due": ":large_yellow_circle:", "stale": ":red_circle:"}
+
+
 def _server_text(s: ServerSummary, now: datetime) -> str:
-    head = f"{server_words(s.server_id, s.name)} — {role_words(s.role)}"
+    icon = f"{FRESHNESS_ICON[s.state]} " if s.state else ""
+    head = f"{icon}{server_words(s.server_id, s.name)} — {role_words(s.role)}"
     if s.approvals:
         head += " · " + _("two-person rule")
     if s.newest is None:
@@ -43,7 +47,8 @@ def _server_text(s: ServerSummary, now: datetime) -> str:
         )
     running = " · " + _("{n} in progress").format(n=s.in_progress) if s.in_progress else ""
     manual = _("manual backups {n} of {limit}").format(n=s.manual_used, limit=MANUAL_LIMIT)
-    return f"{head}\n{newest}{running} · {manual}"
+    alerts = " · " + _(":rotating_light: {n} open alerts").format(n=s.alerts) if s.alerts else ""
+    return f"{head}\n{newest}{running} · {manual}{alerts}"
 
 
 def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:

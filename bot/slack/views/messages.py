@@ -32,6 +32,7 @@ from bot.slack.views.base import (
     escape,
     example_words,
     message,
+    pipeline_words,
     plain,
     plain_server,
     role_words,
@@ -551,14 +552,6 @@ def announce_ended(followed: Followed, why: Words) -> Message:
 # --- pipelines (bot/ops/pipelines.py) --------------------------------------------------------
 
 
-def _pipeline(user_id: str) -> str:
-    """Who asked, for the team: a pipeline's token by its name, the shell by its login; never a mention."""
-    kind, _sep, name = user_id.partition(":")
-    if kind == "token":
-        return _("*{name}* (pipeline)").format(name=escape(name))
-    return f"`{escape(user_id)}`"
-
-
 def took_words(seconds: float) -> str:
     """How long a backup took, in the reader's words: `45 seconds`, `4 min`, `1 h 5 min`."""
     if seconds < 60:
@@ -573,7 +566,7 @@ def took_words(seconds: float) -> str:
 @for_the_team
 def announce_run(run: PipelineRun) -> Message:
     """A pipeline's run, for the server's channels: the backup it took, or why it took none."""
-    who = _pipeline(run.actor)
+    who = pipeline_words(run.actor)
     server = server_words(run.server_id, run.server_name)
     if run.status in (RunStatus.IN_PROGRESS, RunStatus.COMPLETED):
         desc = f": “{escape(run.description)}”" if run.description else ""
@@ -610,25 +603,15 @@ def announce_run(run: PipelineRun) -> Message:
 
 @for_the_team
 def announce_pipeline_finished(followed: Followed, backup: Backup, manual_count: int | None, now: datetime) -> Message:
-    """A pipeline's backup ended: how long it took, and whether it can be restored."""
-    who = _pipeline(followed.requested_by)
-    took = took_words((now - followed.started_at).total_seconds())
+    """A pipeline's backup completed, and how long it took (one that failed is an alert's card: watching.py)."""
     where = server_words(backup.server.id, backup.server.name)
-    if backup.status == "completed":
-        text = _(":white_check_mark: Backup *#{id}* of {server}, taken by {who}, completed in {took} ({size}).").format(
-            id=backup.id, server=where, who=who, took=took, size=size_words(backup.size_mb)
-        )
-    else:
-        text = _(
-            ":rotating_light: *Backup #{id} of {server} FAILED* after {took}: it ended *{status}* and cannot be "
-            "restored. It was taken by {who}; take another before any risky change."
-        ).format(
-            id=backup.id,
-            server=plain_server(backup.server.id, backup.server.name),
-            took=took,
-            status=escape(status_word(backup.status)),
-            who=who,
-        )
+    text = _(":white_check_mark: Backup *#{id}* of {server}, taken by {who}, completed in {took} ({size}).").format(
+        id=backup.id,
+        server=where,
+        who=pipeline_words(followed.requested_by),
+        took=took_words((now - followed.started_at).total_seconds()),
+        size=size_words(backup.size_mb),
+    )
     if manual_count is not None and manual_count >= MANUAL_LIMIT - 1:
         text += "\n" + quota_warning(where, manual_count)
     return simple(text)
@@ -638,6 +621,6 @@ def announce_pipeline_finished(followed: Followed, backup: Backup, manual_count:
 def announce_pipeline_ended(followed: Followed, why: Words) -> Message:
     return simple(
         _(":warning: I stopped following backup *#{id}* of server *{server_id}* (taken by {who}): {why}").format(
-            id=followed.backup_id, server_id=followed.server_id, who=_pipeline(followed.requested_by), why=why
+            id=followed.backup_id, server_id=followed.server_id, who=pipeline_words(followed.requested_by), why=why
         )
     )
