@@ -64,6 +64,11 @@ def _user(text: str) -> str:
         raise argparse.ArgumentTypeError(exc.problem.replace("`", "'")) from None
 
 
+def _audited(text: str) -> str:
+    """Whom the audit names: a person, or one who is not in Slack (`cli:LOGIN`, a pipeline's `token:NAME`)."""
+    return text if text.startswith(("cli:", "token:", "policy:")) else _user(text)
+
+
 def _positive(text: str) -> int:
     if not is_number(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
@@ -218,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--csv", action="store_true", help="CSV with a header row, safe to open in a spreadsheet")
     p.add_argument("--limit", type=_positive, default=50, help="how many entries (default 50)")
     p.add_argument("--server", type=_server, help="only this server")
-    p.add_argument("--user", type=_user, help="only this person (U… or cli:LOGIN)")
+    p.add_argument("--user", type=_audited, help="only this person (U…, cli:LOGIN or token:NAME)")
     p.add_argument("--action", choices=sorted(a.value for a in Action), help="only this action")
     p.add_argument("--outcome", choices=["done", "denied", "failed", "cancelled"], help="only this outcome")
     p.add_argument("--since", type=_since, help="only entries at or after this date (YYYY-MM-DD) or time, UTC")

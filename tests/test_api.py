@@ -252,6 +252,9 @@ def test_a_create_that_happened_though_the_api_failed_is_found_by_its_tag(stack)
     assert (run["status"], run["backup_id"]) == ("in_progress", 5033), "looked for at once, and found"
     told = stack.recorder.wait_for(lambda _r: posts(stack))[0]["text"]
     assert "took backup *#5033*" in told
+    sent, found = [row[3:] for row in audit(stack) if row[2] == "create"]
+    assert sent[0] == "failed" and "outcome unknown, it may have happened" in sent[1]
+    assert found == ("done", f"found by its tag: the create the backup API did not confirm happened (run {run['id']})")
 
 
 def test_a_slow_api_answers_slowly_but_other_requests_are_not_held_up(tmp_path):

@@ -320,6 +320,7 @@ def test_a_token_is_printed_once_listed_without_it_and_revoked(tmp_path):
     assert "is revoked" in run("token", "revoke", "deploy-prod", tmp_path=tmp_path).stdout
     assert "revoked" in run("token", "list", tmp_path=tmp_path).stdout
     assert run("token", "revoke", "deploy-prod", tmp_path=tmp_path).returncode == 2
+    assert run("audit", "--user", "token:deploy-prod", tmp_path=tmp_path).stdout.strip() == "the audit log is empty"
     details = [e["detail"] for e in json.loads(run("audit", "--json", "--action", "tokens", tmp_path=tmp_path).stdout)]
     assert "added deploy-prod for servers 12345, 12346" in details and "revoked deploy-prod" in details
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("cli.db*"))

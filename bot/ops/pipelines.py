@@ -292,7 +292,14 @@ class Pipelines(Core):
         if run.status is RunStatus.UNKNOWN:
             tag = run_tag(run.id)
             found = [b for b in listed if b.description.endswith(tag)]
-            return await self._adopt(run, found[0]) if len(found) == 1 else run
+            if len(found) != 1:
+                return run
+            actor = Actor(run.actor, source=_source(run.actor))
+            detail = f"found by its tag: the create the backup API did not confirm happened (run {run.id})"
+            await self._audit(
+                actor, Action.CREATE, "done", server_id=run.server_id, backup_id=found[0].id, detail=detail
+            )
+            return await self._adopt(run, found[0])
         if run.status is RunStatus.IN_PROGRESS and run.backup_id is not None:
             backup = next((b for b in listed if b.id == run.backup_id), None)
             if backup is None:
