@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 POLL_LEASE = "poller"
 MIN_LEASE_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 600.0
+POLICY_EVERY_SECONDS = 20.0  # a slot is a minute of the clock: looked at thrice a minute
 DIGEST_EVERY_SECONDS = 20.0  # how often the loop looks for a digest whose time has come
 
 T = TypeVar("T")
@@ -91,6 +92,8 @@ def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, 
         Chore("follow", follower.poll_once, poll_seconds, leader_only=True, backoff=True),
         Chore("watch", watching(ops, reporter), poll_seconds, leader_only=True, backoff=True),
         Chore("digests", each(ops.due_digests, reporter.digest_ready), DIGEST_EVERY_SECONDS),
+        Chore("policies", each(ops.policy_round, reporter.policy_news), POLICY_EVERY_SECONDS),  # slots come, pauses end
+        Chore("policy runs", each(ops.follow_runs, reporter.alert_changed), poll_seconds, backoff=True),
         Chore(
             "pipeline runs",  # left pending by a bot that died, or not confirmed by the API: looked for
             each(ops.settle_pipeline_runs, reporter.run_settled),

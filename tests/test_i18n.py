@@ -39,21 +39,26 @@ from bot.ops import (
     Freshness,
     HomeView,
     Interrupted,
+    KeepTooMany,
     KeyReused,
     Listing,
     MayHaveHappened,
+    NoPolicy,
     NoRoom,
+    NotPinnable,
     NotRestorable,
     NotTheRequester,
     OpsError,
     OwnRequest,
     PermissionDenied,
+    PolicyView,
     RoomMade,
     RuledServer,
     SafetyBackupFailed,
     ServerAccess,
     ServerStatus,
     ServerSummary,
+    SlotBudget,
     TokenNameTaken,
     TokenRefused,
     UndoUnavailable,
@@ -62,9 +67,10 @@ from bot.ops import (
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 from bot.parsing import UsageError, parse_command
 from bot.policy import Action, Role
+from bot.retention import Keep, Prune
 from bot.schedule import Schedule
 from bot.slack import ids
-from bot.slack.views import approvals, errors, home, messages, modals, outcomes, safety, watching
+from bot.slack.views import approvals, errors, home, messages, modals, outcomes, policies, safety, watching
 from bot.slack.views.base import escape
 from bot.store import (
     Alert,
@@ -78,6 +84,8 @@ from bot.store import (
     Digest,
     Followed,
     PipelineRun,
+    Policy,
+    PolicyRun,
     RestoreChain,
     RunStatus,
     StoreUnavailable,
@@ -342,6 +350,84 @@ def every_message() -> list[tuple[str, dict]]:
             parse_command(text)
         built.append((f"usage {text}", errors.usage_error_message(caught.value)))
     built += watching_messages()
+    built += policy_messages()
+    return built
+
+
+def policy_messages() -> list[tuple[str, dict]]:
+    """A policy in every state, its changes, pins, the form's pages, and each policy command's bad input."""
+    set_at = (NOW - timedelta(days=3)).timestamp()
+    policy = Policy(
+        12345, "daily", (), "02:30", 24, "Europe/Berlin", 5, 0, 0, 0, "active", None, "", "U1", set_at, "U1",
+        set_at, None,
+    )  # fmt: skip
+    weekly = dataclasses.replace(policy, cadence="weekly", days=(0, 3), keep_last=0, keep_daily=3, keep_weekly=2)
+    hourly = dataclasses.replace(policy, cadence="hourly", every_hours=6, at_time="01:00", zone="Asia/Seoul")
+    paused = dataclasses.replace(policy, state="paused", paused_until=NOW.timestamp() + 3600, pause_reason="배포 동결")
+    off = dataclasses.replace(policy, state="off")
+    run = PolicyRun("0badc0de", 12345, NOW.timestamp(), "scheduled", "completed", 5040, None, None, None, "", (5001,))
+    own = tuple(backup(n, description=f"Scheduled backup [policy r0badc0d{n}]") for n in range(1, 4))
+    budget = SlotBudget(2, 3)
+    full = PolicyView(
+        12345, "web-01", policy, [NOW + timedelta(days=d) for d in range(1, 6)], run, own, budget,
+        Prune([3, 2], [1], [4]), frozenset({7}),
+    )  # fmt: skip
+    bare = PolicyView(12346, None, None, [])
+    built = [
+        ("policy", policies.policy_message(full)),
+        ("policy none", policies.policy_message(bare)),
+        ("policy saved", policies.policy_saved_message(dataclasses.replace(full, policy=weekly))),
+        ("policy nothing to prune", policies.policy_message(dataclasses.replace(full, prune=Prune([3], [], [])))),
+        (
+            "policies",
+            policies.policies_message(
+                [
+                    full,
+                    dataclasses.replace(full, policy=paused),
+                    dataclasses.replace(full, policy=hourly, last_run=None),
+                ]
+            ),
+        ),
+        ("policies none", policies.policies_message([])),
+        ("paused", policies.paused_message(paused)),
+        ("resumed", policies.resumed_message(policy)),
+        ("off", policies.off_message(off)),
+        ("run", policies.run_started_message(dataclasses.replace(run, state="running"), policy)),
+        ("run unconfirmed", policies.run_started_message(dataclasses.replace(run, state="creating"), policy)),
+        ("run failed", policies.run_started_message(dataclasses.replace(run, state="failed", detail="400"), policy)),
+        ("pinned", policies.pinned_message(backup(7), True, True)),
+        ("unpinned", policies.pinned_message(backup(7), False, False)),
+        ("announce policy", policies.announce_policy("U1", full)),
+        ("announce paused", policies.announce_paused("U1", paused)),
+        ("announce resumed", policies.announce_resumed("U1", policy)),
+        ("announce resumed on time", policies.announce_resumed(None, policy)),
+        ("announce off", policies.announce_off("U1", off)),
+        ("form", policies.policy_form(12345, "web-01", hourly, "UTC", policies.form_metadata(12345, "C1", None))),
+        ("form new", policies.policy_form(12345, None, None, "Asia/Seoul", "{}")),
+        ("preview", policies.policy_preview(dataclasses.replace(full, saved=False), "{}")),
+        ("form notice", policies.form_notice(policies.when_words(NOW, "Asia/Seoul"))),
+        ("run words", {"text": policies.run_words(dataclasses.replace(run, state="missed"), "UTC")}),
+        ("typed", {"text": policies.typed_schedule(policy, "UTC") + policies.typed_keep(None)}),
+    ]
+    for text in (
+        "policy 12345 daily 3am",
+        "policy 12345 every 5h",
+        "policy 12345 keep last 0",
+        "policy 12345 keep last 50",
+        "policy 12345 keep daily 7 weekly 4",
+        "policy 12345 keep weekly",
+        "policy 12345 keep yearly 1",
+        "policy 12345 keep last 2 daily 1",
+        "policy 12345 keep",
+        "policy 12345 daily 02:00 Mars/Base",
+        "policy 12345 pause for 30d",
+        "policy 12345 pause until 24-12-2026",
+        "policy 12345 sometimes",
+        "pin automatic",
+    ):
+        with pytest.raises(UsageError) as caught:
+            parse_command(text)
+        built.append((f"usage {text}", errors.usage_error_message(caught.value)))
     return built
 
 
@@ -366,6 +452,16 @@ def alerts() -> list[Alert]:
         ),
         (AlertKind.STUCK, 5035, {"id": 5035, "type": "manual", "at": at}, {"id": 5035, "status": "completed"}),
         (AlertKind.STUCK, 5036, {"id": 5036, "type": "manual", "at": at}, {"gone": True}),
+        (AlertKind.RUN_FAILED, 5041, {"run": "0badc0de", "id": 5041, "status": "failed"}, {}),
+        (
+            AlertKind.RUN_FAILED,
+            None,
+            {"run": "0badc0de", "why": "the bot stopped before the backup API acted on it"},
+            {},
+        ),
+        (AlertKind.RUN_SKIPPED, None, {"count": 10, "oldest": [5001, 5002, 5003], "run": "0badc0de"}, {}),
+        (AlertKind.RUN_MISSED, None, {"from": at, "to": at, "count": 1}, {"id": 5040, "type": "manual", "at": at}),
+        (AlertKind.RUN_MISSED, None, {"from": at - 86400, "to": at, "count": 2}, {}),
     ]
     return [
         Alert(
@@ -480,6 +576,10 @@ def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
         TokenRefused("deploy-prod", server_id=12347),
         TokenNameTaken("deploy-prod"),
         KeyReused("0123456789ab"),
+        KeepTooMany(12345, Keep(last=7), 4, 2, 3),
+        NoPolicy(12345),
+        NotPinnable(backup(4, kind="automatic")),
+        BadSchedule("pause", "2027-01-01T00:00"),
         RuntimeError("internal"),
     ]
 
@@ -505,7 +605,7 @@ def test_every_public_builder_of_the_views_is_rendered_here():
     new builder is checked in Korean without anyone remembering to add it."""
     builders = {
         f"{module.__name__}.{name}": function.__code__
-        for module in (approvals, errors, home, messages, modals, outcomes, safety, watching)
+        for module in (approvals, errors, home, messages, modals, outcomes, policies, safety, watching)
         for name, function in vars(module).items()
         if inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_")
     }

@@ -177,7 +177,7 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         assert migrated.role_of("U1", 1) is Role.OWNER
         assert [e.action for e in migrated.audit_entries()] == ["list"]
         assert {"outbox", "seen", "confirmations"} <= set(migrated.db.table_names())
-        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
+        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 12
         assert {"pipeline_tokens", "pipeline_runs"} <= set(migrated.db.table_names())
         assert "approval_id" in migrated.db["outbox"].columns_dict
     finally:

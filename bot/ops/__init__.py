@@ -10,6 +10,7 @@
     approvals.py      the two-person rule
     home.py           the Home tab
     admin.py          grants, admins, channels, languages
+    policies.py       backup policies: schedules, runs, retention inside the 10-backup limit, pins
     pipelines.py      pipeline tokens, and the backups pipelines (and the shell) ask for
     watching.py       freshness, alerts that heal themselves, status, digests
     writes.py         the one way to send a write: its record, its outcome (done, not done, unknown)
@@ -34,9 +35,12 @@ from bot.ops.errors import (
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    KeepTooMany,
     KeyReused,
     MayHaveHappened,
+    NoPolicy,
     NoRoom,
+    NotPinnable,
     NotRestorable,
     NotTheRequester,
     OpsError,
@@ -51,6 +55,7 @@ from bot.ops.errors import (
 )
 from bot.ops.home import Home, HomeView, ServerSummary
 from bot.ops.pipelines import Pipelines, RunReporter, RunStarted
+from bot.ops.policies import Policies, PolicyChange, PolicyNews, PolicyView, SlotBudget
 from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
 from bot.ops.undo import DeleteSent, InUndoWindow, Undo
 from bot.ops.watching import AlertChange, DigestReport, Freshness, ServerStatus, Watching
@@ -80,10 +85,13 @@ __all__ = [
     "HomeView",
     "InUndoWindow",
     "Interrupted",
+    "KeepTooMany",
     "KeyReused",
     "Listing",
     "MayHaveHappened",
+    "NoPolicy",
     "NoRoom",
+    "NotPinnable",
     "NotRestorable",
     "NotTheRequester",
     "Operations",
@@ -91,6 +99,10 @@ __all__ = [
     "OwnRequest",
     "PermissionDenied",
     "Pipelines",
+    "Policies",
+    "PolicyChange",
+    "PolicyNews",
+    "PolicyView",
     "ReplyTo",
     "RoomMade",
     "RuledServer",
@@ -101,6 +113,7 @@ __all__ = [
     "ServerAccess",
     "ServerStatus",
     "ServerSummary",
+    "SlotBudget",
     "TokenNameTaken",
     "TokenRefused",
     "UndoUnavailable",
@@ -111,5 +124,5 @@ __all__ = [
 ]
 
 
-class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Watching, Home, Admin, Pipelines):
+class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Watching, Home, Admin, Pipelines, Policies):
     """Every use case: one object the listeners, the CLI and the background loop call."""

@@ -32,6 +32,7 @@ from bot.store import Followed, Store, StoreUnavailable, WriteRecord, WriteState
 if TYPE_CHECKING:
     from bot.ops.approvals import Decision
     from bot.ops.chains import ChainStep
+    from bot.ops.policies import PolicyNews
     from bot.ops.undo import DeleteSent
     from bot.ops.watching import AlertChange, DigestReport
 
@@ -115,6 +116,10 @@ class Reporter(Protocol):
         ...
 
     async def digest_ready(self, report: DigestReport) -> None: ...
+
+    async def policy_news(self, news: AlertChange | PolicyNews) -> None:
+        """A policy's run went wrong or healed (an alert), or its pause ended on time (told to the team)."""
+        ...
 
     async def delete_sent(self, sent: DeleteSent) -> None: ...
 

@@ -20,7 +20,10 @@
      ├── MayHaveHappened         a write the API did not confirm: it may have happened (bot/ops/writes.py)
      ├── TokenRefused            a pipeline's token is unknown or revoked, or does not reach the server
      ├── TokenNameTaken          a pipeline token of that name exists (or existed: names are never reused)
-     └── KeyReused               an Idempotency-Key already used for another request
+     ├── KeyReused               an Idempotency-Key already used for another request
+     ├── KeepTooMany             a policy's keep does not fit the server's 10 manual slots (with the arithmetic)
+     ├── NoPolicy                the server has no policy (to pause, resume, run, turn off or change the keep of)
+     └── NotPinnable             only a manual backup is pinned (automatic ones come and go by themselves)
 
 The API client's own errors (bot/backup_api.py) pass through the use cases unchanged.
 tests/test_i18n.py fails for a subclass without words of its own in every language.
@@ -31,6 +34,7 @@ from __future__ import annotations
 from bot.backup_api import Backup
 from bot.i18n import Words
 from bot.policy import Action, Role
+from bot.retention import Keep
 from bot.store import ApprovalRequest, Confirmation, DeleteWindow, RestoreChain
 
 
@@ -218,3 +222,28 @@ class KeyReused(OpsError):
     def __init__(self, run_id: str):
         self.run_id = run_id
         super().__init__(f"this Idempotency-Key was used for another request (run {run_id})")
+
+
+class KeepTooMany(OpsError):
+    """A policy's keep exceeds 10 - reserved - the server's other manual backups - 1: nothing was changed."""
+
+    def __init__(self, server_id: int, keep: Keep, fits: int, reserved: int, other: int):
+        self.server_id, self.keep, self.fits = server_id, keep, fits
+        self.reserved, self.other = reserved, other
+        super().__init__(f"{keep.words()} keeps {keep.most}, but server {server_id} has room for {fits}")
+
+
+class NoPolicy(OpsError):
+    """The server has no policy: say a schedule first (`policy SERVER daily 02:00`)."""
+
+    def __init__(self, server_id: int):
+        self.server_id = server_id
+        super().__init__(f"server {server_id} has no policy")
+
+
+class NotPinnable(OpsError):
+    """Pins are for manual backups: automatic ones come and go by the provider's own rule."""
+
+    def __init__(self, backup: Backup):
+        self.backup = backup
+        super().__init__(f"backup {backup.id} is {backup.backup_type}, not manual")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.backup_api import Backup, BackupApiError
 from bot.ops.core import Actor, Core
+from bot.ops.timetable import upcoming
 from bot.ops.watching import freshness
 from bot.policy import Action, Role, is_allowed
 from bot.store import ApprovalRequest, AuditEntry
@@ -26,6 +28,9 @@ class ServerSummary:
     may_create: bool = False
     state: str | None = None  # fresh, due or stale (bot/ops/watching.py); None when the API could not say
     alerts: int = 0  # open alerts
+    next_run: datetime | None = None  # its backup policy's next run
+    policy_state: str | None = None  # active, paused or off; None: no policy
+    may_set_policy: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class Home(Core):
             by_server.setdefault(backup.server.id, []).append(backup)
         own = await self._db(self.store.stale_hours)
         alerts = await self._db(self.store.open_alerts)
+        policies = {p.server_id: p for p in await self._db(self.store.policies)}
         servers = []
         for sid in sorted(roles):
             mine = sorted(by_server.get(sid, []), key=lambda b: (b.created_at, b.id), reverse=True)
@@ -96,6 +102,9 @@ class Home(Core):
                     is_allowed(Action.CREATE, is_admin=admin, role=role),
                     state.value if state else None,
                     sum(a.server_id == sid for a in alerts),
+                    next(iter(upcoming(policies.get(sid), self._clock(), 1)), None),
+                    policies[sid].state if sid in policies else None,
+                    is_allowed(Action.POLICY, is_admin=admin, role=role),
                 )
             )
         waiting = [

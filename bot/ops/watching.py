@@ -21,6 +21,7 @@ gathers what it shows. A slot missed while the bot was down is sent once when it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,6 +30,7 @@ from bot.backup_api import Backup
 from bot.ops.admin import CanPost
 from bot.ops.core import Actor, Core
 from bot.ops.errors import BadSchedule, ChannelUnusable, PermissionDenied
+from bot.ops.timetable import upcoming
 from bot.parsing import STALE_LIMITS
 from bot.policy import Action
 from bot.schedule import DAYS, Schedule, ScheduleError, clock_time, previous_slot
@@ -165,11 +167,17 @@ class Watching(Core):
         names = await self._db(self.store.known_servers)
         own = await self._db(self.store.stale_hours)
         alerts = await self._db(self.store.open_alerts)
+        policies = {p.server_id: p for p in await self._db(self.store.policies)}
         by_server: dict[int, list[Backup]] = {sid: [] for sid in servers}
         for backup in backups:
             if backup.server.id in by_server:
                 by_server[backup.server.id].append(backup)
-        return [self._status_of(sid, names.get(sid), by_server[sid], own, alerts) for sid in servers]
+        statuses = [self._status_of(sid, names.get(sid), by_server[sid], own, alerts) for sid in servers]
+        now = self._clock()
+        return [
+            dataclasses.replace(s, next_run=next(iter(upcoming(policies.get(s.server_id), now, 1)), None))
+            for s in statuses
+        ]
 
     # --- the watch round (the background loop's) ---------------------------------------------------
 

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.slack import actions, commands, home
+from bot.slack import actions, commands, home, policy_form
 from bot.slack.replies import Deps
 from bot.slack.views.errors import error_message
 
@@ -44,6 +44,7 @@ def create_app(
     commands.register(app, deps)
     actions.register(app, deps)
     home.register(app, deps)
+    policy_form.register(app, deps)
 
     @app.error
     async def on_error(error: Exception, body: dict) -> None:

@@ -17,12 +17,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.backup_api import Backup
 from bot.i18n import speaking
-from bot.ops import Accepted, Actor, ReplyTo
+from bot.ops import Accepted, Actor, PolicyChange, ReplyTo
 from bot.parsing import Command, UsageError, parse_command
 from bot.policy import Action
 from bot.schedule import Schedule, clock_time
+from bot.slack.policy_form import open_form, policy_outcome
 from bot.slack.replies import Deps, Outcome, answer
-from bot.slack.views import messages, watching
+from bot.slack.views import messages, policies, watching
 from bot.slack.views.errors import usage_error_message
 from bot.store import AuditSearch, Confirmation, StoreUnavailable
 
@@ -34,9 +35,10 @@ class Invocation:
     actor: Actor
     channel_id: str | None
     response_url: str
+    trigger_id: str = ""
 
 
-Runner = Callable[[Deps, Command, Invocation], Awaitable[Outcome]]
+Runner = Callable[[Deps, Command, Invocation], Awaitable[Outcome | None]]
 
 
 def ephemeral(message: dict) -> dict:
@@ -135,9 +137,50 @@ async def _status(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
     return Outcome(watching.status_message(statuses, deps.clock()))
 
 
-async def _policy(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
-    before = await deps.ops.set_stale_hours(it.actor, cmd.server_id, cmd.hours)
-    return Outcome(watching.stale_set_message(cmd.server_id, cmd.hours, before, deps.ops.stale_hours))
+async def _policy(deps: Deps, cmd: Command, it: Invocation) -> Outcome | None:
+    """`policy SERVER …`, `policies`, `pin`, `unpin`: one runner, by what is done (`cmd.word`)."""
+    ops, user = deps.ops, it.actor.user_id
+    reply_to = ReplyTo(channel_id=it.channel_id, response_url=it.response_url)
+    if cmd.word == "stale":
+        before = await ops.set_stale_hours(it.actor, cmd.server_id, cmd.hours)
+        return Outcome(watching.stale_set_message(cmd.server_id, cmd.hours, before, ops.stale_hours))
+    if cmd.word == "show":
+        return Outcome(policies.policy_message(await ops.policy_view(it.actor, cmd.server_id)))
+    if cmd.word == "list":
+        return Outcome(policies.policies_message(await ops.policy_views(it.actor)))
+    if cmd.word == "edit":
+        return await open_form(deps, deps.notifier.client, it.actor, cmd.server_id, it.trigger_id, reply_to)
+    if cmd.word in ("pin", "unpin"):
+        pinned = cmd.word == "pin"
+        backup, changed = await ops.pin_backup(it.actor, cmd.backup_id, pinned=pinned)
+        return Outcome(policies.pinned_message(backup, pinned, changed))
+    if cmd.word == "pause":
+        policy = await ops.pause_policy(
+            it.actor, cmd.server_id, hours=cmd.pause_hours, until=cmd.pause_until, reason=cmd.description
+        )
+        return Outcome(
+            policies.paused_message(policy), [policies.announce_paused(user, policy)], server_id=cmd.server_id
+        )
+    if cmd.word == "resume":
+        policy = await ops.resume_policy(it.actor, cmd.server_id)
+        return Outcome(
+            policies.resumed_message(policy), [policies.announce_resumed(user, policy)], server_id=cmd.server_id
+        )
+    if cmd.word == "off":
+        policy = await ops.policy_off(it.actor, cmd.server_id)
+        return Outcome(policies.off_message(policy), [policies.announce_off(user, policy)], server_id=cmd.server_id)
+    if cmd.word == "run":
+        run = await ops.run_policy_now(it.actor, cmd.server_id)
+        return Outcome(policies.run_started_message(run))
+    change = PolicyChange(
+        cadence=cmd.cadence,
+        days=cmd.days,
+        at_time=cmd.at_time,
+        every_hours=cmd.every_hours,
+        zone=cmd.zone,
+        keep=cmd.keep,
+    )
+    return policy_outcome(deps, user, await ops.set_policy(it.actor, cmd.server_id, change, reply_to=reply_to))
 
 
 async def _digest(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
@@ -197,9 +240,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         await ack()
         channel_id = command.get("channel_id")
-        it = Invocation(Actor(command["user_id"], channel_id=channel_id), channel_id, command["response_url"])
+        it = Invocation(
+            Actor(command["user_id"], channel_id=channel_id),
+            channel_id,
+            command["response_url"],
+            str(command.get("trigger_id") or ""),
+        )
 
-        async def work() -> Outcome:
+        async def work() -> Outcome | None:
             return await RUNNERS[cmd.action](deps, cmd, it)
 
         async def send(message: dict) -> None:

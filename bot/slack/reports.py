@@ -15,10 +15,10 @@ from datetime import datetime
 from bot.backup_api import Backup
 from bot.clock import utc_now
 from bot.i18n import Words
-from bot.ops import AlertChange, ChainStep, Decision, DeleteSent, DigestReport, Operations
+from bot.ops import AlertChange, ChainStep, Decision, DeleteSent, DigestReport, Operations, PolicyNews
 from bot.slack.home import HomePages
 from bot.slack.notifier import SlackNotifier
-from bot.slack.views import approvals, messages, outcomes, safety, watching
+from bot.slack.views import approvals, messages, outcomes, policies, safety, watching
 from bot.slack.views.base import by_a_pipeline, server_words
 from bot.store import ApprovalState, Followed, PipelineRun
 
@@ -76,6 +76,13 @@ class SlackReporter:
             await self.notifier.announce(None, watching.alert_reminder(alert, change.name, now), alert.server_id)
         else:
             await self.notifier.settle_alert_card(alert.id, watching.recovered_card(alert, change.name, now))
+
+    async def policy_news(self, news: AlertChange | PolicyNews) -> None:
+        """A policy's alert (a card, as any alert), or its pause ended on time: told in the server's channels."""
+        if isinstance(news, AlertChange):
+            await self.alert_changed(news)
+            return
+        await self.notifier.announce(None, policies.announce_resumed(None, news.policy), news.server_id)
 
     async def digest_ready(self, report: DigestReport) -> None:
         await self.notifier.post_to(report.digest.channel, watching.digest_message(report, self._clock()))

@@ -41,6 +41,8 @@ from bot.store.records import (
     Grant,
     PipelineRun,
     PipelineToken,
+    Policy,
+    PolicyRun,
     RestoreChain,
     RunStatus,
     WindowState,
@@ -1088,3 +1090,144 @@ class Store:
                 [status.value, updated_before, updated_after],
             )
         return [run for run in (self.pipeline_run(r["id"]) for r in rows) if run is not None]
+
+    # --- backup policies --------------------------------------------------------------------------
+
+    def policy(self, server_id: int) -> Policy | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policies WHERE server_id = ?", [server_id])
+        return Policy.from_row(rows[0]) if rows else None
+
+    def policies(self) -> list[Policy]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policies ORDER BY server_id")
+        return [Policy.from_row(r) for r in rows]
+
+    def save_policy(self, server_id: int, fields: dict[str, Any], by: str) -> None:
+        """Insert or change a server's policy (only the given fields change); a new one starts counting now."""
+        now = self._clock().timestamp()
+        values = {**fields, "changed_by": by, "changed_at": now}
+        if "days" in values:
+            values["days"] = ",".join(str(d) for d in values["days"])
+        with self._writing() as db:
+            exists = db.execute("SELECT 1 FROM policies WHERE server_id = ?", [server_id]).fetchone()
+            if exists is None:
+                row = {"server_id": server_id, "state": "active", "set_by": by, "set_at": now, **values}
+                insert(db, "policies", row)
+                return
+            assignments = ", ".join(f"{quoted(k)} = ?" for k in values)
+            db.execute(f"UPDATE policies SET {assignments} WHERE server_id = ?", [*values.values(), server_id])
+
+    def claim_policy_slot(self, server_id: int, slot: float) -> bool:
+        """Take a slot for this policy: True for the one caller, once per slot (older slots are passed by)."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE policies SET last_slot = ? WHERE server_id = ? AND (last_slot IS NULL OR last_slot < ?)",
+                [slot, server_id, slot],
+            )
+            return cursor.rowcount == 1
+
+    def start_policy_run(
+        self,
+        server_id: int,
+        slot: float,
+        kind: str,
+        *,
+        state: str = "creating",
+        detail: str = "",
+        claim_seconds: float = 0,
+    ) -> PolicyRun | None:
+        """A run's row, unique per server and slot: the new run, to the one caller that made it."""
+        token = secrets.token_hex(4)
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            row = db.execute(
+                "INSERT INTO policy_runs (id, server_id, slot, kind, state, claimed_until, started_at, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                [token, server_id, slot, kind, state, now + claim_seconds if claim_seconds else None, now, detail],
+            ).fetchone()
+        return self.policy_run(token) if row else None
+
+    def policy_run(self, run_id: str) -> PolicyRun | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policy_runs WHERE id = ?", [run_id])
+        return PolicyRun.from_row(rows[0]) if rows else None
+
+    def policy_runs_of(self, server_id: int, limit: int = 20) -> list[PolicyRun]:
+        """A policy's runs, newest first."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT * FROM policy_runs WHERE server_id = ? ORDER BY slot DESC LIMIT ?", [server_id, limit]
+            )
+        return [PolicyRun.from_row(r) for r in rows]
+
+    def policy_runs_since(self, moment: float) -> list[PolicyRun]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policy_runs WHERE slot >= ? ORDER BY slot", [moment])
+        return [PolicyRun.from_row(r) for r in rows]
+
+    def claim_policy_runs(self, states: Sequence[str], claim_seconds: float) -> list[PolicyRun]:
+        """Runs in these states whose claim is free or lapsed, each claimed by this caller alone."""
+        now = self._clock().timestamp()
+        marks = ", ".join("?" * len(states))
+        with self._writing() as db:
+            rows = db.execute(
+                f"UPDATE policy_runs SET claimed_until = ? WHERE state IN ({marks}) "
+                "AND (claimed_until IS NULL OR claimed_until < ?) RETURNING id",
+                [now + claim_seconds, *states, now],
+            ).fetchall()
+        return [self.policy_run(row[0]) for row in rows]
+
+    def move_policy_run(self, run_id: str, old: str, new: str, **fields: Any) -> bool:
+        """A run from `old` to `new` (claim released); True only for the one caller that moved it."""
+        sets = {"state": new, "claimed_until": None, **fields}
+        if "pruned" in sets:
+            sets["pruned"] = json.dumps(list(sets["pruned"]))
+        if new in ("completed", "failed", "skipped", "missed", "unknown"):
+            sets.setdefault("finished_at", self._clock().timestamp())
+        assignments = ", ".join(f"{quoted(k)} = ?" for k in sets)
+        with self._writing() as db:
+            cursor = db.execute(
+                f"UPDATE policy_runs SET {assignments} WHERE id = ? AND state = ?", [*sets.values(), run_id, old]
+            )
+            return cursor.rowcount == 1
+
+    def resume_if_paused(self, server_id: int) -> bool:
+        """A pause whose time is up ends: True for the one caller that ended it."""
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE policies SET state = 'active', paused_until = NULL, pause_reason = '', changed_at = ? "
+                "WHERE server_id = ? AND state = 'paused' AND paused_until <= ?",
+                [now, server_id, now],
+            )
+            return cursor.rowcount == 1
+
+    def release_policy_run(self, run_id: str) -> None:
+        with self._writing() as db:
+            db.execute("UPDATE policy_runs SET claimed_until = NULL WHERE id = ?", [run_id])
+
+    def pin(self, backup_id: int, server_id: int, by: str, *, pinned: bool) -> bool:
+        """Pin a backup (never pruned) or unpin it; True if that changed anything."""
+        with self._writing() as db:
+            if pinned:
+                cursor = db.execute(
+                    "INSERT INTO pins (backup_id, server_id, pinned_by, pinned_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [backup_id, server_id, by, iso_seconds(self._clock())],
+                )
+            else:
+                cursor = db.execute("DELETE FROM pins WHERE backup_id = ?", [backup_id])
+            return cursor.rowcount == 1
+
+    def pins(self, server_id: int) -> set[int]:
+        with self._reading() as db:
+            return {row[0] for row in db.execute("SELECT backup_id FROM pins WHERE server_id = ?", [server_id])}
+
+    def alerts_of(self, server_id: int, kind: str) -> list[Alert]:
+        """A server's open alerts of one kind."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT * FROM alerts WHERE server_id = ? AND kind = ? AND state = 'open'", [server_id, kind]
+            )
+        return [Alert.from_row(r) for r in rows]

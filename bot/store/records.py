@@ -206,6 +206,7 @@ class ApprovalRequest:
     detail: str | None
 
     safety: bool = False
+    payload: str | None = None  # JSON: what a policy request asks (its keep before and after)
 
     @property
     def servers(self) -> set[int]:
@@ -314,6 +315,9 @@ class AlertKind(StrEnum):
     STALE = "stale"  # the server's newest completed backup is older than its threshold (or there is none)
     FAILED = "failed"  # a backup ended in any state but completed
     STUCK = "stuck"  # a backup has been in progress longer than 6 hours
+    RUN_FAILED = "run_failed"  # a policy's backup did not complete
+    RUN_SKIPPED = "run_skipped"  # a policy's run found no room (10 manual backups)
+    RUN_MISSED = "run_missed"  # a policy's slots passed while the bot was down
 
 
 @dataclass(frozen=True)
@@ -381,6 +385,69 @@ class Digest:
             row["set_at"],
             row["last_slot"],
         )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A server's backup policy: its schedule (in a zone), its retention, whether it runs (`state`)."""
+
+    server_id: int
+    cadence: str  # daily, weekly, hourly
+    days: tuple[int, ...]
+    at_time: str  # HH:MM, local (hourly: the first `from`)
+    every_hours: int
+    zone: str
+    keep_last: int
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    state: str  # active, paused, off
+    paused_until: float | None
+    pause_reason: str
+    set_by: str
+    set_at: float
+    changed_by: str
+    changed_at: float
+    last_slot: float | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> Policy:
+        row = dict(row)
+        row["days"] = tuple(int(d) for d in (row.get("days") or "").split(",") if d)
+        row["pause_reason"] = row.get("pause_reason") or ""
+        for name in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly"):
+            row[name] = row.get(name) or 0
+        row["every_hours"] = row.get("every_hours") or 24
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """One run of a policy, unique per server and slot: claimed, creating, running, then how it ended."""
+
+    id: str
+    server_id: int
+    slot: float
+    kind: str  # scheduled, now (`policy SERVER run`)
+    state: str  # creating, running, completed, failed, skipped, missed, unknown
+    backup_id: int | None
+    claimed_until: float | None
+    started_at: float | None
+    finished_at: float | None
+    detail: str
+    pruned: tuple[int, ...]
+
+    @property
+    def tag(self) -> str:
+        """What its backup's description ends with, so a bot can find it by listing."""
+        return f"[policy r{self.id}]"
+
+    @classmethod
+    def from_row(cls, row: dict) -> PolicyRun:
+        row = dict(row)
+        row["detail"] = row.get("detail") or ""
+        row["pruned"] = tuple(json.loads(row.get("pruned") or "[]"))
+        return cls(**row)
 
 
 def confirmation_from_row(row: dict) -> Confirmation:

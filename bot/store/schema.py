@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 LEGACY_POSTGRES_VERSIONS = {1: 8}
 POSTGRES_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
 
@@ -167,10 +167,11 @@ TABLES: tuple[Table, ...] = (
             "detail": str,
             "safety": int,
             "card_message": str,
+            "payload": str,  # JSON: what a request that is not a delete or restore asks (a policy's new keep)
         },
         pk=("id",),
         indexes=(("state", "expires_at"),),
-        added={"card_message": 9},
+        added={"card_message": 9, "payload": 12},
     ),
     Table("home_opened", {"user_id": str, "at": str}, pk=("user_id",)),
     Table(
@@ -278,6 +279,54 @@ TABLES: tuple[Table, ...] = (
         since=10,
     ),
     Table("alert_cards", {"alert_id": str, "channel": str, "ts": str}, pk=("alert_id", "channel"), since=10),
+    Table(
+        "policies",
+        {
+            "server_id": int,
+            "cadence": str,
+            "days": str,
+            "at_time": str,
+            "every_hours": int,
+            "zone": str,
+            "keep_last": int,
+            "keep_daily": int,
+            "keep_weekly": int,
+            "keep_monthly": int,
+            "state": str,
+            "paused_until": float,
+            "pause_reason": str,
+            "set_by": str,
+            "set_at": float,
+            "changed_by": str,
+            "changed_at": float,
+            "last_slot": float,
+        },
+        pk=("server_id",),
+        since=12,
+    ),
+    Table(
+        "policy_runs",
+        {
+            "id": str,
+            "server_id": int,
+            "slot": float,
+            "kind": str,
+            "state": str,
+            "backup_id": int,
+            "claimed_until": float,
+            "started_at": float,
+            "finished_at": float,
+            "detail": str,
+            "pruned": str,
+        },
+        pk=("id",),
+        indexes=(("state", "claimed_until"), ("server_id", "slot")),
+        unique=(("server_id", "slot"),),
+        since=12,
+    ),
+    Table(
+        "pins", {"backup_id": int, "server_id": int, "pinned_by": str, "pinned_at": str}, pk=("backup_id",), since=12
+    ),
     Table(
         "digests",
         {

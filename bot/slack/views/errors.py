@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.backup_api import (
+    MANUAL_LIMIT,
     ApiTimeout,
     BackupApiError,
     BadRequest,
@@ -21,9 +22,12 @@ from bot.ops import (
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    KeepTooMany,
     KeyReused,
     MayHaveHappened,
+    NoPolicy,
     NoRoom,
+    NotPinnable,
     NotRestorable,
     NotTheRequester,
     OpsError,
@@ -147,9 +151,33 @@ def error_text(error: Exception) -> str:
             channel=error.channel_id, id=error.server_id, why=escape(error.why)
         )
     if isinstance(error, BadSchedule):
+        bounds = _("A pause lasts at most 7 days.") if error.what == "pause" else _("Stale takes 1 to 8760 hours.")
         return _(":warning: `{what} {value}` is out of bounds, so nothing was changed. {usage}").format(
-            what=escape(error.what), value=escape(error.value), usage=_("Stale takes 1 to 8760 hours.")
+            what=escape(error.what), value=escape(error.value), usage=bounds
         )
+    if isinstance(error, KeepTooMany):
+        return _(
+            ":no_entry: That keeps {most} backups, but server *{id}* has room for {fits}: {limit} manual slots "
+            "− {reserved} kept free − {other} other manual backups − 1 for the next backup = {fits}. "
+            "Nothing was changed. Keep fewer, or delete or unpin other manual backups first."
+        ).format(
+            most=error.keep.most,
+            id=error.server_id,
+            fits=max(error.fits, 0),
+            limit=MANUAL_LIMIT,
+            reserved=error.reserved,
+            other=error.other,
+        )
+    if isinstance(error, NoPolicy):
+        return _(
+            ":grey_question: Server *{id}* has no backup policy, so nothing was changed. "
+            "Set a schedule first: `/backup policy {id} daily 02:00`."
+        ).format(id=error.server_id)
+    if isinstance(error, NotPinnable):
+        return _(
+            ":warning: Backup *#{id}* is automatic: the provider keeps and expires those by itself, and no policy "
+            "prunes them. Only manual backups are pinned. Nothing was changed."
+        ).format(id=error.backup.id)
     if isinstance(error, MayHaveHappened):
         return outcomes.unknown_text(error.sent)
     if isinstance(error, NotSent):

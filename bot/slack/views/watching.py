@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.backup_api import MANUAL_LIMIT
-from bot.i18n import N_, _, for_the_team, ngettext, status_word, type_word
+from bot.i18n import N_, Words, _, for_the_team, ngettext, status_word, type_word
 from bot.ops import DigestReport, Freshness, ServerStatus
-from bot.slack.ids import ALERT_CREATE, ALERT_STATUS
+from bot.slack.ids import ALERT_CREATE, ALERT_STATUS, DELETE_REQUEST, POLICY_EDIT
 from bot.slack.views.base import (
     MAX_BLOCKS,
     MAX_SECTION,
@@ -46,6 +46,9 @@ ALERT_KIND = {
     "stale": N_("no fresh backup"),
     "failed": N_("a backup failed"),
     "stuck": N_("a backup is stuck"),
+    "run_failed": N_("a scheduled backup failed"),
+    "run_skipped": N_("a scheduled backup was skipped"),
+    "run_missed": N_("scheduled backups were missed"),
 }
 MAX_STATUS_ROWS = 40
 
@@ -103,6 +106,14 @@ def status_message(statuses: list[ServerStatus], now: datetime) -> Message:
                 )
             )
         )
+    if len(statuses) == 1:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "status_policy",
+                "elements": [button(_("Backup policy…"), POLICY_EDIT, str(statuses[0].server_id))],
+            }
+        )
     blocks.append(
         context(
             _(
@@ -121,7 +132,7 @@ def _server(alert: Alert, name: str | None) -> str:
 
 
 def _newest(facts: dict, now: datetime) -> str:
-    if not facts.get("id"):
+    if not facts.get("id") or "at" not in facts:
         return _("it has no completed backup at all")
     taken = _when(facts["at"])
     return _("its newest completed backup is *#{id}* ({type}), taken {date} ({ago})").format(
@@ -149,6 +160,8 @@ def _open_text(alert: Alert, name: str | None, now: datetime) -> str:
         elif asked:
             text += " " + _("Asked for by <@{user}>; take another before any risky change.").format(user=asked)
         return text
+    if alert.kind in (AlertKind.RUN_FAILED, AlertKind.RUN_SKIPPED, AlertKind.RUN_MISSED):
+        return _run_text(alert, name)
     started = _when(facts.get("at", now.timestamp()))
     return _(
         ":hourglass: *Backup #{id} of {server} has been in progress since {date}* ({ago}): it may be stuck. "
@@ -158,12 +171,43 @@ def _open_text(alert: Alert, name: str | None, now: datetime) -> str:
     )
 
 
+def _run_text(alert: Alert, name: str | None) -> str:
+    """A policy's run that went wrong: failed, skipped for want of room, or missed while the bot was down."""
+    facts, server = alert.facts, plain_server(alert.server_id, name)
+    if alert.kind is AlertKind.RUN_SKIPPED:
+        oldest = ", ".join(f"*#{i}*" for i in facts.get("oldest", []))
+        return _(
+            ":no_entry: *A scheduled backup of {server} was skipped*: the server already has {count} manual "
+            "backups, the most VPS.org keeps. The oldest are {oldest}. Make room (delete one, or keep fewer) "
+            "and the next run takes it."
+        ).format(server=server, count=facts.get("count", MANUAL_LIMIT), oldest=oldest or "—")
+    if alert.kind is AlertKind.RUN_MISSED:
+        count = int(facts.get("count", 1))
+        first, last = _when(facts.get("from", 0)), _when(facts.get("to", 0))
+        return ngettext(
+            ":warning: *A scheduled backup of {server} was missed* at {first}: the bot was not running. "
+            "The next run is on schedule.",
+            ":warning: *{n} scheduled backups of {server} were missed*, from {first} to {last}: the bot was not "
+            "running. The next run is on schedule.",
+            count,
+        ).format(n=count, server=server, first=slack_date(first), last=slack_date(last))
+    if facts.get("id"):
+        return _(":rotating_light: *A scheduled backup of {server} FAILED*: backup *#{id}* ended *{status}*.").format(
+            server=server, id=facts["id"], status=escape(status_word(facts.get("status", "")))
+        )
+    why = Words(facts["why"], **facts.get("values", {})) if facts.get("why") else Words(N_("the backup API refused it"))
+    return _(":rotating_light: *A scheduled backup of {server} FAILED*: {why}.").format(server=server, why=escape(why))
+
+
 @for_the_team
 def alert_card(alert: Alert, name: str | None, now: datetime) -> Message:
     """The card in the server's channels: what is wrong, and what the reader may do."""
     text = _open_text(alert, name, now)
     elements = []
-    if alert.kind is not AlertKind.STUCK:
+    if alert.kind is AlertKind.RUN_SKIPPED:
+        for backup_id in alert.facts.get("oldest", [])[:3]:
+            elements.append(button(_("Delete #{id}…").format(id=backup_id), DELETE_REQUEST, str(backup_id)))
+    elif alert.kind is not AlertKind.STUCK:
         elements.append(button(_("Take a backup"), ALERT_CREATE, str(alert.server_id), style="primary"))
     elements.append(button(_("Status"), ALERT_STATUS, str(alert.server_id)))
     blocks = [section(text), {"type": "actions", "block_id": f"alert-{alert.id}"[:255], "elements": elements}]
