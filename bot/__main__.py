@@ -19,16 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot import __version__
+from bot.backup_api import ApiTimeout, BackupApiError, NotSent, Unavailable
 from bot.clock import iso_seconds
 from bot.config import ConfigError, Settings, load_settings
 from bot.i18n import LANGUAGES
 from bot.observe import configure_logging
-from bot.ops import Actor, Operations, OpsError
+from bot.ops import Actor, Awaiting, KeepTooMany, Operations, OpsError, PolicyChange, PolicyView
 from bot.ops.pipelines import MAX_DESCRIPTION, NO_ROOM, run_line, valid_token_name
-from bot.parsing import UsageError, is_number, parse_channel, parse_id, parse_user
+from bot.ops.timetable import keep_of, schedule_of, upcoming
+from bot.parsing import UsageError, is_number, parse_channel, parse_command, parse_id, parse_user
 from bot.policy import Action, Role
 from bot.runtime import build_core
-from bot.store import AuditSearch, RunStatus, StoreError, open_store
+from bot.schedule import zone
+from bot.store import AuditSearch, PolicyRun, RunStatus, StoreError, open_store
 
 CLI_RETRY_SECONDS = 1.0
 
@@ -51,6 +54,13 @@ def _role(text: str) -> Role:
 def _server(text: str) -> int:
     try:
         return parse_id(text, "server")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.problem.replace("`", "'")) from None
+
+
+def _backup(text: str) -> int:
+    try:
+        return parse_id(text, "backup")
     except UsageError as exc:
         raise argparse.ArgumentTypeError(exc.problem.replace("`", "'")) from None
 
@@ -192,6 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="is every server backed up: fresh, due or stale (exit 1 while any is stale)")
     p.add_argument("server", type=_server, nargs="?", metavar="SERVER", help="only this server")
+
+    p = sub.add_parser(
+        "policy",
+        help="a server's backup policy: show it, or set it in /backup's words "
+        "(daily 02:30 Europe/Berlin keep last 5 · every 6h · keep daily 7 weekly 2 · pause for 12h · resume · run · off)",
+    )
+    p.add_argument("server", type=_server, metavar="SERVER")
+    p.add_argument("words", nargs="*", metavar="WORDS", help="as after `/backup policy SERVER`; none: show it")
+    sub.add_parser("policies", help="every backup policy, with its next run")
+    p = sub.add_parser("pin", help="keep a manual backup from any policy's pruning")
+    p.add_argument("backup", type=_backup, metavar="BACKUP")
+    p = sub.add_parser("unpin", help="let its policy prune a backup again")
+    p.add_argument("backup", type=_backup, metavar="BACKUP")
 
     p = sub.add_parser("approvals", help="list the servers under the two-person rule, or turn it on or off for one")
     p.add_argument("server", type=_server, nargs="?", metavar="SERVER")
@@ -362,6 +385,122 @@ def cmd_status(args, settings: Settings) -> int:
             f"  stale after {s.threshold_hours:g}h{alerts}"
         )
     return 1 if any(s.state.value == "stale" for s in statuses) else 0
+
+
+def cmd_policy(args, settings: Settings) -> int:
+    """`policy SERVER [WORDS…]`: the same words, parser and use cases as `/backup policy`."""
+    try:
+        cmd = parse_command(" ".join(["policy", str(args.server), *args.words]))
+    except UsageError as exc:
+        usage = f" (usage: {exc.usage.removeprefix('/backup ')})" if exc.usage else ""
+        raise CliError(exc.problem.replace("`", "'") + usage) from None
+    if cmd.word == "edit":
+        raise CliError("the form is in Slack; here, say the change: policy SERVER daily 02:30 keep last 5")
+    actor = _cli_actor()
+
+    async def work(ops: Operations, _store):
+        if cmd.word == "show":
+            return await ops.policy_view(actor, cmd.server_id)
+        if cmd.word == "stale":
+            await ops.set_stale_hours(actor, cmd.server_id, cmd.hours)
+            return f"server {cmd.server_id} is stale after {cmd.hours:g} hours without a completed backup"
+        if cmd.word == "pause":
+            return await ops.pause_policy(
+                actor, cmd.server_id, hours=cmd.pause_hours, until=cmd.pause_until, reason=cmd.description
+            )
+        if cmd.word == "resume":
+            return await ops.resume_policy(actor, cmd.server_id)
+        if cmd.word == "off":
+            return await ops.policy_off(actor, cmd.server_id)
+        if cmd.word == "run":
+            return await ops.run_policy_now(actor, cmd.server_id)
+        change = PolicyChange(cmd.cadence, cmd.days, cmd.at_time, cmd.every_hours, cmd.zone, cmd.keep)
+        return await ops.set_policy(actor, cmd.server_id, change)
+
+    result = _with_ops(settings, work)
+    if isinstance(result, str):
+        print(result)
+    elif isinstance(result, PolicyView):
+        print("\n".join(policy_lines(result)))
+    elif isinstance(result, PolicyRun):
+        backup = f", backup #{result.backup_id}" if result.backup_id else ""
+        maybe = " (not confirmed by the API: it may have been created; it is looked for by its tag)"
+        print(
+            f"run r{result.id} of server {result.server_id}'s policy: {result.state}{backup}"
+            + (maybe if result.state == "creating" else "")
+        )
+        return 1 if result.state in ("failed", "skipped") else 0
+    elif isinstance(result, Awaiting):
+        print(
+            f"a lower keep on server {cmd.server_id} needs a second person's approval in Slack "
+            f"(the two-person rule); request {result.request.id} waits"
+        )
+    else:
+        print(
+            "\n".join(policy_lines(PolicyView(result.server_id, None, result, upcoming(result, datetime.now(UTC), 5))))
+        )
+    return 0
+
+
+def policy_lines(view: PolicyView) -> list[str]:
+    """A policy in plain lines for the shell: schedule, keep, state, next runs, last run, budget, next prune."""
+    policy = view.policy
+    if policy is None:
+        return [f"server {view.server_id} has no backup policy (set one: policy {view.server_id} daily 02:00)"]
+    lines = [
+        f"server {view.server_id} {view.name or ''}".rstrip()
+        + f": {schedule_of(policy).words()}, {keep_of(policy).words()}, {policy.state}"
+    ]
+    if policy.state == "paused" and policy.paused_until:
+        until = datetime.fromtimestamp(policy.paused_until, UTC).isoformat(timespec="minutes")
+        lines.append(f"  paused until {until}" + (f": {policy.pause_reason}" if policy.pause_reason else ""))
+    zone_info = zone(policy.zone)
+    lines += [
+        f"  next run {moment.astimezone(zone_info):%Y-%m-%d %H:%M %Z} ({policy.zone})" for moment in view.next_runs
+    ]
+    if view.last_run is not None:
+        run = view.last_run
+        slot = datetime.fromtimestamp(run.slot, UTC).astimezone(zone_info)
+        lines.append(
+            f"  last run {slot:%Y-%m-%d %H:%M %Z}: {run.state}"
+            + (f", backup #{run.backup_id}" if run.backup_id else "")
+            + (f", pruned {', '.join(f'#{i}' for i in run.pruned)}" if run.pruned else "")
+        )
+    if view.budget is not None:
+        b = view.budget
+        lines.append(
+            f"  slots: {len(view.own)} its own; 10 - {b.reserved} reserved - {b.other} other - 1 = room for {max(b.fits, 0)}"
+        )
+    if view.prune is not None and view.budget is not None:
+        doomed = ", ".join(f"#{i}" for i in view.prune.delete) or "nothing"
+        lines.append(f"  after the next run completes, it deletes {doomed}")
+    if view.pinned:
+        lines.append(f"  pinned: {', '.join(f'#{i}' for i in sorted(view.pinned))}")
+    return lines
+
+
+def cmd_policies(_args, settings: Settings) -> int:
+    async def work(ops: Operations, _store):
+        return await ops.policy_views(_cli_actor())
+
+    views = _with_ops(settings, work)
+    if not views:
+        print("no server has a backup policy")
+    for view in views:
+        print("\n".join(policy_lines(view)))
+    return 0
+
+
+def cmd_pin(args, settings: Settings) -> int:
+    pinned = args.command == "pin"
+
+    async def work(ops: Operations, _store):
+        return await ops.pin_backup(_cli_actor(), args.backup, pinned=pinned)
+
+    backup, changed = _with_ops(settings, work)
+    state = "pinned: no policy prunes it" if pinned else "unpinned: its policy may prune it again"
+    print(f"backup #{backup.id} of server {backup.server.id} is {state}" + ("" if changed else " (it already was)"))
+    return 0
 
 
 def _age(age) -> str:
@@ -629,6 +768,10 @@ COMMANDS = {
     "approvals": cmd_approvals,
     "doctor": cmd_doctor,
     "status": cmd_status,
+    "policy": cmd_policy,
+    "policies": cmd_policies,
+    "pin": cmd_pin,
+    "unpin": cmd_pin,
     "channels": cmd_channels,
     "audit": cmd_audit,
     "token": cmd_token,
@@ -636,6 +779,15 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "copy-store": cmd_copy_store,
 }
+
+
+def api_words(exc: BackupApiError) -> str:
+    """The backup API's failure, for the shell: what it means for what was asked."""
+    if isinstance(exc, NotSent):
+        return f"the backup API could not be reached, so nothing was sent: {exc}"
+    if isinstance(exc, ApiTimeout | Unavailable):
+        return f"the backup API did not answer in time ({exc}); if this was a change, it may have happened: check"
+    return f"the backup API refused: {exc}"
 
 
 def _set_up_logging(args, settings: Settings) -> None:
@@ -663,9 +815,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _set_up_logging(args, settings)
         return COMMANDS[args.command](args, settings)
+    except KeepTooMany as exc:
+        print(
+            f"vps-backup-bot: {exc.keep.words()} keeps {exc.keep.most}, but server {exc.server_id} has room for "
+            f"{max(exc.fits, 0)}: 10 manual - {exc.reserved} reserved - {exc.other} other manual - 1 for the next "
+            "backup; nothing was changed",
+            file=sys.stderr,
+        )
+        return 2
     except (ConfigError, CliError, OpsError, StoreError) as exc:
         print(f"vps-backup-bot: {exc}", file=sys.stderr)
         return getattr(exc, "status", 2)
+    except BackupApiError as exc:
+        print(f"vps-backup-bot: {api_words(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

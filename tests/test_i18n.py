@@ -409,6 +409,16 @@ def policy_messages() -> list[tuple[str, dict]]:
         ("run words", {"text": policies.run_words(dataclasses.replace(run, state="missed"), "UTC")}),
         ("typed", {"text": policies.typed_schedule(policy, "UTC") + policies.typed_keep(None)}),
     ]
+    asked = dataclasses.replace(
+        request(), action="policy", backup_id=0, reason="", payload='{"before": [4, 0, 0, 0], "after": [2, 0, 0, 0]}'
+    )
+    approved = dataclasses.replace(asked, state=ApprovalState.DONE, decided_by="U2")
+    built += [
+        ("policy request waiting", approvals.awaiting_message(asked)),
+        ("policy request card", approvals.approval_card(asked)),
+        ("policy request approved", approvals.decided_card(Decision(approved))),
+        ("policy request reply", approvals.decided_reply(Decision(approved))),
+    ]
     for text in (
         "policy 12345 daily 3am",
         "policy 12345 every 5h",

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from bot.backup_api import MANUAL_LIMIT, Backup, BackupApiError
 from bot.i18n import N_, Words
 from bot.ops.approvals import Awaiting
-from bot.ops.core import Actor, Core, ReplyTo
+from bot.ops.core import CHAIN_STEP_SECONDS, Actor, Core, ReplyTo
 from bot.ops.errors import BadSchedule, KeepTooMany, NoPolicy, NotPinnable
 from bot.ops.timetable import anchor_of, keep_of, schedule_of, start_window, upcoming
 from bot.ops.watching import AlertChange
@@ -43,7 +43,7 @@ from bot.retention import DEFAULT_KEEP_LAST, Candidate, Keep, Prune, plan
 from bot.schedule import previous_slot, slots, zone
 from bot.store import AlertKind, ApprovalRequest, ApprovalState, Policy, PolicyRun
 
-RUN_CLAIM_SECONDS = 300.0  # a run's create takes a few API timeouts at most; a claim older than this, its bot died
+RUN_CLAIM_SECONDS = CHAIN_STEP_SECONDS  # a create takes a few API timeouts at most; a claim older, its bot died
 MAX_PAUSE = timedelta(days=7)
 RUN_TAG = re.compile(r"\[policy r([0-9a-f]{8})\]$")
 DESCRIPTION = "Scheduled backup"
@@ -206,8 +206,10 @@ class Policies(Core):
         now = self._clock().timestamp()
         fields = change.fields()
         if before is None:
-            base = Policy(server_id, "daily", (), "02:00", 24, self.timezone, DEFAULT_KEEP_LAST, 0, 0, 0)
-            base = dataclasses.replace(base, set_by=actor.user_id, set_at=now, changed_by=actor.user_id, changed_at=now)
+            base = Policy(
+                server_id, "daily", (), "02:00", 24, self.timezone, DEFAULT_KEEP_LAST, 0, 0, 0, "active", None, "",
+                actor.user_id, now, actor.user_id, now, None,
+            )  # fmt: skip
         else:
             base = before
         if change.cadence is not None:
@@ -514,6 +516,9 @@ class Policies(Core):
         return changes
 
     async def _follow(self, run: PolicyRun, policy: Policy | None, manual: list[Backup], name: str | None):
+        context = f"run r{run.id} of the policy set by {policy.set_by if policy else '?'}"
+        for record in await self._db(self.store.writes_for, run.id):  # a bot died sending one: audited as it ended
+            await self.settle_recorded(record, context, older_than=RUN_CLAIM_SECONDS / 2)
         if run.state == "creating":
             return await self._unconfirmed(run, policy, manual, name)
         backup = next((b for b in manual if b.id == run.backup_id), None)
