@@ -259,20 +259,22 @@ def test_a_lower_keep_under_the_two_person_rule_needs_a_second_owner(live):
 
 def test_missed_slots_run_once_within_the_window_and_the_rest_raise_one_alert(live):
     live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
-    at(live, datetime(2026, 12, 5, 2, 50, tzinfo=UTC))  # down since before the 3rd's slot
-    at(live, datetime(2026, 12, 5, 2, 51, tzinfo=UTC))
-    assert live.sim.count("POST") == 1, "one catch-up, never a burst"
+    at(live, datetime(2026, 12, 4, 3, 45, tzinfo=UTC))  # down since before the 3rd's slot; the 4th's is 75 min late
+    at(live, datetime(2026, 12, 4, 3, 46, tzinfo=UTC))
+    assert live.sim.count("POST") == 0, "past its start window: not run late"
     (card,) = posted(live, "were missed")
     first, last = stamp(2026, 12, 3, 2, 30), stamp(2026, 12, 4, 2, 30)
     assert f"*2 scheduled backups of web-01 (12345) were missed*, from <!date^{first}^" in card["text"]
     assert f"to <!date^{last}^" in card["text"]
+    at(live, datetime(2026, 12, 6, 2, 50, tzinfo=UTC))  # down again: the 5th's missed, the 6th's 20 min late
+    at(live, datetime(2026, 12, 6, 2, 51, tzinfo=UTC))
+    assert live.sim.count("POST") == 1, "one catch-up within the window, never a burst"
     runs = live.runtime.store.policy_runs_of(12345, 10)
-    assert [r.state for r in runs] == ["running", "missed", "missed"]
-    at(live, datetime(2026, 12, 5, 3, 1, tzinfo=UTC), "policy runs")
-    healed = live.recorder.wait_for(
-        lambda _r: [m for m in live.recorder.api("chat.update") if "Recovered" in text_of(m)]
-    )
-    assert healed, "a later run that completes heals it"
+    assert [r.state for r in runs] == ["running", "missed", "missed", "missed"]
+    assert len(posted(live, "were missed")) == 1, "one alert while it stays open"
+    at(live, datetime(2026, 12, 6, 3, 1, tzinfo=UTC), "policy runs")
+    (healed,) = [m for m in live.recorder.api("chat.update") if "Recovered" in text_of(m)]
+    assert "were missed" in text_of(healed), "the run that completed healed it"
 
 
 def test_a_run_with_no_room_is_skipped_and_its_card_offers_the_oldest_to_delete(live):

@@ -6,6 +6,7 @@ that whatever outlives a request is claimed by one of them only.
 
 import sqlite3
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -415,3 +416,49 @@ def test_a_token_name_is_taken_once_and_revoked_once(two):
     assert one.token_by_selector("0123456789ab").name == "deploy" and one.token_by_selector("x") is None
     assert sorted([one.revoke_token("deploy", "cli:x"), other.revoke_token("deploy", "cli:y")]) == [False, True]
     assert one.tokens()[0].revoked and not one.add_token(**fields), "a revoked token keeps its name"
+
+
+def test_a_policy_slot_and_its_run_are_each_taken_once_however_bots_race(two):
+    """Two guards, each enough alone: the slot claim on the policy, and the run's row unique per slot."""
+    one, other = two
+    one.save_policy(12345, {"cadence": "daily", "days": (), "at_time": "02:30", "zone": "UTC", "keep_last": 3}, "U1")
+    slot = datetime(2026, 12, 3, 2, 30, tzinfo=UTC).timestamp()
+    claims, runs, start = [], [], threading.Barrier(8)
+
+    def race(store):
+        start.wait()
+        claims.append(store.claim_policy_slot(12345, slot))
+        runs.append(store.start_policy_run(12345, slot, "scheduled", claim_seconds=180))
+
+    threads = [threading.Thread(target=race, args=(s,)) for s in (one, other) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(claims) == [False] * 7 + [True]
+    made = [r for r in runs if r is not None]
+    assert len(made) == 1 and made[0].tag == f"[policy r{made[0].id}]"
+    assert not one.claim_policy_slot(12345, slot - 86400), "an older slot is passed by"
+    assert one.claim_policy_runs(("creating",), 180) == [], "claimed by its maker until the claim lapses"
+    assert other.move_policy_run(made[0].id, "creating", "running", backup_id=5033)
+    assert not one.move_policy_run(made[0].id, "creating", "running", backup_id=5034), "moved once"
+    (moved,) = one.claim_policy_runs(("running",), 180)
+    assert moved.backup_id == 5033 and other.claim_policy_runs(("running",), 180) == []
+
+
+def test_every_declared_unique_index_is_unique_in_sqlite(tmp_path):
+    """An index of the same columns declared twice (once plain, once unique) must not leave only the plain one."""
+    from bot.store.schema import TABLES
+
+    store = SqliteStore(str(tmp_path / "u.db"))
+    try:
+        for table in TABLES:
+            unique = [
+                tuple(c[2] for c in store.db.execute(f"PRAGMA index_info('{row[1]}')"))
+                for row in store.db.execute(f"PRAGMA index_list('{table.name}')")
+                if row[2]
+            ]
+            for columns in table.unique:
+                assert tuple(columns) in unique, (table.name, columns)
+    finally:
+        store.close()

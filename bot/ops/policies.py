@@ -545,8 +545,16 @@ class Policies(Core):
         return healed
 
     async def _unconfirmed(self, run: PolicyRun, policy: Policy | None, manual: list[Backup], name: str | None):
-        """A run whose create a bot began but never saw confirmed (it died, or the API did not answer):
-        its backup adopted if listed with its tag; else taken again while its start window lasts."""
+        """A run whose create a bot began but never saw confirmed (it died, or the API did not answer): while
+        its start window lasts, taken again the one way (`_take` adopts the backup if it is listed with its
+        tag, before it would ever send); after, adopted if listed, else failed."""
+        window = start_window(schedule_of(policy)) if policy else timedelta(0)
+        late = self._clock().timestamp() - run.slot > window.total_seconds()
+        if policy is not None and policy.state == "active" and not late:
+            try:
+                return await self._take(run, policy, name)
+            except BackupApiError:
+                return []
         tagged = [b for b in manual if b.description.endswith(run.tag)]
         if tagged:
             detail = "adopted: its backup was found by its tag"
@@ -554,16 +562,6 @@ class Policies(Core):
                 self.store.move_policy_run, run.id, "creating", "running", backup_id=tagged[0].id, detail=detail
             )
             return []
-        window = start_window(schedule_of(policy)) if policy else timedelta(0)
-        if (
-            policy is not None
-            and policy.state == "active"
-            and self._clock().timestamp() - run.slot <= window.total_seconds()
-        ):
-            try:
-                return await self._take(run, policy, name)
-            except BackupApiError:
-                return []
         why = Words(
             N_("the backup API did not confirm it, no backup with its tag is listed, and its start window has passed")
         )

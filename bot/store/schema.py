@@ -320,7 +320,7 @@ TABLES: tuple[Table, ...] = (
             "pruned": str,
         },
         pk=("id",),
-        indexes=(("state", "claimed_until"), ("server_id", "slot")),
+        indexes=(("state", "claimed_until"),),  # the unique index below serves (server_id, slot)
         unique=(("server_id", "slot"),),
         since=12,
     ),
