@@ -487,3 +487,21 @@ def test_a_bot_killed_mid_create_is_followed_by_one_that_adopts_the_tagged_backu
         if live is not None:
             live.close()
         serve.close()
+
+
+def test_the_home_tab_shows_each_servers_policy_and_opens_its_form(live):
+    from test_home import open_home, press_on_home, published
+
+    live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
+    home = published(live, OWNER, open_home(live, OWNER))
+    block = next(b for b in home["blocks"] if b.get("block_id") == "server-12345")
+    assert f"Policy: next run <!date^{stamp(2026, 12, 3, 2, 30)}^" in block["text"]["text"]
+    menu = block["accessory"]
+    assert menu["type"] == "overflow" and [o["value"] for o in menu["options"]] == ["create:12345", "policy:12345"]
+    chosen = {**menu, "selected_option": menu["options"][1], "_block": "server-12345"}
+    assert press_on_home(live, home, chosen, OWNER).status_code == 200
+    form = live.recorder.wait_for(lambda _r: live.recorder.api("views.open"))[-1]["view"]
+    assert form["callback_id"] == ids.POLICY_MODAL
+    viewer_home = published(live, VIEWER, open_home(live, VIEWER))
+    row = next(b for b in viewer_home["blocks"] if b.get("block_id") == "server-12345")
+    assert "accessory" not in row, "a viewer may neither take a backup nor set the policy"
