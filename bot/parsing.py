@@ -535,6 +535,9 @@ def parse_keep(args: list[str]) -> Keep:
 def _pause(server_id: int, rest: list[str], text: str) -> Command:
     """`pause [for Nh|Nd | until YYYY-MM-DD [HH:MM]] [reason…]`: at most 7 days."""
     hours, until, used = None, None, 0
+    if rest and PAUSE_FOR.match(rest[0].lower()):  # `pause 2h`: said as `pause for 2h`
+        rest = ["for", *rest]
+        text = text.replace(" pause ", " pause for ", 1)
     if rest and rest[0].lower() == "for":
         _expect(rest, 2, 10_000, "policy")
         match = PAUSE_FOR.match(rest[1].lower())

@@ -505,3 +505,121 @@ def test_the_home_tab_shows_each_servers_policy_and_opens_its_form(live):
     viewer_home = published(live, VIEWER, open_home(live, VIEWER))
     row = next(b for b in viewer_home["blocks"] if b.get("block_id") == "server-12345")
     assert "accessory" not in row, "a viewer may neither take a backup nor set the policy"
+
+
+# --- what a hostile reading found ---------------------------------------------------------------------
+
+
+def test_run_now_from_slack_says_what_it_took(live):
+    live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
+    reply, _ = live.ask("policy 12345 run", user=OWNER)
+    (made,) = policy_backups(live.sim)
+    assert f":arrow_forward: A run of server *12345*'s policy, now: in progress. Backup *#{made.id}*" in text_of(reply)
+    assert live.sim.count("POST") == 1
+
+
+def test_a_change_of_kind_that_may_keep_fewer_needs_approval_too(live):
+    live.ask("approvals 12345 on")
+    live.ask("policy 12345 daily 02:00 keep last 4", user=OWNER)
+    waiting, _ = live.ask("policy 12345 keep monthly 4", user=OWNER)
+    assert "needs a second person's approval" in text_of(waiting)
+    assert live.runtime.store.policy(12345).keep_last == 4
+    fewer, _ = live.ask("policy 12345 keep last 5", user=OWNER)
+    assert "Policy saved" in text_of(fewer)
+
+
+def test_the_same_schedule_said_again_keeps_its_slots(live):
+    live.ask("policy 12345 daily 02:30 UTC keep last 3", user=OWNER)
+    live.runtime.ops._clock.now = datetime(2026, 12, 3, 2, 30, 10, tzinfo=UTC)  # the slot came; no round yet
+    live.ask("policy 12345 daily 02:30 UTC keep last 4", user=OWNER)  # what the form sends for a new keep
+    step(live)
+    assert live.sim.count("POST") == 1, "the slot was not moved away by saying the schedule again"
+    live.ask("policy 12345 daily 04:00 UTC", user=OWNER)
+    at(live, datetime(2026, 12, 3, 4, 0, 5, tzinfo=UTC))
+    assert live.sim.count("POST") == 2, "a new time counts from when it was set"
+
+
+def test_an_off_policy_is_neither_resumed_nor_paused_back_on(live):
+    live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
+    live.ask("policy 12345 off", user=OWNER)
+    for words in ("resume", "pause for 2h", "run"):
+        reply, _ = live.ask(f"policy 12345 {words}", user=OWNER)
+        assert "backup policy is off, so nothing was changed" in text_of(reply), words
+    at(live, datetime(2026, 12, 10, 2, 30, 5, tzinfo=UTC))
+    assert live.sim.count("POST") == 0 and live.runtime.store.policy(12345).state == "off"
+    live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
+    at(live, datetime(2026, 12, 10, 2, 31, tzinfo=UTC))
+    assert not posted(live, "missed"), "its days off were not downtime"
+
+
+def test_a_slot_inside_a_pause_is_not_run_late_when_no_round_saw_it(live):
+    live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
+    reply, _ = live.ask("policy 12345 pause 3h", user=OWNER)  # `pause 3h`, said without `for`
+    assert "*Paused* until 2026-12-03 03:00 UTC" in text_of(reply)
+    at(live, datetime(2026, 12, 3, 1, 0, tzinfo=UTC))
+    at(live, datetime(2026, 12, 3, 3, 10, tzinfo=UTC))  # the next round comes after the pause ended
+    assert live.sim.count("POST") == 0 and not posted(live, "missed")
+    at(live, datetime(2026, 12, 4, 2, 30, 5, tzinfo=UTC))
+    assert live.sim.count("POST") == 1
+
+
+def test_a_description_ending_in_a_policy_tag_does_not_make_a_backup_the_policys(live):
+    live.ask("policy 12345 daily 02:30 UTC keep last 1", user=OWNER)
+    at(live, datetime(2026, 12, 3, 2, 30, 5, tzinfo=UTC))
+    (first,) = live.runtime.store.policy_runs_of(12345, 1)
+    live.ask(f"create 12345 DB before migration {first.tag}", user=OWNER)
+    hand_made = max(b.id for b in live.sim._backups.values())
+    at(live, datetime(2026, 12, 3, 2, 41, tzinfo=UTC), "policy runs")
+    at(live, datetime(2026, 12, 4, 2, 30, 5, tzinfo=UTC))
+    at(live, datetime(2026, 12, 4, 2, 41, tzinfo=UTC), "policy runs")
+    assert hand_made in live.sim._backups, "typed by a person: never pruned"
+    assert first.backup_id not in live.sim._backups, "the policy's own was"
+
+
+def test_a_forged_form_saves_nothing(live):
+    live.ask("policy 12345 daily 02:30 UTC keep last 2", user=OWNER)
+    forged = {
+        "type": "modal",
+        "callback_id": ids.POLICY_PREVIEW,
+        "private_metadata": json.dumps({"s": 12345, "ch": None, "ru": None, "typed": ["every 5h", "last -3"]}),
+        "blocks": [],
+    }
+    payload = view_submission_payload(user_id=OWNER, view=forged, values={})
+    assert live.post(urlencode({"payload": json.dumps(payload)}).encode()).status_code == 200
+    policy = live.runtime.store.policy(12345)
+    assert (policy.cadence, policy.keep_last) == ("daily", 2)
+
+
+def test_a_bound_server_s_policy_is_changed_only_from_its_channels(live):
+    live.ask("policy 12345 daily 02:30 UTC", user=OWNER)
+    live.ask("channels 12345 add <#C0PROD01|prod-ops>")
+    for words in ("keep last 1", "off", "pause for 2h", "resume"):
+        reply, _ = live.ask(f"policy 12345 {words}", user=OWNER)
+        assert "<#C0PROD01>" in text_of(reply), words
+    reply, _ = live.ask("policy 12345", user=OWNER)
+    assert "*Backup policy of" in text_of(reply), "reading stays allowed"
+    reply, _ = live.ask("policy 12345 keep last 2", user=OWNER, channel="C0PROD01")
+    assert "Policy saved" in text_of(reply)
+
+
+def test_the_shell_cannot_lower_a_keep_under_the_two_person_rule(tmp_path):
+    from test_cli import run
+
+    from bot.sim.fake_api import start_simulator_server
+
+    bg = Background()
+    sim = BackupSimulator(seed=True)
+    runner, url = bg.run(start_simulator_server(sim))
+    env = {"VPS_API_URL": url, "VPS_API_TOKEN": "t"}
+    try:
+        assert run("approvals", "12345", "on", tmp_path=tmp_path, env=env).returncode == 0
+        set_it = run("policy", "12345", "daily", "02:00", "keep", "last", "3", tmp_path=tmp_path, env=env)
+        assert set_it.returncode == 0
+        lower = run("policy", "12345", "keep", "last", "1", tmp_path=tmp_path, env=env)
+        assert lower.returncode == 2 and "ask for a lower keep in Slack" in lower.stderr
+        assert "nothing was changed" in lower.stderr
+        shown = run("policy", "12345", tmp_path=tmp_path, env=env)
+        assert shown.returncode == 0 and "keep last 3" in shown.stdout
+    finally:
+        bg.run(runner.cleanup())
+        bg.close()

@@ -22,7 +22,8 @@
      ├── TokenNameTaken          a pipeline token of that name exists (or existed: names are never reused)
      ├── KeyReused               an Idempotency-Key already used for another request
      ├── KeepTooMany             a policy's keep does not fit the server's 10 manual slots (with the arithmetic)
-     ├── NoPolicy                the server has no policy (to pause, resume, run, turn off or change the keep of)
+     ├── NoPolicy                the server has no policy, or it is off (to pause, resume, run, turn off, keep)
+     ├── LowerKeepInSlack        a lower keep under the two-person rule, asked for from the shell
      └── NotPinnable             only a manual backup is pinned (automatic ones come and go by themselves)
 
 The API client's own errors (bot/backup_api.py) pass through the use cases unchanged.
@@ -110,7 +111,8 @@ class BadSchedule(OpsError):
 
     def __init__(self, what: str, value: str):
         self.what, self.value = what, value
-        super().__init__(f"{what} {value} is out of bounds")
+        bounds = ": a pause ends in the future, at most 7 days from now" if what == "pause" else ""
+        super().__init__(f"{what} {value} is out of bounds{bounds}")
 
 
 class OwnRequest(OpsError):
@@ -234,11 +236,24 @@ class KeepTooMany(OpsError):
 
 
 class NoPolicy(OpsError):
-    """The server has no policy: say a schedule first (`policy SERVER daily 02:00`)."""
+    """The server has no policy (or it is off): say a schedule first (`policy SERVER daily 02:00`)."""
+
+    def __init__(self, server_id: int, *, off: bool = False):
+        self.server_id, self.off = server_id, off
+        what = "its policy is off" if off else "it has no policy"
+        super().__init__(f"server {server_id}: {what}; set a schedule first (policy {server_id} daily 02:00)")
+
+
+class LowerKeepInSlack(OpsError):
+    """A lower keep on a server under the two-person rule is asked for in Slack, where a second person
+    approves it: the shell cannot post its card."""
 
     def __init__(self, server_id: int):
         self.server_id = server_id
-        super().__init__(f"server {server_id} has no policy")
+        super().__init__(
+            f"server {server_id} is under the two-person rule: ask for a lower keep in Slack "
+            "(/backup policy), where a second owner approves it; nothing was changed"
+        )
 
 
 class NotPinnable(OpsError):

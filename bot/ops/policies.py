@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +33,7 @@ from bot.backup_api import MANUAL_LIMIT, Backup, BackupApiError
 from bot.i18n import N_, Words
 from bot.ops.approvals import Awaiting
 from bot.ops.core import CHAIN_STEP_SECONDS, Actor, Core, ReplyTo
-from bot.ops.errors import BadSchedule, KeepTooMany, NoPolicy, NotPinnable
+from bot.ops.errors import BadSchedule, KeepTooMany, LowerKeepInSlack, NoPolicy, NotPinnable
 from bot.ops.timetable import anchor_of, keep_of, schedule_of, start_window, upcoming
 from bot.ops.watching import AlertChange
 from bot.ops.writes import Write, WriteKind
@@ -45,7 +44,6 @@ from bot.store import AlertKind, ApprovalRequest, ApprovalState, Policy, PolicyR
 
 RUN_CLAIM_SECONDS = CHAIN_STEP_SECONDS  # a create takes a few API timeouts at most; a claim older, its bot died
 MAX_PAUSE = timedelta(days=7)
-RUN_TAG = re.compile(r"\[policy r([0-9a-f]{8})\]$")
 DESCRIPTION = "Scheduled backup"
 NEXT_BACKUP = -1  # the backup the next run will take, as the preview counts it
 
@@ -122,11 +120,6 @@ class PolicyNews:
     policy: Policy
 
 
-def run_tag_of(backup: Backup) -> str | None:
-    tag = RUN_TAG.search(backup.description)
-    return tag.group(1) if tag else None
-
-
 class Policies(Core):
     """Schedules, runs, retention, pins."""
 
@@ -137,9 +130,10 @@ class Policies(Core):
         """The server's manual backups read once: the policy's own among them, the budget, pins, the next prune."""
         call = self.api.list_backups(server_id, "manual")
         manual = await (self._api(actor, Action.POLICY, call, server_id=server_id) if actor else call)
-        run_ids = {run.id for run in await self._db(self.store.policy_runs_of, server_id, 10_000)}
+        taken = {run.backup_id for run in await self._db(self.store.policy_runs_of, server_id, 10_000) if run.backup_id}
         pinned = frozenset(await self._db(self.store.pins, server_id))
-        own = tuple(b for b in manual if run_tag_of(b) in run_ids)
+        # its own: what its runs took (a tag typed by hand into a description makes no backup the policy's)
+        own = tuple(b for b in manual if b.id in taken)
         budget = SlotBudget(self.reserved_slots, sum(1 for b in manual if b not in own or b.id in pinned))
         names = await self._db(self.store.known_servers)
         name = names.get(server_id) or (manual[0].server.name if manual else None)
@@ -212,7 +206,7 @@ class Policies(Core):
             )  # fmt: skip
         else:
             base = before
-        if change.cadence is not None:
+        if before is not None and _reanchors(before, change):
             fields.update(set_at=now, last_slot=None, state="active" if base.state == "off" else base.state)
         return dataclasses.replace(base, **fields)
 
@@ -233,6 +227,7 @@ class Policies(Core):
         """Set a server's schedule and/or keep (owner or admin). A keep must fit the budget; a lower keep on a
         server under the two-person rule is a request a second person approves."""
         await self._authorize(actor, Action.POLICY, server_id)
+        await self._from_its_channel(actor, Action.POLICY, server_id)
         before = await self._db(self.store.policy, server_id)
         if before is None and change.cadence is None:
             await self._audit(actor, Action.POLICY, "failed", server_id=server_id, detail="a keep, but no schedule")
@@ -242,8 +237,11 @@ class Policies(Core):
         after = self._would_be(server_id, before, change, actor)
         view = await self._look(server_id, after, actor=actor)
         await self._fits(actor, server_id, keep_of(after), view.budget)
-        lower = before is not None and keep_of(after).most < keep_of(before).most
-        if lower and await self.needs_approval(server_id):
+        if before is not None and keeps_fewer(keep_of(before), keep_of(after)) and await self.needs_approval(server_id):
+            if not actor.in_slack:  # the request's card and its Approve button live in Slack
+                detail = "a lower keep under the two-person rule is asked for in Slack"
+                await self._audit(actor, Action.POLICY, "denied", server_id=server_id, detail=detail)
+                raise LowerKeepInSlack(server_id)
             return await self._ask_policy_approval(actor, server_id, view.name, before, after, change, reply_to)
         await self._save(actor, server_id, before, change)
         return await self._look(server_id, await self._db(self.store.policy, server_id))
@@ -254,7 +252,7 @@ class Policies(Core):
         fields = change.fields()
         if before is None and change.keep is None:
             fields.update(keep_last=DEFAULT_KEEP_LAST)
-        if change.cadence is not None and before is not None:
+        if before is not None and _reanchors(before, change):
             fields.update(set_at=self._clock().timestamp(), last_slot=None)  # a new schedule counts from now
             if before.state == "off":
                 fields.update(state="active")
@@ -325,7 +323,8 @@ class Policies(Core):
         """Pause runs for `hours`, or until a local `YYYY-MM-DDTHH:MM` in the policy's zone (default: a day);
         at most 7 days; said in every view; it ends on time by itself."""
         await self._authorize(actor, Action.POLICY, server_id)
-        policy = await self._must_have(actor, server_id)
+        await self._from_its_channel(actor, Action.POLICY, server_id)
+        policy = await self._must_have(actor, server_id, running=True)
         now = self._clock()
         if until is not None:
             ends = datetime.fromisoformat(until).replace(tzinfo=zone(policy.zone)).astimezone(UTC)
@@ -342,16 +341,20 @@ class Policies(Core):
         return await self._db(self.store.policy, server_id)
 
     async def resume_policy(self, actor: Actor, server_id: int) -> Policy:
+        """End a pause now: the slots it covered are not runs (neither caught up nor missed)."""
         await self._authorize(actor, Action.POLICY, server_id)
-        await self._must_have(actor, server_id)
+        await self._from_its_channel(actor, Action.POLICY, server_id)
+        policy = await self._must_have(actor, server_id, running=True)
         fields = {"state": "active", "paused_until": None, "pause_reason": ""}
         await self._db(self.store.save_policy, server_id, fields, actor.user_id)
+        await self._pass_paused_slots(policy, self._clock())
         await self._audit(actor, Action.POLICY, "done", server_id=server_id, detail="resumed")
         return await self._db(self.store.policy, server_id)
 
     async def policy_off(self, actor: Actor, server_id: int) -> Policy:
         """No more runs; the policy's backups are kept and no longer pruned."""
         await self._authorize(actor, Action.POLICY, server_id)
+        await self._from_its_channel(actor, Action.POLICY, server_id)
         await self._must_have(actor, server_id)
         await self._db(self.store.save_policy, server_id, {"state": "off"}, actor.user_id)
         await self._audit(actor, Action.POLICY, "done", server_id=server_id, detail="off: no more runs or prunes")
@@ -361,7 +364,7 @@ class Policies(Core):
         """One run now, outside the schedule (it counts for retention), through the same path as a scheduled one."""
         await self._authorize(actor, Action.POLICY, server_id)
         await self._from_its_channel(actor, Action.POLICY, server_id)
-        policy = await self._must_have(actor, server_id)
+        policy = await self._must_have(actor, server_id, running=True)
         now = self._clock().timestamp()
         run = await self._db(self.store.start_policy_run, server_id, now, "now", claim_seconds=RUN_CLAIM_SECONDS)
         await self._audit(actor, Action.POLICY, "done", server_id=server_id, detail=f"run r{run.id} now")
@@ -376,17 +379,26 @@ class Policies(Core):
         names = await self._db(self.store.known_servers)
         return names.get(server_id), await self._db(self.store.policy, server_id)
 
-    async def _must_have(self, actor: Actor, server_id: int) -> Policy:
+    async def _must_have(self, actor: Actor, server_id: int, *, running: bool = False) -> Policy:
+        """The server's policy; with `running`, one that is not off (a schedule set again turns it on)."""
         policy = await self._db(self.store.policy, server_id)
-        if policy is None:
-            await self._audit(actor, Action.POLICY, "failed", server_id=server_id, detail="no policy")
-            raise NoPolicy(server_id)
+        if policy is None or (running and policy.state == "off"):
+            detail = "no policy" if policy is None else "the policy is off"
+            await self._audit(actor, Action.POLICY, "failed", server_id=server_id, detail=detail)
+            raise NoPolicy(server_id, off=policy is not None)
         return policy
+
+    async def _pass_paused_slots(self, policy: Policy, resumed_at: datetime) -> None:
+        """A pause ended: the last slot it covered is claimed, so it is neither run late nor called missed."""
+        covered = previous_slot(schedule_of(policy), resumed_at, anchor=anchor_of(policy))
+        if covered is not None:
+            await self._db(self.store.claim_policy_slot, policy.server_id, covered.timestamp())
 
     async def pin_backup(self, actor: Actor, backup_id: int, *, pinned: bool) -> tuple[Backup, bool]:
         """Pin a manual backup (never pruned) or unpin it: an owner of its server. True if that changed anything."""
         backup = await self._find(actor, Action.POLICY, backup_id)
         await self._authorize_on_backup(actor, Action.POLICY, backup)
+        await self._from_its_channel(actor, Action.POLICY, backup.server.id, backup_id=backup_id)
         audit = {"server_id": backup.server.id, "backup_id": backup_id}
         if backup.backup_type != "manual":
             await self._audit(actor, Action.POLICY, "failed", detail="pin of an automatic backup", **audit)
@@ -411,7 +423,8 @@ class Policies(Core):
                 ended = policy.paused_until is not None and policy.paused_until <= now.timestamp()
                 if ended and await self._db(self.store.resume_if_paused, policy.server_id):
                     events.append(PolicyNews(policy.server_id, name, "resumed", policy))
-                    policy = dataclasses.replace(policy, state="active")
+                    await self._pass_paused_slots(policy, datetime.fromtimestamp(policy.paused_until, UTC))
+                    policy = await self._db(self.store.policy, policy.server_id)
                 if policy.state == "paused":
                     paused = previous_slot(schedule_of(policy), now, anchor=anchor_of(policy))
                     if paused is not None:  # a slot in a pause is not a run: neither caught up nor missed
@@ -461,7 +474,7 @@ class Policies(Core):
         except BackupApiError:
             await self._db(self.store.release_policy_run, run.id)
             raise
-        tagged = [b for b in manual if b.description.endswith(run.tag)]
+        tagged = _tagged(manual, run)
         if tagged:
             detail = "adopted: its backup was found by its tag"
             await self._db(
@@ -555,7 +568,7 @@ class Policies(Core):
                 return await self._take(run, policy, name)
             except BackupApiError:
                 return []
-        tagged = [b for b in manual if b.description.endswith(run.tag)]
+        tagged = _tagged(manual, run)
         if tagged:
             detail = "adopted: its backup was found by its tag"
             await self._db(
@@ -583,6 +596,34 @@ class Policies(Core):
             if sent.done or sent.gone:
                 deleted.append(backup_id)
         return deleted
+
+
+def _tagged(manual: list[Backup], run: PolicyRun) -> list[Backup]:
+    """The run's backup, listed with its tag: made no earlier than the run began (a minute of clock skew)."""
+    since = datetime.fromtimestamp((run.started_at or run.slot) - 60, UTC)
+    return [b for b in manual if b.description.endswith(run.tag) and b.created_at >= since]
+
+
+def _reanchors(before: Policy, change: PolicyChange) -> bool:
+    """A schedule that differs from the one in force (or an off policy set again) counts its slots from now;
+    the same schedule said again (the form always sends it) keeps its slots."""
+    if change.cadence is None:
+        return False
+    if before.state == "off":
+        return True
+    same = (before.cadence, tuple(before.days), before.at_time, before.every_hours, before.zone)
+    said = (change.cadence, tuple(change.days), change.at_time, change.every_hours or 24, change.zone)
+    return same != said
+
+
+def keeps_fewer(before: Keep, after: Keep) -> bool:
+    """May the new rule keep fewer backups than the old in some case (so it would delete more)? A smaller count
+    of the same kind, or a change of kind (last N against daily/weekly/monthly), which can go either way."""
+    if before.by_period != after.by_period:
+        return True
+    if after.by_period:
+        return after.daily < before.daily or after.weekly < before.weekly or after.monthly < before.monthly
+    return after.last < before.last
 
 
 def _why_facts(why: Words | None) -> dict:

@@ -9,7 +9,6 @@ is answered at once with a working notice and the preview replaces it (views.upd
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 
@@ -20,7 +19,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.i18n import N_, _
 from bot.ops import Actor, Awaiting, PolicyChange, ReplyTo
 from bot.parsing import UsageError, parse_policy_form
-from bot.retention import Keep
 from bot.slack import ids
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.requests import submitted_text
@@ -64,13 +62,6 @@ def policy_outcome(deps: Deps, user_id: str, result) -> Outcome:
     )
 
 
-def _change_from(meta: dict) -> PolicyChange:
-    data = dict(meta["change"])
-    keep = data.pop("keep", None)
-    data["days"] = tuple(data.get("days") or ())
-    return PolicyChange(**data, keep=Keep(*keep) if keep else None)
-
-
 def _meta(view: dict) -> dict | None:
     try:
         meta = json.loads(view.get("private_metadata") or "")
@@ -110,7 +101,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             view=policies.form_notice(_(":hourglass_flowing_sand: Working out what it would do…")),
         )
         actor = Actor(body["user"]["id"], channel_id=meta.get("ch") if isinstance(meta.get("ch"), str) else None)
-        stored = {**meta, "change": {**fields, "keep": dataclasses.astuple(fields["keep"])}}
+        stored = {**meta, "typed": [schedule, keep]}  # the words, parsed again at Save: never trusted as parsed
         try:
             preview = await deps.ops.preview_policy(actor, meta["s"], change)
             page = policies.policy_preview(preview, json.dumps(stored))
@@ -134,10 +125,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
         actor = Actor(body["user"]["id"], channel_id=channel_id)
 
         async def work() -> Outcome:
-            if meta is None or not isinstance(meta.get("change"), dict):
+            typed = meta.get("typed") if meta else None
+            if not (isinstance(typed, list) and len(typed) == 2 and all(isinstance(t, str) for t in typed)):
                 raise UsageError(_(DAMAGED), "policy")
+            fields = parse_policy_form(*typed)
+            fields["zone"] = fields.get("zone") or deps.ops.timezone
             result = await deps.ops.set_policy(
-                actor, meta["s"], _change_from(meta), reply_to=ReplyTo(channel_id, response_url)
+                actor, meta["s"], PolicyChange(**fields), reply_to=ReplyTo(channel_id, response_url)
             )
             return policy_outcome(deps, actor.user_id, result)
 

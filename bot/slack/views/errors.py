@@ -24,6 +24,7 @@ from bot.ops import (
     Interrupted,
     KeepTooMany,
     KeyReused,
+    LowerKeepInSlack,
     MayHaveHappened,
     NoPolicy,
     NoRoom,
@@ -168,6 +169,16 @@ def error_text(error: Exception) -> str:
             reserved=error.reserved,
             other=error.other,
         )
+    if isinstance(error, NoPolicy) and error.off:
+        return _(
+            ":grey_question: Server *{id}*'s backup policy is off, so nothing was changed. "
+            "Set its schedule again to turn it on: `/backup policy {id} daily 02:00`."
+        ).format(id=error.server_id)
+    if isinstance(error, LowerKeepInSlack):
+        return _(
+            ":raised_hand: Server *{id}* is under the two-person rule: ask for a lower keep with `/backup policy` "
+            "in Slack, where a second owner approves it. Nothing was changed."
+        ).format(id=error.server_id)
     if isinstance(error, NoPolicy):
         return _(
             ":grey_question: Server *{id}* has no backup policy, so nothing was changed. "

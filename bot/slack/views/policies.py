@@ -232,7 +232,7 @@ def off_message(policy: Policy) -> Message:
     return simple(state_line(policy) or "")
 
 
-def run_started_message(run: PolicyRun, policy: Policy) -> Message:
+def run_started_message(run: PolicyRun) -> Message:
     """`/backup policy SERVER run`: how the run began (it counts for retention)."""
     state = _(RUN_STATE[run.state]) if run.state in RUN_STATE else escape(run.state)
     text = _(":arrow_forward: A run of server *{id}*'s policy, now: {state}.").format(id=run.server_id, state=state)
