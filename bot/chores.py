@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.backup_api import BackupApiError
 from bot.ops.core import CHAIN_STEP_SECONDS
 from bot.store import Store, StoreUnavailable, WouldWait
 
@@ -53,7 +54,8 @@ log = logging.getLogger(__name__)
 POLL_LEASE = "poller"
 MIN_LEASE_SECONDS = 3.0
 MAX_BACKOFF_SECONDS = 600.0
-WATCH_EVERY_ROUNDS = 10
+POLICY_EVERY_SECONDS = 20.0  # a slot is a minute of the clock: looked at thrice a minute
+DIGEST_EVERY_SECONDS = 20.0  # how often the loop looks for a digest whose time has come
 SWEEP_SECONDS = 60.0  # every chore runs at least this often, whatever the probes say
 IDLE_TICKS = 10  # with nothing due, the probes are read again after at most this many ticks (or when woken)
 
@@ -80,15 +82,18 @@ def each(results: Callable[[], Awaitable[Iterable[T]]], report: Callable[[T], Aw
     """
 
     async def chore() -> int:
-        done = list(await results())
-        for result in done:
-            try:
-                await report(result)
-            except Exception:
-                log.exception("could not report %s", type(result).__name__)
-        return len(done)
+        return await report_all(list(await results()), report)
 
     return chore
+
+
+async def report_all(results: list[T], report: Callable[[T], Awaitable[None]]) -> int:
+    for result in results:
+        try:
+            await report(result)
+        except Exception:
+            log.exception("could not report %s", type(result).__name__)
+    return len(results)
 
 
 def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, poll_seconds: float) -> list[Chore]:
@@ -102,14 +107,33 @@ def standard_chores(ops: Operations, follower: Follower, reporter: Reporter, *, 
         Chore("due deletes", each(ops.send_due_deletes, reporter.delete_sent), due="due deletes"),
         Chore("interrupted chains", each(ops.interrupted_chains, reporter.chain_moved), due="stale chains"),
         Chore("follow", follower.poll_once, poll_seconds, leader_only=True, backoff=True, due="following"),
+        Chore("watch", watching(ops, reporter), poll_seconds, leader_only=True, backoff=True),
+        Chore("digests", each(ops.due_digests, reporter.digest_ready), DIGEST_EVERY_SECONDS),
+        Chore("policies", each(ops.policy_round, reporter.policy_news), POLICY_EVERY_SECONDS),  # slots come, pauses end
+        Chore("policy runs", each(ops.follow_runs, reporter.alert_changed), poll_seconds, backoff=True),
         Chore(
-            "automatic backups",
-            follower.watch_automatic,
-            poll_seconds * WATCH_EVERY_ROUNDS,
+            "pipeline runs",  # left pending by a bot that died, or not confirmed by the API: looked for
+            each(ops.settle_pipeline_runs, reporter.run_settled),
+            poll_seconds,
             leader_only=True,
-            backoff=True,
         ),
     ]
+
+
+def watching(ops: Operations, reporter: Reporter):
+    """The watch round: every backup listed once, alerts opened, reminded of and healed, each told once.
+    False while the backup API fails (the round waits longer then)."""
+
+    async def chore() -> bool:
+        try:
+            changes = await ops.watch_round()
+        except BackupApiError as exc:
+            log.warning("could not watch the servers' backups: %s", exc)
+            return False
+        await report_all(changes, reporter.alert_changed)
+        return True
+
+    return chore
 
 
 class Background:

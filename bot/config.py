@@ -29,7 +29,10 @@ BOUNDS = {
     "poll_seconds": (1.0, 3600.0, "seconds"),
     "approval_minutes": (1.0, 7 * 24 * 60.0, "minutes"),
     "shutdown_seconds": (0.1, 3600.0, "seconds"),
+    "stale_hours": (1.0, 8760.0, "hours"),
 }
+DEFAULT_STALE_HOURS = 26.0
+DEFAULT_RESERVED_SLOTS = 2
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token", "vps_api_token"})
 
@@ -60,6 +63,9 @@ class Settings:
     log_format: str = field(default="text", metadata={"env": "BACKUPBOT_LOG_FORMAT"})
     log_level: str = field(default="INFO", metadata={"env": "BACKUPBOT_LOG_LEVEL"})
     metrics_port: int | None = field(default=None, metadata={"env": "BACKUPBOT_METRICS_PORT"})
+    timezone: str = field(default="UTC", metadata={"env": "BACKUPBOT_TIMEZONE"})
+    stale_hours: float = field(default=DEFAULT_STALE_HOURS, metadata={"env": "BACKUPBOT_STALE_HOURS"})
+    reserved_slots: int = field(default=DEFAULT_RESERVED_SLOTS, metadata={"env": "BACKUPBOT_RESERVED_SLOTS"})
 
     def require(self, *names: str) -> Settings:
         """Raise ConfigError naming the first of these fields that is unset."""
@@ -128,6 +134,18 @@ def _parse(name: str, env: str, raw: str) -> object:
         if not 0 <= value <= MAX_DELETE_GRACE_SECONDS:
             raise ConfigError(f"{env} must be between 0 and {MAX_DELETE_GRACE_SECONDS:g} seconds, not {raw!r}")
         return value
+    if name == "timezone":
+        from bot.schedule import ScheduleError, zone
+
+        try:
+            zone(raw)
+        except ScheduleError:
+            raise ConfigError(f"{env} must be an IANA time zone name like Europe/Berlin, not {raw!r}") from None
+        return raw
+    if name == "reserved_slots":
+        if not raw.isascii() or not raw.isdigit() or not 0 <= int(raw) <= 8:
+            raise ConfigError(f"{env} must be a whole number from 0 to 8, not {raw!r}")
+        return int(raw)
     if name == "language":
         if raw.lower() not in ("en", "ko"):
             raise ConfigError(f"{env} must be en or ko, not {raw!r}")

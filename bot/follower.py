@@ -13,7 +13,9 @@ safety backup as listed to `ops.advance_chain`, which sends the restore once
 it has completed.
 
 The follower has no loop of its own, and knows nothing of Slack: it reports
-through the `Reporter` (bot/ops/core.py).
+through the `Reporter` (bot/ops/core.py). Backups nobody here asked for
+(automatic ones, and any that ends badly or runs for hours) are watched by the
+watch round (bot/ops/watching.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(hours=6)
-RECENT_FAILURE = timedelta(hours=24)
 
 
 class Follower:
@@ -96,9 +97,17 @@ class Follower:
             elif not backup.is_running:
                 if await asyncio.to_thread(self.store.finish_follow, item.backup_id, backup.status):
                     await self._report(self.reporter.backup_finished(item, backup, len(backups)))
+                    if not backup.is_restorable and self.ops is not None:
+                        await self._report(self._failed(backup, item.requested_by))
             else:
                 await self._maybe_give_up(item, backup)
         return True
+
+    async def _failed(self, backup: Backup, asked_by: str) -> None:
+        """The team hears of a failed backup through its alert card, which heals when a newer one completes."""
+        change = await self.ops.backup_failed(backup, asked_by)
+        if change is not None:
+            await self.reporter.alert_changed(change)
 
     async def _maybe_give_up(self, item: Followed, backup: Backup | None) -> None:
         if self._clock() - item.started_at < self.give_up_after:
@@ -136,23 +145,3 @@ class Follower:
             await call
         except Exception:
             log.exception("could not report on a followed backup or a waiting restore")
-
-    async def watch_automatic(self) -> bool:
-        """Report automatic backups that ended in anything but `completed`, once each.
-
-        One list call for every server. A failure older than a day is remembered
-        without a report, so a first start does not replay old history.
-        """
-        try:
-            backups = await self.api.list_backups(backup_type="automatic")
-        except BackupApiError as exc:
-            log.warning("could not check automatic backups: %s", exc)
-            return False
-        for backup in backups:
-            if backup.is_running or backup.is_restorable:
-                continue
-            if await asyncio.to_thread(self.store.notice, backup.id) and (
-                self._clock() - backup.created_at <= RECENT_FAILURE
-            ):
-                await self._report(self.reporter.automatic_failed(backup))
-        return True

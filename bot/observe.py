@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-KINDS = ("command", "action", "view", "event")
+KINDS = ("command", "action", "view", "event", "pipeline")
 OUTCOMES = ("done", "denied", "failed", "cancelled")
 SAFE_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -120,6 +120,36 @@ class Metrics:
     def watch_work(self, counts: Callable[[], dict[str, int]]) -> None:
         """Gauges of pending work, read from the store at each scrape."""
         self.registry.register(_WorkCollector(counts))
+
+    def watch_backups(self, ages: Callable[[], dict[int, float]], alerts: Callable[[], dict[str, int]]) -> None:
+        """Gauges for those who alert elsewhere: each server's newest completed backup's age (as the last watch
+        round saw it) and the open alerts by kind (read from the store at each scrape)."""
+        self.registry.register(_BackupsCollector(ages, alerts))
+
+
+class _BackupsCollector:
+    def __init__(self, ages: Callable[[], dict[int, float]], alerts: Callable[[], dict[str, int]]):
+        self.ages, self.alerts = ages, alerts
+
+    def collect(self):
+        age = GaugeMetricFamily(
+            "backupbot_newest_backup_age_seconds",
+            "Age of each server's newest completed backup at the last watch round (no completed backup: absent)",
+            labels=["server"],
+        )
+        for server_id, seconds in sorted(self.ages().items()):
+            age.add_metric([str(server_id)], seconds)
+        yield age
+        alerts = GaugeMetricFamily("backupbot_open_alerts", "Alerts open now, by kind", labels=["kind"])
+        try:
+            for kind, count in self.alerts().items():
+                alerts.add_metric([kind], count)
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the store is busy
+            logging.getLogger(__name__).warning("open alerts not countable at this scrape")
+        yield alerts
+
+    def describe(self):
+        return []
 
 
 class _WorkCollector:

@@ -17,9 +17,14 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.i18n import LANGUAGES, N_, _
 from bot.policy import Action, Role
+from bot.retention import Keep
+from bot.schedule import DAYS, ScheduleError, clock_time, zone
+
+STALE_LIMITS = (1.0, 8760.0)  # hours: a server's threshold is an hour to a year
 
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 MENTION_IN_TEXT = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -63,6 +68,16 @@ class Command:
     filters: tuple[tuple[str, object], ...] = ()  # audit search: (field, value) pairs
     channel_id: str | None = None
     language: str | None = None
+    cadence: str | None = None  # a schedule: daily, weekly, hourly
+    days: tuple[int, ...] = ()
+    at_time: str | None = None  # HH:MM, local
+    zone: str | None = None  # an IANA name; None: BACKUPBOT_TIMEZONE
+    hours: float | None = None  # a threshold (`policy SERVER stale HOURS`)
+    word: str | None = None  # which part of a policy is set, or what is done with it (show, edit, pause, pin…)
+    every_hours: int | None = None  # a schedule of every N hours
+    keep: Keep | None = None  # a policy's retention
+    pause_hours: float | None = None  # `pause for Nh`
+    pause_until: str | None = None  # `pause until DATE [HH:MM]`: local, in the policy's zone (ISO, no offset)
 
 
 def parse_user(token: str, subcommand: str | None = None) -> str:
@@ -310,6 +325,273 @@ def _language(args: list[str], _text: str) -> Command:
     return Command(Action.LANGUAGE, language=word)
 
 
+def _status(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 1, "status")
+    return Command(Action.STATUS, server_id=parse_id(args[0], "server", "status") if args else None)
+
+
+def parse_clock(token: str, subcommand: str) -> str:
+    try:
+        return clock_time(token).strftime("%H:%M")
+    except ScheduleError:
+        raise UsageError(
+            _("`{word}` is not a time: write it on a 24-hour clock, like 02:30").format(word=html.unescape(token)),
+            subcommand,
+        ) from None
+
+
+def parse_zone(token: str, subcommand: str) -> str:
+    try:
+        zone(token)
+    except ScheduleError:
+        raise UsageError(
+            _("`{word}` is not a time zone: use an IANA name, like Europe/Berlin or Asia/Seoul").format(
+                word=html.unescape(token)
+            ),
+            subcommand,
+        ) from None
+    return token
+
+
+def parse_days(token: str, subcommand: str) -> tuple[int, ...]:
+    days = []
+    for word in token.lower().split(","):
+        if word not in DAYS:
+            raise UsageError(
+                _("`{word}` is not a day: use mon, tue, wed, thu, fri, sat or sun (several with commas)").format(
+                    word=html.unescape(word)
+                ),
+                subcommand,
+            )
+        days.append(DAYS.index(word))
+    return tuple(sorted(set(days)))
+
+
+def _schedule(args: list[str], subcommand: str) -> dict:
+    """`daily HH:MM [ZONE]` or `weekly DAY[,DAY…] HH:MM [ZONE]`: the Command fields of a schedule."""
+    cadence = args[0].lower() if args else ""
+    if cadence == "daily":
+        _expect(args, 2, 3, subcommand)
+        return {"cadence": "daily", "at_time": parse_clock(args[1], subcommand), "zone": _zone_at(args, 2, subcommand)}
+    if cadence == "weekly":
+        _expect(args, 3, 4, subcommand)
+        days = parse_days(args[1], subcommand)
+        return {
+            "cadence": "weekly",
+            "days": days,
+            "at_time": parse_clock(args[2], subcommand),
+            "zone": _zone_at(args, 3, subcommand),
+        }
+    raise UsageError(_("say daily HH:MM or weekly DAY HH:MM, then a time zone if not the bot's"), subcommand)
+
+
+def _zone_at(args: list[str], index: int, subcommand: str) -> str | None:
+    return parse_zone(args[index], subcommand) if len(args) > index else None
+
+
+def _digest(args: list[str], _text: str) -> Command:
+    if not args:
+        return Command(Action.DIGEST)
+    channel = parse_channel(args[0], "digest")
+    rest = args[1:]
+    if len(rest) == 1 and rest[0].lower() == "off":
+        return Command(Action.DIGEST, channel_id=channel, switch=False)
+    if not rest:
+        raise UsageError(_("say when: daily HH:MM, weekly DAY HH:MM, or off"), "digest")
+    return Command(Action.DIGEST, channel_id=channel, switch=True, **_schedule(rest, "digest"))
+
+
+def parse_hours(token: str, subcommand: str) -> float:
+    try:
+        hours = float(token)
+    except ValueError:
+        hours = float("nan")
+    low, high = STALE_LIMITS
+    if not low <= hours <= high:
+        raise UsageError(
+            _("`{word}` is not a number of hours from {low:g} to {high:g}").format(
+                word=html.unescape(token), low=low, high=high
+            ),
+            subcommand,
+        )
+    return hours
+
+
+MAX_KEEP = 9  # 10 manual slots, one free for the next backup: the budget (bot/ops/policies.py) says what fits
+MAX_PAUSE_HOURS = 7 * 24
+EVERY_HOURS = re.compile(r"^([0-9]{1,2})h$")
+PAUSE_FOR = re.compile(r"^([0-9]{1,4})([hd])$")
+DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+POLICY_WORDS = ("daily", "weekly", "every", "keep", "stale", "pause", "resume", "run", "off", "edit")
+
+
+def _policy(args: list[str], text: str) -> Command:
+    """`policy SERVER [schedule] [keep …] | stale H | pause … | resume | run | off | edit`."""
+    _expect(args, 1, 10_000, "policy")
+    server_id = parse_id(args[0], "server", "policy")
+    if len(args) == 1:
+        return Command(Action.POLICY, server_id=server_id, word="show")
+    word, rest = args[1].lower(), args[2:]
+    if word in ("resume", "run", "off", "edit"):
+        _expect(rest, 0, 0, "policy")
+        return Command(Action.POLICY, server_id=server_id, word=word)
+    if word == "stale":
+        _expect(rest, 1, 1, "policy")
+        return Command(Action.POLICY, server_id=server_id, word="stale", hours=parse_hours(rest[0], "policy"))
+    if word == "pause":
+        return _pause(server_id, rest, text)
+    if word not in POLICY_WORDS:
+        raise UsageError(_("`{word}` is not a part of a policy I know").format(word=html.unescape(args[1])), "policy")
+    return Command(Action.POLICY, server_id=server_id, word="set", **parse_policy_change(args[1:]))
+
+
+def parse_policy_change(args: list[str]) -> dict:
+    """A schedule and/or a keep (`daily 02:30 Europe/Berlin keep last 5`): the Command fields they set."""
+    keep_at = next((i for i, a in enumerate(args) if a.lower() == "keep"), len(args))
+    schedule_args, keep_args = args[:keep_at], args[keep_at + 1 :]
+    fields: dict = {}
+    if schedule_args:
+        fields.update(_policy_schedule(schedule_args))
+    if keep_at < len(args):
+        fields["keep"] = parse_keep(keep_args)
+    if not fields:
+        raise UsageError(_("say a schedule (daily, weekly, every Nh) or a keep"), "policy")
+    return fields
+
+
+def parse_policy_form(schedule: str, keep: str) -> dict:
+    """The policy form's two fields, in the command's own words; UsageError names the field (`subcommand`)."""
+    fields: dict = {}
+    try:
+        fields.update(_policy_schedule(schedule.split()) if schedule.split() else {})
+    except UsageError as exc:
+        raise UsageError(exc.problem, "schedule") from None
+    if not fields:
+        raise UsageError(_("say a schedule (daily, weekly, every Nh) or a keep"), "schedule")
+    try:
+        fields["keep"] = parse_keep(keep.split())
+    except UsageError as exc:
+        raise UsageError(exc.problem, "keep") from None
+    return fields
+
+
+def _policy_schedule(args: list[str]) -> dict:
+    if args[0].lower() != "every":
+        return _schedule(args, "policy")
+    _expect(args, 2, 5, "policy")
+    match = EVERY_HOURS.match(args[1].lower())
+    hours = int(match.group(1)) if match else 0
+    if not 1 <= hours <= 24 or 24 % hours:
+        raise UsageError(
+            _("`{word}` is not a period I can keep: every 1h, 2h, 3h, 4h, 6h, 8h, 12h or 24h").format(
+                word=html.unescape(args[1])
+            ),
+            "policy",
+        )
+    rest, start = args[2:], "00:00"
+    if rest and rest[0].lower() == "from":
+        _expect(rest, 2, 3, "policy")
+        start, rest = parse_clock(rest[1], "policy"), rest[2:]
+    _expect(rest, 0, 1, "policy")
+    return {"cadence": "hourly", "every_hours": hours, "at_time": start, "zone": _zone_at(rest, 0, "policy")}
+
+
+def parse_keep(args: list[str]) -> Keep:
+    """`last N`, or `daily D weekly W monthly M` (any of them, in any order; omitted ones are 0)."""
+    if not args:
+        raise UsageError(_("say what to keep: keep last N, or keep daily D weekly W monthly M"), "policy")
+    if len(args) % 2:
+        raise UsageError(_("each of last, daily, weekly and monthly takes a number"), "policy")
+    counts: dict[str, int] = {}
+    for name, value in zip(args[::2], args[1::2], strict=True):
+        name = name.lower()
+        if name not in ("last", "daily", "weekly", "monthly") or name in counts:
+            raise UsageError(
+                _("`{word}` is not last, daily, weekly or monthly (each once)").format(word=html.unescape(name)),
+                "policy",
+            )
+        low = 1 if name == "last" else 0
+        if not value.isascii() or not value.isdigit() or not low <= int(value) <= MAX_KEEP:
+            raise UsageError(
+                _("`keep {name}` takes a number from {low} to {high}, not `{word}`").format(
+                    name=name, low=low, high=MAX_KEEP, word=html.unescape(value)
+                ),
+                "policy",
+            )
+        counts[name] = int(value)
+    if "last" in counts and len(counts) > 1:
+        raise UsageError(_("say keep last N, or keep daily/weekly/monthly: not both"), "policy")
+    keep = Keep(**counts)
+    if not keep.most:
+        raise UsageError(_("a policy keeps at least one backup"), "policy")
+    if keep.most > MAX_KEEP:
+        raise UsageError(
+            _("that keeps {n} backups; a server has room for at most {high}").format(n=keep.most, high=MAX_KEEP),
+            "policy",
+        )
+    return keep
+
+
+def _pause(server_id: int, rest: list[str], text: str) -> Command:
+    """`pause [for Nh|Nd | until YYYY-MM-DD [HH:MM]] [reason…]`: at most 7 days."""
+    hours, until, used = None, None, 0
+    if rest and PAUSE_FOR.match(rest[0].lower()):  # `pause 2h`: said as `pause for 2h`
+        rest = ["for", *rest]
+        text = text.replace(" pause ", " pause for ", 1)
+    if rest and rest[0].lower() == "for":
+        _expect(rest, 2, 10_000, "policy")
+        match = PAUSE_FOR.match(rest[1].lower())
+        hours = int(match.group(1)) * (24 if match.group(2) == "d" else 1) if match else 0
+        if not 1 <= hours <= MAX_PAUSE_HOURS:
+            raise UsageError(
+                _("`{word}` is not a pause I take: from 1h to 7d (168h)").format(word=html.unescape(rest[1])),
+                "policy",
+            )
+        used = 2
+    elif rest and rest[0].lower() == "until":
+        _expect(rest, 2, 10_000, "policy")
+        if not DATE.match(rest[1]):
+            raise UsageError(_("`{word}` is not a date like 2026-12-24").format(word=html.unescape(rest[1])), "policy")
+        at, used = "00:00", 2
+        if len(rest) > 2 and CLOCK_LIKE.match(rest[2]):
+            at, used = parse_clock(rest[2], "policy"), 3
+        until = f"{rest[1]}T{at}"
+        try:
+            datetime.fromisoformat(until)
+        except ValueError:
+            raise UsageError(
+                _("`{word}` is not a date like 2026-12-24").format(word=html.unescape(rest[1])), "policy"
+            ) from None
+    words = text.split(None, 3 + used)
+    reason = plain_description(words[3 + used].strip()) if len(words) > 3 + used else ""
+    return Command(
+        Action.POLICY,
+        server_id=server_id,
+        word="pause",
+        pause_hours=hours,
+        pause_until=until,
+        description=reason[:200],
+    )
+
+
+CLOCK_LIKE = re.compile(r"^[0-9]{1,2}:[0-9]{2}$")
+
+
+def _policies(args: list[str], _text: str) -> Command:
+    _expect(args, 0, 0, "policies")
+    return Command(Action.POLICY, word="list")
+
+
+def _pin(args: list[str], _text: str) -> Command:
+    _expect(args, 1, 1, "pin")
+    return Command(Action.POLICY, backup_id=parse_id(args[0], "backup", "pin"), word="pin")
+
+
+def _unpin(args: list[str], _text: str) -> Command:
+    _expect(args, 1, 1, "unpin")
+    return Command(Action.POLICY, backup_id=parse_id(args[0], "backup", "unpin"), word="unpin")
+
+
 def _help(_args: list[str], _text: str) -> Command:
     return Command(Action.HELP)
 
@@ -382,6 +664,40 @@ SUBCOMMANDS: dict[str, Syntax] = {
         "/backup channels SERVER [add|remove #channel]",
         N_("the channels a server is run from and announced in"),
         "/backup channels 12345 add #prod-ops",
+    ),
+    "status": Syntax(
+        Action.STATUS,
+        _status,
+        "/backup status [SERVER]",
+        N_("is every server backed up: fresh, due or stale"),
+        "/backup status 12345",
+    ),
+    "policy": Syntax(
+        Action.POLICY,
+        _policy,
+        "/backup policy SERVER [daily HH:MM | weekly DAY[,DAY…] HH:MM | every Nh [from HH:MM]] [ZONE] "
+        "[keep last N | keep daily D weekly W monthly M] · stale HOURS · pause [for Nh | until DATE] [reason] · "
+        "resume · run · off · edit",
+        N_("a server's backup policy: scheduled backups, what to keep, when it counts as stale"),
+        "/backup policy 12345 daily 02:30 Europe/Berlin keep last 5",
+    ),
+    "policies": Syntax(Action.POLICY, _policies, "/backup policies", N_("every backup policy, with its next run")),
+    "pin": Syntax(
+        Action.POLICY,
+        _pin,
+        "/backup pin BACKUP",
+        N_("keep a manual backup from any policy's pruning"),
+        "/backup pin 5003",
+    ),
+    "unpin": Syntax(
+        Action.POLICY, _unpin, "/backup unpin BACKUP", N_("let a policy prune it again"), "/backup unpin 5003"
+    ),
+    "digest": Syntax(
+        Action.DIGEST,
+        _digest,
+        "/backup digest [#channel daily HH:MM [ZONE] | #channel weekly DAY HH:MM [ZONE] | #channel off]",
+        N_("a summary of every server in a channel, daily or weekly"),
+        "/backup digest #ops-backups daily 09:00 Europe/Berlin",
     ),
     "language": Syntax(
         Action.LANGUAGE,

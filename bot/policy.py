@@ -45,6 +45,10 @@ class Action(Enum):
     DENY = "deny"
     CHANNELS = "channels"
     LANGUAGE = "language"
+    STATUS = "status"
+    DIGEST = "digest"
+    POLICY = "policy"
+    TOKENS = "tokens"  # pipeline tokens: made, listed and revoked by admins (from the shell)
 
 
 REQUIRED_ROLE: dict[Action, Role] = {
@@ -55,9 +59,13 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.APPROVE: Role.OWNER,
     Action.DENY: Role.OWNER,
     Action.CHANNELS: Role.VIEWER,  # showing a server's channels; changing them is for admins
+    Action.STATUS: Role.VIEWER,
+    Action.POLICY: Role.OWNER,  # setting a server's policy or threshold; reading it is a viewer's
 }
 FOR_ANYONE = frozenset({Action.HELP, Action.SERVERS, Action.LANGUAGE})
-ADMIN_ONLY = frozenset({Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS})
+ADMIN_ONLY = frozenset(
+    {Action.GRANT, Action.REVOKE, Action.AUDIT, Action.ADMIN, Action.APPROVALS, Action.DIGEST, Action.TOKENS}
+)
 
 
 def is_allowed(action: Action, *, is_admin: bool, role: Role | None) -> bool:

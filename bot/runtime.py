@@ -97,6 +97,9 @@ def build_core(
         delete_grace=timedelta(seconds=settings.delete_grace_seconds),
         language=settings.language,
         durable=DurableWrites(retry_seconds=background_seconds, store=store),
+        stale_hours=settings.stale_hours,
+        timezone=settings.timezone,
+        reserved_slots=settings.reserved_slots,
     )
     return Core(settings, store, api, ops, metrics)
 
@@ -179,6 +182,7 @@ def build_runtime(
     )
     store, api, ops, metrics = core.store, core.api, core.ops, core.metrics
     metrics.watch_work(store.pending_work)
+    metrics.watch_backups(ops.backup_ages, store.open_alert_counts)
     client = slack_client or AsyncWebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=slack_retry_handlers()
     )

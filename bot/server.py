@@ -4,9 +4,9 @@ The ASGI app answers `POST /slack/events` through Bolt (bodies parsed by
 their real shape, see bot/slack/requests.py); `GET /healthz` 200 while alive
 (cheap: no I/O); `GET /readyz` 200 when the store can be written and the
 backup API has not failed its last calls (else 503 with the reason); `GET
-/metrics` in Prometheus' text format. It runs the background loop on the
-ASGI lifespan. In Socket Mode the same app serves only the last three, on
-BACKUPBOT_METRICS_PORT.
+/metrics` in Prometheus' text format; and the pipeline API under `/api/`
+(bot/api.py). It runs the background loop on the ASGI lifespan. In Socket
+Mode the same app serves all but Slack's requests, on BACKUPBOT_METRICS_PORT.
 
 Shutdown (SIGTERM or SIGINT), in both modes: stop taking requests (`/healthz`
 and new Slack requests answer 503; Socket Mode disconnects), let acknowledged
@@ -32,6 +32,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.api import PREFIX as PIPELINE_API
+from bot.api import PipelineApi
 from bot.backup_api import BackupApiError
 from bot.config import Settings
 from bot.runtime import CannotStart, Runtime, SlackRefused, build_runtime
@@ -83,6 +85,12 @@ class BotAsgi:
         self.ready = False
         self.draining = False
         self._ready: tuple[float, tuple[int, str]] | None = None  # when readiness was last checked, and its answer
+        self.pipelines = PipelineApi(
+            runtime.ops,
+            reporter=runtime.deps.reporter,
+            inflight=runtime.deps.inflight,
+            stopping=lambda: self.draining,
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -98,6 +106,11 @@ class BotAsgi:
         elif scope["path"] == "/metrics":
             registry = self.runtime.deps.metrics.registry
             await _respond(send, 200, generate_latest(registry), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+        elif scope["path"].startswith(PIPELINE_API):
+            if not self.ready and not self.draining:
+                await _respond(send, 503, b'{"message": "starting"}', [(b"content-type", b"application/json")])
+                return
+            await self.pipelines(scope, receive, send)
         elif scope["path"] == EVENTS_PATH and scope["method"] == "POST" and self.slack_over_http:
             if self.draining or not self.ready:
                 await _respond(send, 503, b"shutting down" if self.draining else b"starting")
@@ -322,7 +335,7 @@ class _QuietServer(uvicorn.Server):
 async def _serve_operations_while(
     settings: Settings, runtime: Runtime, stop: asyncio.Event, sock: socket.socket | None
 ) -> None:
-    """Socket Mode's /metrics, /healthz and /readyz on BACKUPBOT_METRICS_PORT (if set), until `stop`."""
+    """Socket Mode's /metrics, /healthz, /readyz and pipeline API on BACKUPBOT_METRICS_PORT (if set), until `stop`."""
     if sock is None:
         await stop.wait()
         return
@@ -331,7 +344,7 @@ async def _serve_operations_while(
     config = uvicorn.Config(asgi, host="0.0.0.0", port=settings.metrics_port, lifespan="off", log_config=None)
     server = _QuietServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    log.info("serving /metrics, /healthz and /readyz on port %s", settings.metrics_port)
+    log.info("serving /metrics, /healthz, /readyz and the pipeline API on port %s", settings.metrics_port)
     await stop.wait()
     asgi.draining = True
     server.should_exit = True

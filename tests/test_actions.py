@@ -1,7 +1,7 @@
 """Buttons and the restore modal, end to end, pressed as Slack would send them."""
 
 import pytest
-from conftest import ADMIN, NOTIFY, LiveStack, button, text_of
+from conftest import ADMIN, NOTIFY, LiveStack, button, poll_until, text_of
 
 from bot.sim.fake_api import BackupSimulator
 from bot.slack.ids import (
@@ -93,6 +93,33 @@ def test_cancel(roles):
     assert latest == [("denied", "confirmation already cancelled by U0OWNER"), ("cancelled", "")]
 
 
+@pytest.mark.parametrize("who", [VIEWER, "U0STRANGER"])
+def test_someone_without_rights_cannot_cancel_anothers_confirmation(roles, who):
+    confirmation, _ = roles.ask("delete 5023", user=OWNER)
+    refused, _ = press_and_reply(roles, button(confirmation, CANCEL), user=who)
+    assert text_of(refused).startswith(":no_entry: You can't delete a backup on server *12345*")
+    assert refused["replace_original"] is False
+    denied = roles.runtime.store.audit_entries(1)[0]
+    assert (denied.user_id, denied.action, denied.outcome) == (who, "delete", "denied")
+    done, _ = press_and_reply(roles, button(confirmation, CONFIRM_DELETE))
+    assert "Deleted backup *#5023*" in text_of(done), "the confirmation is still its owner's to use"
+
+
+def test_a_confirmation_only_confirms_what_it_was_made_for(roles):
+    """A forged press that carries a restore's confirmation to Delete (or a delete's to Restore…) does nothing."""
+    restore, _ = roles.ask("restore 5023", user=OWNER)
+    token = button(restore, OPEN_RESTORE)["value"]
+    refused, _ = press_and_reply(roles, {"action_id": CONFIRM_DELETE, "value": token})
+    assert "nothing" in text_of(refused).lower() and roles.sim.count("DELETE") == 0
+    delete, _ = roles.ask("delete 5022", user=OWNER)
+    token = button(delete, CONFIRM_DELETE)["value"]
+    refused, _ = press_and_reply(roles, {"action_id": OPEN_RESTORE, "value": token})
+    assert "nothing" in text_of(refused).lower() and roles.recorder.api("views.open") == []
+    assert [e.outcome for e in roles.runtime.store.audit_entries(2)] == ["denied", "denied"]
+    assert "Deleted" in text_of(press_and_reply(roles, button(delete, CONFIRM_DELETE))[0]), "each still does its own"
+    assert roles.sim.count("DELETE") == 1
+
+
 def open_restore_modal(stack, user=OWNER, backup="5023"):
     confirmation, _ = stack.ask(f"restore {backup}", user=user)
     response, key = stack.press(button(confirmation, OPEN_RESTORE), user=user)
@@ -125,6 +152,17 @@ def test_restore_modal_checks_the_typed_name(roles):
     assert again.status_code == 200
     assert "already confirmed" in text_of(roles.reply(key, 2))
     assert roles.sim.restores == [(12345, 5023)]
+
+
+@pytest.mark.parametrize("typed", ["web", "web-server-0", "web-server-01x", "server-01", "1234", "2345", ""])
+def test_only_the_whole_name_or_id_confirms_a_restore(roles, typed):
+    """Not a prefix, a part, more, or an empty form: the person must have read which server it is."""
+    opened, _key = open_restore_modal(roles)
+    answer = roles.submit(opened["view"], typed, user=OWNER).json()
+    assert answer["response_action"] == "errors" and RESTORE_INPUT_BLOCK in answer["errors"]
+    assert roles.sim.restores == []
+    assert roles.submit(opened["view"], " 12345 ", user=OWNER).text == "", "the whole ID, spaces aside, does"
+    poll_until(lambda: roles.sim.restores)
 
 
 def test_restore_modal_is_not_opened_for_someone_without_rights(roles):

@@ -157,6 +157,35 @@ def test_an_undecided_request_expires_and_a_late_approval_is_told_so(tmp_path, s
         live.close()
 
 
+def test_a_press_after_the_expiry_is_told_expired_even_before_the_loop_has_expired_it(tmp_path, sim):
+    """The background loop is busy (a delete's DELETE hangs) when the request's time runs out: the press itself
+    sees it has expired, says so, and audits it."""
+    clock = ManualClock()
+    live = set_up(
+        LiveStack(tmp_path / "late.db", sim, clock=clock, delete_grace_seconds=30, api_options={"timeout": 10.0})
+    )
+    try:
+        _waiting, _key, card = ask_delete(live)  # it expires in 30 minutes
+        confirmation, _ = live.ask("delete 5024")  # server 12346 has no rule: this one waits out its 30 s
+        live.press(button(confirmation, ids.CONFIRM_DELETE))
+        sim.hang_next(1)
+        clock.now += timedelta(seconds=31)
+        poll_until(lambda: sim.count("DELETE") == 1)  # the loop sends it, and waits for an answer
+        clock.now += timedelta(minutes=30)
+        late = text_of(live.reply(decide(live, card, ids.APPROVE, OWNER2)))
+        assert "has expired, so nothing was done" in late
+        entry = live.runtime.store.audit_entries(1)[0]
+        assert (entry.user_id, entry.action, entry.outcome, entry.detail) == (
+            OWNER2,
+            "approve",
+            "denied",
+            "approval request expired",
+        )
+        assert sim.count("DELETE") == 1, "only the other delete"
+    finally:
+        live.close()
+
+
 def test_a_request_approved_after_a_restart_is_carried_out_once(tmp_path):
     bg = Background()
     slack = bg.run(LoopbackSlack().start())

@@ -100,3 +100,20 @@ def test_a_channel_the_bot_cannot_post_in_is_not_bound_and_the_admin_is_told_why
     assert (entry.action, entry.outcome) == ("channels", "failed") and "could not post there" in entry.detail
     create, _ = stack.ask("create 12345", channel=CHANNEL)
     assert "has started" in text_of(create), "the server is still run from anywhere"
+
+
+def test_an_approved_delete_of_a_bound_server_is_announced_in_its_channels(bound):
+    assert "now *on*" in text_of(bound.ask("approvals 12345 on")[0])
+    bound.grant("U0OWNER2", 12345, "owner")
+    confirmation, _ = bound.ask("delete 5023", user=OWNER, channel=PROD)
+    bound.press(button(confirmation, ids.CONFIRM_DELETE), user=OWNER, channel=PROD)
+    card = bound.recorder.wait_for(
+        lambda _r: [m for m in bound.recorder.api("chat.postMessage") if "Approval needed" in m["text"]]
+    )[-1]
+    assert card["channel"] == PROD, "the card goes to the server's channel"
+    bound.press(button(card, ids.APPROVE), user="U0OWNER2", channel=PROD)
+    announced = bound.recorder.wait_for(
+        lambda _r: [m for m in bound.recorder.api("chat.postMessage") if "deleted backup *#5023*" in m["text"]]
+    )
+    assert bound.sim.count("DELETE") == 1
+    assert [m["channel"] for m in announced] == [PROD], "its channel hears it, not BACKUPBOT_NOTIFY_CHANNEL"

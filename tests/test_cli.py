@@ -11,9 +11,10 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import httpx
 import pytest
-from conftest import CLEAN_ENV, Background, bot_command, free_port, wait_healthy
+from conftest import CLEAN_ENV, Background, bot_command, free_port, text_of, wait_healthy
 
 from bot.__main__ import main
+from bot.sim.fake_api import BackupSimulator, start_simulator_server
 from bot.sim.slack_loopback import LoopbackSlack
 
 OUR_SETTINGS = ("SLACK_", "VPS_", "BACKUPBOT_")
@@ -120,7 +121,9 @@ def test_dotenv_file_in_the_working_directory_is_read(tmp_path):
     assert "SLACK_SIGNING_SECRET" in result.stderr, "the token came from .env, so the next setting is missing"
 
 
-@pytest.mark.parametrize("command", ["serve", "socket", "console", "fake-api", "grant", "revoke", "grants", "audit"])
+@pytest.mark.parametrize(
+    "command", ["serve", "socket", "console", "fake-api", "grant", "revoke", "grants", "audit", "token", "backup"]
+)
 def test_every_command_has_help(tmp_path, command):
     result = run(command, "--help", tmp_path=tmp_path)
     assert result.returncode == 0 and "usage: vps-backup-bot" in result.stdout
@@ -271,3 +274,165 @@ def channels_from_the_shell(tmp_path, slack, env):
         e["detail"] for e in json.loads(run("audit", "--json", "--action", "channels", tmp_path=tmp_path).stdout)
     ]
     assert "unbound from C0PRODOPS" in details and "bound to C0PRODOPS" in details
+
+
+def test_descriptions_typed_in_slack_reach_the_csv_unable_to_run_in_a_spreadsheet(stack, tmp_path):
+    """Each of the four characters a spreadsheet starts a formula with, typed as a description in Slack."""
+    typed = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)"]
+    for description in typed:
+        reply, _ = stack.ask(f"create 12345 {description}")
+        assert "has started" in text_of(reply)
+    out = run("audit", "--csv", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
+    header, *rows = list(csv.reader(io.StringIO(out.stdout)))
+    detail = header.index("detail")
+    assert sorted(row[detail] for row in rows) == sorted("'" + d for d in typed)
+    raw = run("audit", "--json", "--action", "create", tmp_path=tmp_path, env={"BACKUPBOT_DB": str(stack.db_path)})
+    assert sorted(e["detail"] for e in json.loads(raw.stdout)) == sorted(typed), "only the CSV is neutralised"
+
+
+def test_an_admin_added_at_the_shell_is_an_admin_in_slack_until_removed(stack, tmp_path):
+    env = {"BACKUPBOT_DB": str(stack.db_path)}
+    refused, _ = stack.ask("audit 5", user="U0NEWADMIN")
+    assert text_of(refused) == ":no_entry: Only an admin may read the audit log."
+    assert run("admin", "add", "U0NEWADMIN", tmp_path=tmp_path, env=env).returncode == 0
+    allowed, _ = stack.ask("audit 5", user="U0NEWADMIN")
+    assert "audit entr" in text_of(allowed) and "Only an admin" not in text_of(allowed)
+    assert run("admin", "remove", "U0NEWADMIN", tmp_path=tmp_path, env=env).returncode == 0
+    assert text_of(stack.ask("audit 5", user="U0NEWADMIN")[0]).startswith(":no_entry: Only an admin")
+
+
+# --- pipelines from the shell: tokens, and `backup` as a CI job runs it -------------------------------
+
+
+def test_a_token_is_printed_once_listed_without_it_and_revoked(tmp_path):
+    made = run("token", "add", "deploy-prod", "--servers", "12345,12346", tmp_path=tmp_path)
+    assert made.returncode == 0
+    token = made.stdout.strip()
+    assert token.startswith("vbb_") and len(made.stdout.splitlines()) == 1, "stdout is the token alone"
+    assert "only time it is shown" in made.stderr and token not in made.stderr
+    listed = run("token", "list", tmp_path=tmp_path).stdout
+    assert "deploy-prod" in listed and "12345,12346" in listed and "live" in listed
+    assert token not in listed and token[4:16] not in listed, "neither the token nor its selector is shown"
+    taken = run("token", "add", "deploy-prod", "--servers", "1", tmp_path=tmp_path)
+    assert taken.returncode == 2 and "a token named deploy-prod exists already" in taken.stderr
+    assert run("token", "add", "no spaces", "--servers", "1", tmp_path=tmp_path).returncode == 2
+    assert run("token", "add", "ci", "--servers", "web", tmp_path=tmp_path).returncode == 2
+    assert "is revoked" in run("token", "revoke", "deploy-prod", tmp_path=tmp_path).stdout
+    assert "revoked" in run("token", "list", tmp_path=tmp_path).stdout
+    assert run("token", "revoke", "deploy-prod", tmp_path=tmp_path).returncode == 2
+    assert run("audit", "--user", "token:deploy-prod", tmp_path=tmp_path).stdout.strip() == "the audit log is empty"
+    details = [e["detail"] for e in json.loads(run("audit", "--json", "--action", "tokens", tmp_path=tmp_path).stdout)]
+    assert "added deploy-prod for servers 12345, 12346" in details and "revoked deploy-prod" in details
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("cli.db*"))
+    assert token.encode() not in stored and token.split("_", 2)[2].encode() not in stored
+
+
+@pytest.fixture
+def backup_api():
+    """The backup API simulator over HTTP (as `backup` reaches it with the bot's settings), and those settings."""
+    bg = Background()
+    sim = BackupSimulator(token="vps-t0ken", completion_seconds=1)
+    runner, url = bg.run(start_simulator_server(sim))
+    env = {"VPS_API_URL": url, "VPS_API_TOKEN": "vps-t0ken", "BACKUPBOT_POLL_SECONDS": "1"}
+    yield sim, env
+    bg.run(runner.cleanup())
+    bg.close()
+
+
+def test_backup_waits_for_completion_exits_0_and_the_team_hears_it(tmp_path, backup_api):
+    _sim, env = backup_api
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    try:
+        env = {
+            **env,
+            "SLACK_BOT_TOKEN": "xoxb-cli",
+            "SLACK_API_URL": slack.api_url,
+            "BACKUPBOT_NOTIFY_CHANNEL": "C0OPS",
+        }
+        result = run(
+            "backup", "12345", "--description", "Before deploy 2.4", "--wait", "30s", tmp_path=tmp_path, env=env
+        )
+        (posted,) = slack.recorder.api("chat.postMessage")
+    finally:
+        bg.run(slack.stop())
+        bg.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("backup #5033 of web-server-01 (12345): completed in ")
+    assert len(result.stdout.splitlines()) == 1
+    assert posted["channel"] == "C0OPS" and "took backup *#5033* of *web-server-01* (12345)" in posted["text"]
+    assert "`cli:" in posted["text"] and "<@" not in posted["text"]
+    (create,) = [e for e in json.loads(run("audit", "--json", tmp_path=tmp_path).stdout) if e["action"] == "create"]
+    assert (create["source"], create["outcome"]) == ("cli", "done") and create["user_id"].startswith("cli:")
+
+
+def a_failed_backup(sim):
+    sim.on_handled = lambda method, _path, _status: method == "POST" and sim.end_with(5033, "failed")
+
+
+def a_full_server(sim):
+    for n in range(2):
+        sim.add_backup(12346, description=f"filler {n}")
+
+
+@pytest.mark.parametrize(
+    ("server", "wait", "fault", "status", "line"),
+    [
+        ("12345", "1", lambda sim: setattr(sim, "completion_seconds", 3600), 3, "in progress for"),
+        ("12345", "0", None, 3, "in progress for"),
+        ("12345", "30", lambda sim: setattr(sim, "latency", 0.7), 0, "completed in"),
+        ("12345", "30", a_failed_backup, 1, "failed after"),
+        ("12345", "2", lambda sim: sim.fail_next(1, 500, method="POST"), 1, "outcome unknown"),
+        ("12345", "30", lambda sim: sim.act_then_fail_next(1, 502, method="POST"), 0, "completed in"),
+        ("12345", "30", lambda sim: sim.fail_next(1, 404, method="POST"), 1, "was created: the backup API does not know"),
+        ("12346", "30", a_full_server, 4, "already has 10 of 10 manual backups"),
+    ],
+    ids=["wait ran out", "no wait", "slow", "backup failed", "api failed", "api failed after acting", "refused",
+         "no room"],
+)  # fmt: skip
+def test_backup_exit_statuses_against_slow_failing_and_full_servers(
+    tmp_path, backup_api, server, wait, fault, status, line
+):
+    sim, env = backup_api
+    if fault:
+        fault(sim)
+    result = run("backup", server, "--wait", wait, tmp_path=tmp_path, env=env)
+    assert (result.returncode, len(result.stdout.splitlines())) == (status, 1), result.stdout + result.stderr
+    assert line in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["backup", "web-01"], "not a server ID"),
+        (["backup", "12345", "--wait", "5x"], "is not a wait like 90, 90s, 15m"),
+        (["backup", "12345", "--wait", "2d"], "is not a wait like"),
+        (["backup", "12345", "--description", "x" * 256], "--description is 256 characters: at most 255"),
+    ],
+)
+def test_backup_with_bad_input_exits_2(tmp_path, backup_api, args, message):
+    _sim, env = backup_api
+    result = run(*args, tmp_path=tmp_path, env=env)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_backup_with_the_backup_api_unreachable_exits_1_saying_nothing_was_created(tmp_path):
+    env = {"VPS_API_URL": "http://127.0.0.1:9/api/v1", "VPS_API_TOKEN": "t"}
+    result = run("backup", "12345", tmp_path=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stdout == "no backup of server 12345 was created: the backup API could not be reached\n"
+
+
+def test_backup_needs_the_backup_apis_token(tmp_path):
+    result = run("backup", "12345", tmp_path=tmp_path)
+    assert result.returncode == 2 and "missing required setting VPS_API_TOKEN" in result.stderr
+
+
+def test_the_installed_script_says_no_room_with_exit_4(tmp_path, backup_api):
+    sim, env = backup_api
+    a_full_server(sim)
+    result = run_script("backup", "12346", "--description", "before deploy", tmp_path=tmp_path, env=env)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout.startswith("no backup of db-server-01 (12346): it already has 10 of 10 manual backups")
+    assert "The oldest manual one is #5024" in result.stdout

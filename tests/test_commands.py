@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import ADMIN, CHANNEL, NOTIFY, button, buttons, text_of
 
+from bot.policy import Role
 from bot.slack.ids import CONFIRM_DELETE, DELETE_REQUEST, OPEN_RESTORE, RESTORE_REQUEST
 
 OWNER, OPERATOR, VIEWER, NOBODY = "U0OWNER", "U0OPERATOR", "U0VIEWER", "U0NOBODY"
@@ -136,10 +137,9 @@ def test_restore_asks_for_confirmation_then_a_typed_name(roles):
 
 
 def test_servers_and_grants_through_slack(roles):
+    roles.runtime.store.grant(OPERATOR, 424242, Role.OPERATOR, "test")
     reply, _ = roles.ask("servers", user=OPERATOR)
-    assert "• server *12345* — operator" in text_of(reply), "no name known yet: the ID alone"
-    roles.ask("list 12345", user=OPERATOR)
-    reply, _ = roles.ask("servers", user=OPERATOR)
+    assert "• server *424242* — operator" in text_of(reply), "no name known (the API never listed it): the ID alone"
     assert "• *web-server-01* (12345) — operator" in text_of(reply), "the name, once an API answer gave it"
     reply, _ = roles.ask("grant <@U0NEWBIE|newbie> 12346 viewer")
     assert text_of(reply) == ":key: <@U0NEWBIE> is now *viewer* on server *12346*."

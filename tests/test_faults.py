@@ -275,6 +275,38 @@ def test_an_announcement_pending_at_shutdown_is_delivered_after_a_restart(tmp_pa
         bg.close()
 
 
+def test_an_announcement_slack_could_not_be_reached_for_is_kept_and_delivered_when_it_is_back(tmp_path, caplog):
+    from conftest import Background
+
+    caplog.set_level(logging.INFO)
+
+    sim = BackupSimulator(completion_seconds=3600)
+    bg = Background()
+    slack = bg.run(LoopbackSlack().start())
+    clock = ManualClock()
+    live = LiveStack(tmp_path / "away.db", sim, slack=slack, clock=clock)
+    back = LoopbackSlack()
+    try:
+        live.ask("servers")  # Bolt has asked Slack who the bot is (auth.test), as at any start
+        bg.run(slack.stop())  # Slack cannot be reached (its replies neither: nobody hears back for now)
+        response, _key = live.command("create 12345 while Slack is away")
+        assert response.status_code == 200
+        poll_until(lambda: "could not deliver a reply" in caplog.text)  # the announcement was tried first, then this
+        assert "Slack unreachable" in caplog.text
+        assert live.runtime.store.pending_announcements() == 1, "kept in the outbox"
+        back.port = slack.port  # Slack is back where it was
+        bg.run(back.start())
+        clock.now += timedelta(seconds=10)
+        back.recorder.wait_for(
+            lambda _r: [m for m in back.recorder.api("chat.postMessage") if "while Slack is away" in m["text"]]
+        )
+        poll_until(lambda: live.runtime.store.pending_announcements() == 0)
+    finally:
+        live.close()
+        bg.run(back.stop())
+        bg.close()
+
+
 def test_a_refused_channel_says_what_to_do_about_it(stack):
     stack.slack.fail("chat.postMessage", "not_in_channel")
     reply, _ = stack.ask("create 12345")
@@ -305,6 +337,17 @@ def test_an_audit_entry_is_one_line_whatever_it_holds(stack):
     reply, _ = stack.ask("audit 2")
     lines = [line for line in text_of(reply).splitlines() if "*create*" in line]
     assert len(lines) == 1 and "first line⏎2026-01-01 done U0FAKE delete⏎third" in lines[0]
+
+
+@pytest.mark.parametrize("text", ["list 12345", "delete 5023"])
+def test_a_read_the_api_failed_is_audited_failed(stack, text):
+    """Listing, and finding the backup a delete or restore names: an attempt the API failed is in the audit."""
+    stack.sim.fail_next(3, 503, method="GET")  # every attempt of the read
+    reply, _ = stack.ask(text)
+    assert "503" in text_of(reply)
+    entry = stack.runtime.store.audit_entries(1)[0]
+    assert (entry.user_id, entry.action, entry.outcome) == (ADMIN, text.split()[0], "failed")
+    assert "503" in entry.detail
 
 
 def test_reads_are_retried_on_429_honouring_retry_after(stack):

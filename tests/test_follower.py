@@ -19,7 +19,7 @@ class Reports:
     """Records what the follower reports (the Reporter protocol, at the edge)."""
 
     def __init__(self):
-        self.finished, self.ended, self.automatic = [], [], []
+        self.finished, self.ended, self.alerts = [], [], []
 
     async def backup_finished(self, followed, backup, manual_count):
         self.finished.append((followed.backup_id, backup.status, backup.size_mb, manual_count))
@@ -27,8 +27,8 @@ class Reports:
     async def follow_ended(self, followed, why):
         self.ended.append((followed.backup_id, why))
 
-    async def automatic_failed(self, backup):
-        self.automatic.append((backup.id, backup.status))
+    async def alert_changed(self, change):
+        self.alerts.append((change.event, change.alert.kind, change.alert.subject_id))
 
 
 @pytest.fixture
@@ -204,20 +204,6 @@ async def test_quota_news_counts_manual_backups(world):
     w.clock.now += timedelta(seconds=601)
     await w.follower.poll_once()
     assert w.reports.finished[0][3] == 9
-
-
-async def test_failed_automatic_backups_are_reported_once_and_only_recent_ones(world):
-    w = world
-    old = w.sim.add_backup(12345, backup_type="automatic", status="failed", age=timedelta(days=2))
-    recent = w.sim.add_backup(12346, backup_type="automatic", status="error", age=timedelta(hours=3))
-    before = w.sim.count("GET")
-    assert await w.follower.watch_automatic() is True
-    assert await w.follower.watch_automatic() is True
-    assert w.reports.automatic == [(recent, "error")]
-    assert old not in [b for b, _ in w.reports.automatic]
-    assert w.sim.count("GET") - before == 2, "one list call a watch, for every server"
-    w.sim.fail_next(1, 503)
-    assert await w.follower.watch_automatic() is False
 
 
 # --- live, through the whole bot ------------------------------------------------

@@ -26,6 +26,7 @@ from bot.ops import (
     Accepted,
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChainStarted,
     ChainStep,
     ChannelUnusable,
@@ -33,40 +34,61 @@ from bot.ops import (
     ConfirmationUnavailable,
     Decision,
     DeleteSent,
+    DigestReport,
     Done,
+    Freshness,
     HomeView,
     Interrupted,
+    KeepTooMany,
+    KeyReused,
     Listing,
+    LowerKeepInSlack,
     MayHaveHappened,
+    NoPolicy,
     NoRoom,
+    NotPinnable,
     NotRestorable,
     NotTheRequester,
     OpsError,
     OwnRequest,
     PermissionDenied,
+    PolicyView,
     RoomMade,
     RuledServer,
     SafetyBackupFailed,
     ServerAccess,
+    ServerStatus,
     ServerSummary,
+    SlotBudget,
+    TokenNameTaken,
+    TokenRefused,
     UndoUnavailable,
     WrongChannel,
 )
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 from bot.parsing import UsageError, parse_command
 from bot.policy import Action, Role
+from bot.retention import Keep, Prune
+from bot.schedule import Schedule
 from bot.slack import ids
-from bot.slack.views import approvals, errors, home, messages, modals, outcomes, safety
+from bot.slack.views import approvals, errors, home, messages, modals, outcomes, policies, safety, watching
 from bot.slack.views.base import escape
 from bot.store import (
+    Alert,
+    AlertKind,
     ApprovalRequest,
     ApprovalState,
     AuditEntry,
     ChainState,
     ConfirmationState,
     DeleteWindow,
+    Digest,
     Followed,
+    PipelineRun,
+    Policy,
+    PolicyRun,
     RestoreChain,
+    RunStatus,
     StoreUnavailable,
     WindowState,
 )
@@ -187,6 +209,7 @@ def every_message() -> list[tuple[str, dict]]:
     )
     started = ChainStarted(chain, backup(40))
     followed = Followed(5040, 12345, "U1", "C1", None, "", NOW, "following")
+    piped = Followed(5040, 12345, "token:deploy-prod", None, None, "배포 전 [pipeline 0123456789ab]", NOW, "following")
     why = Words("the backup no longer exists")
     gone = a_sent(WriteKind.DELETE, WriteOutcome.NOT_DONE, why=why, error=NotFound("gone"))
     refused = a_sent(
@@ -274,6 +297,14 @@ def every_message() -> list[tuple[str, dict]]:
             for approver in (None, "U2")
         ),
         ("interrupted", errors.interrupted_message()),
+        *((f"announce run {name}", messages.announce_run(run)) for name, run in pipeline_runs().items()),
+        (
+            "announce run shell",
+            messages.announce_run(dataclasses.replace(pipeline_runs()["in_progress"], actor="cli:kim")),
+        ),
+        ("pipeline finished", messages.announce_pipeline_finished(piped, backup(1), 10, NOW + timedelta(minutes=4))),
+        ("pipeline finished long", messages.announce_pipeline_finished(piped, backup(1), 3, NOW + timedelta(hours=2))),
+        ("pipeline ended", messages.announce_pipeline_ended(piped, why)),
     ]
     for on, changed in ((True, True), (True, False), (False, True), (False, False)):
         built.append((f"approvals {on} {changed}", messages.approvals_set_message(12345, on, changed)))
@@ -319,7 +350,199 @@ def every_message() -> list[tuple[str, dict]]:
         with pytest.raises(UsageError) as caught:
             parse_command(text)
         built.append((f"usage {text}", errors.usage_error_message(caught.value)))
+    built += watching_messages()
+    built += policy_messages()
     return built
+
+
+def policy_messages() -> list[tuple[str, dict]]:
+    """A policy in every state, its changes, pins, the form's pages, and each policy command's bad input."""
+    set_at = (NOW - timedelta(days=3)).timestamp()
+    policy = Policy(
+        12345, "daily", (), "02:30", 24, "Europe/Berlin", 5, 0, 0, 0, "active", None, "", "U1", set_at, "U1",
+        set_at, None,
+    )  # fmt: skip
+    weekly = dataclasses.replace(policy, cadence="weekly", days=(0, 3), keep_last=0, keep_daily=3, keep_weekly=2)
+    hourly = dataclasses.replace(policy, cadence="hourly", every_hours=6, at_time="01:00", zone="Asia/Seoul")
+    paused = dataclasses.replace(policy, state="paused", paused_until=NOW.timestamp() + 3600, pause_reason="배포 동결")
+    off = dataclasses.replace(policy, state="off")
+    run = PolicyRun("0badc0de", 12345, NOW.timestamp(), "scheduled", "completed", 5040, None, None, None, "", (5001,))
+    own = tuple(backup(n, description=f"Scheduled backup [policy r0badc0d{n}]") for n in range(1, 4))
+    budget = SlotBudget(2, 3)
+    full = PolicyView(
+        12345, "web-01", policy, [NOW + timedelta(days=d) for d in range(1, 6)], run, own, budget,
+        Prune([3, 2], [1], [4]), frozenset({7}),
+    )  # fmt: skip
+    bare = PolicyView(12346, None, None, [])
+    built = [
+        ("policy", policies.policy_message(full)),
+        ("policy none", policies.policy_message(bare)),
+        ("policy saved", policies.policy_saved_message(dataclasses.replace(full, policy=weekly))),
+        ("policy nothing to prune", policies.policy_message(dataclasses.replace(full, prune=Prune([3], [], [])))),
+        (
+            "policies",
+            policies.policies_message(
+                [
+                    full,
+                    dataclasses.replace(full, policy=paused),
+                    dataclasses.replace(full, policy=hourly, last_run=None),
+                ]
+            ),
+        ),
+        ("policies none", policies.policies_message([])),
+        ("paused", policies.paused_message(paused)),
+        ("resumed", policies.resumed_message(policy)),
+        ("off", policies.off_message(off)),
+        ("run", policies.run_started_message(dataclasses.replace(run, state="running"))),
+        ("run unconfirmed", policies.run_started_message(dataclasses.replace(run, state="creating"))),
+        ("run failed", policies.run_started_message(dataclasses.replace(run, state="failed", detail="400"))),
+        ("pinned", policies.pinned_message(backup(7), True, True)),
+        ("unpinned", policies.pinned_message(backup(7), False, False)),
+        ("announce policy", policies.announce_policy("U1", full)),
+        ("announce paused", policies.announce_paused("U1", paused)),
+        ("announce resumed", policies.announce_resumed("U1", policy)),
+        ("announce resumed on time", policies.announce_resumed(None, policy)),
+        ("announce off", policies.announce_off("U1", off)),
+        ("form", policies.policy_form(12345, "web-01", hourly, "UTC", policies.form_metadata(12345, "C1", None))),
+        ("form new", policies.policy_form(12345, None, None, "Asia/Seoul", "{}")),
+        ("preview", policies.policy_preview(dataclasses.replace(full, saved=False), "{}")),
+        ("form notice", policies.form_notice(policies.when_words(NOW, "Asia/Seoul"))),
+        ("run words", {"text": policies.run_words(dataclasses.replace(run, state="missed"), "UTC")}),
+        ("typed", {"text": policies.typed_schedule(policy, "UTC") + policies.typed_keep(None)}),
+    ]
+    asked = dataclasses.replace(
+        request(), action="policy", backup_id=0, reason="", payload='{"before": [4, 0, 0, 0], "after": [2, 0, 0, 0]}'
+    )
+    approved = dataclasses.replace(asked, state=ApprovalState.DONE, decided_by="U2")
+    built += [
+        ("policy request waiting", approvals.awaiting_message(asked)),
+        ("policy request card", approvals.approval_card(asked)),
+        ("policy request approved", approvals.decided_card(Decision(approved))),
+        ("policy request reply", approvals.decided_reply(Decision(approved))),
+    ]
+    for text in (
+        "policy 12345 daily 3am",
+        "policy 12345 every 5h",
+        "policy 12345 keep last 0",
+        "policy 12345 keep last 50",
+        "policy 12345 keep daily 7 weekly 4",
+        "policy 12345 keep weekly",
+        "policy 12345 keep yearly 1",
+        "policy 12345 keep last 2 daily 1",
+        "policy 12345 keep",
+        "policy 12345 daily 02:00 Mars/Base",
+        "policy 12345 pause for 30d",
+        "policy 12345 pause until 24-12-2026",
+        "policy 12345 sometimes",
+        "pin automatic",
+    ):
+        with pytest.raises(UsageError) as caught:
+            parse_command(text)
+        built.append((f"usage {text}", errors.usage_error_message(caught.value)))
+    return built
+
+
+def alerts() -> list[Alert]:
+    at = (NOW - timedelta(hours=30)).timestamp()
+    newest = {"id": 5001, "type": "automatic", "at": at, "hours": 26}
+    rows = [
+        (AlertKind.STALE, None, newest, {}),
+        (AlertKind.STALE, None, {"hours": 26}, {"id": 5040, "type": "manual", "at": NOW.timestamp()}),
+        (AlertKind.FAILED, 5033, {"id": 5033, "type": "manual", "at": at, "status": "failed", "asked_by": "U1"}, {}),
+        (
+            AlertKind.FAILED,
+            5037,
+            {"id": 5037, "type": "manual", "at": at, "status": "failed", "asked_by": "token:deploy-prod"},
+            {},
+        ),
+        (
+            AlertKind.FAILED,
+            5034,
+            {"id": 5034, "type": "automatic", "at": at, "status": "error"},
+            {"id": 5040, "type": "manual", "at": NOW.timestamp()},
+        ),
+        (AlertKind.STUCK, 5035, {"id": 5035, "type": "manual", "at": at}, {"id": 5035, "status": "completed"}),
+        (AlertKind.STUCK, 5036, {"id": 5036, "type": "manual", "at": at}, {"gone": True}),
+        (AlertKind.RUN_FAILED, 5041, {"run": "0badc0de", "id": 5041, "status": "failed"}, {}),
+        (
+            AlertKind.RUN_FAILED,
+            None,
+            {"run": "0badc0de", "why": "the bot stopped before the backup API acted on it"},
+            {},
+        ),
+        (AlertKind.RUN_SKIPPED, None, {"count": 10, "oldest": [5001, 5002, 5003], "run": "0badc0de"}, {}),
+        (AlertKind.RUN_MISSED, None, {"from": at, "to": at, "count": 1}, {"id": 5040, "type": "manual", "at": at}),
+        (AlertKind.RUN_MISSED, None, {"from": at - 86400, "to": at, "count": 2}, {}),
+    ]
+    return [
+        Alert(
+            f"a{n}",
+            12345,
+            kind,
+            subject,
+            "recovered" if healed else "open",
+            facts,
+            at,
+            at,
+            NOW.timestamp() if healed else None,
+            healed,
+        )
+        for n, (kind, subject, facts, healed) in enumerate(rows)
+    ]
+
+
+def watching_messages() -> list[tuple[str, dict]]:
+    statuses = [
+        ServerStatus(
+            12345, "web-01", Freshness.STALE, 26, backup(1), 10, [backup(2, status="in_progress")], alerts()[:1], NOW
+        ),
+        ServerStatus(12346, "db-01", Freshness.DUE, 12, backup(3), 3, [], []),
+        ServerStatus(12347, None, Freshness.FRESH, 26, None, 0, [], []),
+    ]
+    digest = Digest("C1", "weekly", (0, 3), "09:00", "Asia/Seoul", "U1", NOW.timestamp(), None)
+    report = DigestReport(digest, NOW, NOW - timedelta(days=7), True, statuses, alerts(), [backup(4, kind="automatic")])
+    quiet = DigestReport(dataclasses.replace(digest, cadence="daily"), NOW, None, False, statuses, [], [])
+    built = [
+        ("status", watching.status_message(statuses, NOW)),
+        ("status none", watching.status_message([], NOW)),
+        ("digest", watching.digest_message(report, NOW)),
+        ("digest quiet", watching.digest_message(quiet, NOW)),
+        ("digest set", watching.digest_set_message("C1", watching.schedule_words("daily", (), "09:00", "UTC"), True)),
+        ("digest off", watching.digest_set_message("C1", None, True)),
+        ("digest none", watching.digest_set_message("C1", None, False)),
+        ("digests", watching.digests_message([digest])),
+        ("digests none", watching.digests_message([])),
+        ("digest hello", watching.digest_hello("U1", Schedule("daily", NOW.time(), "UTC"))),
+        ("stale set", watching.stale_set_message(12345, 12, None, 26)),
+        ("stale set again", watching.stale_set_message(12345, 12, 30, 26)),
+    ]
+    for alert in alerts():
+        built.append(
+            (
+                f"alert {alert.kind} {alert.id}",
+                watching.alert_card(dataclasses.replace(alert, state="open"), "web-01", NOW),
+            )
+        )
+        built.append((f"reminder {alert.id}", watching.alert_reminder(alert, "web-01", NOW)))
+        built.append((f"recovered {alert.id}", watching.recovered_card(alert, "web-01", NOW)))
+    return built
+
+
+def pipeline_runs() -> dict[str, PipelineRun]:
+    """A pipeline's run in each state the team hears of (bot/ops/pipelines.py)."""
+    run = PipelineRun(
+        "0123456789ab", "token:deploy-prod", 12345, "web-01", "k1", "h", "배포 전", RunStatus.IN_PROGRESS, 5040,
+        None, "", None, NOW.isoformat(), NOW.timestamp(), None,
+    )  # fmt: skip
+    oldest = {"id": 5024, "created_at": (NOW - timedelta(days=9)).isoformat(), "description": "스키마 변경 전"}
+    return {
+        "in_progress": run,
+        "unknown": dataclasses.replace(run, status=RunStatus.UNKNOWN, backup_id=None, detail="no answer came in time"),
+        "no room": dataclasses.replace(run, status=RunStatus.FAILED, backup_id=None, refusal="no_room", oldest=oldest),
+        "no room unknown oldest": dataclasses.replace(run, status=RunStatus.FAILED, backup_id=None, refusal="no_room"),
+        "refused": dataclasses.replace(run, status=RunStatus.FAILED, backup_id=None, refusal="api", detail="403"),
+        "ended failed": dataclasses.replace(run, status=RunStatus.FAILED, detail="backup #5040 ended failed"),
+    }
 
 
 def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
@@ -353,11 +576,23 @@ def every_error(chain: RestoreChain, window: DeleteWindow) -> list[Exception]:
         Interrupted(Words("the bot stopped before sending it, so nothing was done")),
         *(MayHaveHappened(maybe(kind)) for kind in WriteKind),
         NotSent("refused"),
+        BadSchedule("stale", "0"),
         ChannelUnusable(12345, "C0TYPO", Words("I am not in that channel: invite me there first")),
         StoreUnavailable("locked"),
         RateLimited("429", 3),
         ApiTimeout("timeout"),
         Unavailable("503"),
+        TokenRefused(None),
+        TokenRefused("deploy-prod", revoked=True),
+        TokenRefused("deploy-prod", server_id=12347),
+        TokenNameTaken("deploy-prod"),
+        KeyReused("0123456789ab"),
+        KeepTooMany(12345, Keep(last=7), 4, 2, 3),
+        NoPolicy(12345),
+        NoPolicy(12345, off=True),
+        LowerKeepInSlack(12345),
+        NotPinnable(backup(4, kind="automatic")),
+        BadSchedule("pause", "2027-01-01T00:00"),
         RuntimeError("internal"),
     ]
 
@@ -383,7 +618,7 @@ def test_every_public_builder_of_the_views_is_rendered_here():
     new builder is checked in Korean without anyone remembering to add it."""
     builders = {
         f"{module.__name__}.{name}": function.__code__
-        for module in (approvals, errors, home, messages, modals, outcomes, safety)
+        for module in (approvals, errors, home, messages, modals, outcomes, policies, safety, watching)
         for name, function in vars(module).items()
         if inspect.isfunction(function) and function.__module__ == module.__name__ and not name.startswith("_")
     }

@@ -21,6 +21,10 @@ EXPECTED = {
     Action.APPROVE: (False, False, False, True, True),
     Action.DENY: (False, False, False, True, True),
     Action.CHANNELS: (False, True, True, True, True),  # showing them; changing them is checked as admin-only
+    Action.STATUS: (False, True, True, True, True),
+    Action.POLICY: (False, False, False, True, True),  # setting a policy or threshold
+    Action.DIGEST: (False, False, False, False, True),
+    Action.TOKENS: (False, False, False, False, True),
 }
 STANDINGS = [(False, None), (False, Role.VIEWER), (False, Role.OPERATOR), (False, Role.OWNER), (True, None)]
 

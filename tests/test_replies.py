@@ -96,23 +96,24 @@ async def test_notifier_prefers_the_notify_channel(store):
     assert calls == ["CNOTIFY", "CHERE"]
 
 
-async def test_failed_automatic_backups_go_only_to_the_notify_channel(store):
-    from datetime import UTC, datetime
-
-    from bot.backup_api import Backup, Server
+async def test_an_alert_nobody_asked_for_goes_only_to_the_notify_channel(store):
+    from bot.ops import AlertChange
+    from bot.store import AlertKind
 
     calls = []
 
     class Client:
         async def chat_postMessage(self, **kwargs):
             calls.append((kwargs["channel"], kwargs["text"]))
+            return {"ok": True, "channel": kwargs["channel"], "ts": "1.1"}
 
-    failed = Backup(7, Server(1, "web"), "automatic", "failed", None, datetime.now(UTC), None, "nightly")
+    alert = store.open_alert(1, AlertKind.FAILED.value, 7, {"id": 7, "type": "automatic", "at": 0, "status": "failed"})
     for notify_channel in (None, "CNOTIFY"):
         notifier = SlackNotifier(Client(), store, notify_channel, ResponseUrls())
-        await SlackReporter(Operations(None, store), notifier, None).automatic_failed(failed)
-    assert len(calls) == 1 and calls[0][0] == "CNOTIFY"
-    assert "*Automatic backup #7 of web (1) ended failed* (just now): it cannot be restored." in calls[0][1]
+        await SlackReporter(Operations(None, store), notifier, None).alert_changed(AlertChange(alert, "opened", "web"))
+    assert len(calls) == 1 and calls[0][0] == "CNOTIFY", "with no channel of its own and none to notify: logged only"
+    assert calls[0][1].startswith(":rotating_light: *Backup #7 of web (1) FAILED* — it ended *failed*")
+    assert store.alert_cards(alert.id) == [("CNOTIFY", "1.1")], "kept, so that its recovery edits it"
 
 
 async def test_a_reply_is_posted_as_json_and_once_more_after_a_dropped_connection(monkeypatch):

@@ -131,7 +131,24 @@ def test_a_safety_backup_that_ends_failed_stops_the_restore(nets):
     assert button(stopped, ids.RESTORE_WITHOUT_SAFETY)
     time.sleep(0.3)
     assert nets.sim.restores == []
-    assert "was *not* sent" in nets.recorder.api("chat.postMessage")[-1]["text"]
+    told = [m["text"] for m in nets.recorder.api("chat.postMessage")]
+    assert any("was *not* sent" in t for t in told), told
+    assert any(f"*Backup #{safety_id} of web-server-01 (12345) FAILED*" in t for t in told), "its own alert too"
+
+
+@pytest.mark.parametrize("status", ["error", "cancelled", "partial"])
+def test_a_safety_backup_that_ends_in_any_state_but_completed_stops_the_restore(nets, status):
+    """Not only `failed`: whatever else the API says a finished backup is, it is not a safety net."""
+    _conf, key, view = restore_form(nets)
+    nets.submit(view, "web-server-01", user=OWNER, safety=True)
+    safety_id = safety_backup_of(nets.reply(key))
+    nets.sim.finish(safety_id, status=status)
+    stopped = text_of(nets.reply(key, 2))
+    assert "*Nothing was restored* on *web-server-01* (12345)" in stopped
+    assert f"safety backup #{safety_id} ended {status}" in stopped
+    time.sleep(0.3)  # several rounds of the loop after it ended
+    assert nets.sim.restores == [] and nets.sim.count("POST", "/api/v1/servers") == 0
+    assert audit(nets)[-1][:3] == (OWNER, "restore", "failed")
 
 
 def test_no_room_for_a_safety_backup_is_said_in_the_form_and_nothing_is_restored(nets):
@@ -302,6 +319,59 @@ def test_undo_after_the_delete_went_out_is_answered_plainly(tmp_path, sim):
         live.close()
 
 
+def test_undo_while_the_delete_is_being_sent_is_refused(tmp_path, sim):
+    """The window ended and the DELETE is on its way (the API is slow to answer): too late to undo."""
+    clock = ManualClock()
+    live = window_stack(tmp_path, sim, 30, clock=clock, api_options={"timeout": 10.0})
+    try:
+        waiting, key = confirm_delete(live)
+        sim.hang_next(1)  # the DELETE hangs until the client's timeout (10 s)
+        clock.now += timedelta(seconds=30)
+        poll_until(lambda: sim.count("DELETE") == 1)
+        live.press(button(waiting, ids.UNDO_DELETE), user=OWNER, response_key=key)
+        told = live.recorder.wait_for(
+            lambda _r: [t for t in map(text_of, live.recorder.responses(key)[1:]) if "undo" in t.lower()]
+        )
+        assert "Too late to undo" in told[0], told
+        assert not any("Undone by" in text_of(r) for r in live.recorder.responses(key))
+        assert [r[:3] for r in audit(live) if r[2] == "cancelled"] == [], "not audited as undone"
+    finally:
+        live.close()
+
+
+def test_undo_after_the_time_the_reply_named_is_refused(tmp_path, sim):
+    """PRODUCT.md: "an Undo pressed after the time the reply named is refused (it is being deleted)"."""
+    clock = ManualClock()
+    live = window_stack(tmp_path, sim, 30, clock=clock, api_options={"timeout": 10.0})
+    try:
+        _first, _first_key = confirm_delete(live, backup="5022")
+        clock.now += timedelta(seconds=10)
+        waiting, key = confirm_delete(live, backup="5023")  # due 10 s after the first
+        sim.hang_next(1)
+        clock.now += timedelta(seconds=21)  # the first is due: its DELETE hangs, and the loop with it
+        poll_until(lambda: sim.count("DELETE") == 1)
+        clock.now += timedelta(seconds=10)  # the second's time has come
+        live.press(button(waiting, ids.UNDO_DELETE), user=OWNER, response_key=key)
+        answer = text_of(live.reply(key, 2))
+        assert "Undone by" not in answer and ("Too late to undo" in answer or "no longer be undone" in answer), answer
+    finally:
+        live.close()
+
+
+def test_deletes_due_together_are_sent_together_even_if_one_hangs(tmp_path, sim):
+    """PRODUCT.md: "deletes due together are sent within seconds of their time, not one after another"."""
+    clock = ManualClock()
+    live = window_stack(tmp_path, sim, 30, clock=clock, api_options={"timeout": 10.0})
+    try:
+        confirm_delete(live, backup="5022")
+        confirm_delete(live, backup="5023")
+        sim.hang_next(1)  # whichever goes first hangs until the client's timeout (10 s)
+        clock.now += timedelta(seconds=30)
+        poll_until(lambda: sim.count("DELETE") == 2, timeout=2)
+    finally:
+        live.close()
+
+
 def confirmed_then_stopped(tmp_path, sim, slack, clock) -> str:
     """A delete confirmed (30 s window) through a bot that then stops; returns the reply's response_url key."""
     first = window_stack(tmp_path, sim, 30, slack=slack, clock=clock)
@@ -405,6 +475,22 @@ def test_an_operator_is_told_who_can_make_room_and_nothing_is_sent(full):
     _r, key = full.press(forged, user=OPERATOR)
     assert "needs the *owner* role" in text_of(full.reply(key))
     assert full.sim.count("DELETE") == 0
+
+
+def test_under_the_two_person_rule_making_room_is_not_one_step(full):
+    """The rule turned on while a make-room button and its confirmation are still on screen: neither deletes."""
+    refused, _ = full.ask("create 12346", user=OWNER)
+    make_room = button(refused, ids.MAKE_ROOM)
+    _r, key = full.press(make_room, user=OWNER)
+    confirm = button(full.reply(key), ids.CONFIRM_MAKE_ROOM)
+    assert "now *on*" in text_of(full.ask("approvals 12346 on")[0])
+    ruled, _ = full.ask("create 12346", user=OWNER)
+    assert "under the two-person rule: delete it with `/backup delete 5024`" in text_of(ruled)
+    assert not [b for b in buttons(ruled) if b["action_id"] == ids.MAKE_ROOM], "no one-step button any more"
+    for pressed in (make_room, confirm):
+        _r, key = full.press(pressed, user=OWNER)
+        assert "is under the two-person rule, so making room is not one step" in text_of(full.reply(key))
+    assert full.sim.count("DELETE") == 0 and full.sim.count("POST", "/api/v1/backups/") == 2, "two refused creates"
 
 
 def test_if_the_delete_fails_nothing_is_created(full):

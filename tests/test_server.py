@@ -4,6 +4,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import threading
 import time
 from urllib.parse import urlencode
 
@@ -395,6 +396,8 @@ def test_metrics_after_a_scripted_session(roles_stack):
         raise AssertionError(f"not in /metrics: {missing}") from None
     text = scrapes[-1]
     assert "U0NOBODY" not in text and "5033" not in text, "no user ID or backup ID as a label"
+    assert 'backupbot_newest_backup_age_seconds{server="12345"}' in text, "the watch round's ages"
+    assert all(f'backupbot_open_alerts{{kind="{k}"}}' in text for k in ("stale", "failed", "stuck"))
 
 
 def test_a_redelivered_envelope_is_acted_on_once(socket_stack):
@@ -432,6 +435,8 @@ def test_the_real_socket_process_finishes_acknowledged_work_on_sigterm(tmp_path)
         )
         ack = bg.run(slack.send_envelope("slash_commands", payload, timeout=30))
         assert ack["envelope_id"]
+        pipelines = httpx.post(f"http://127.0.0.1:{metrics_port}/api/v1/backups", json={"server_id": 12345})
+        assert pipelines.status_code == 401 and pipelines.json()["message"], "the pipeline API is on this port too"
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert "backupbot_pending_work" in metrics and "backupbot_backup_api_seconds" in metrics
         proc.send_signal(signal.SIGTERM)
@@ -564,3 +569,64 @@ def test_once_started_the_startup_heap_is_left_out_of_garbage_collection():
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_a_pipeline_drives_the_real_serve_process(tmp_path):
+    """A CI job against `serve`: a token made at the shell, two concurrent calls with one Idempotency-Key (one
+    backup), bad calls answered in JSON, the team told in Slack, and the token nowhere but in the job's hands."""
+    serve = ServeProcess(tmp_path, latency=0.3, env={"BACKUPBOT_LOG_FORMAT": "json"})
+    try:
+        made = run_bot(
+            ["token", "add", "deploy-prod", "--servers", "12345"],
+            env={**CLEAN_ENV, "BACKUPBOT_DB": str(serve.db)},
+            cwd=tmp_path,
+        )
+        token = made.stdout.strip()
+        assert made.returncode == 0 and token.startswith("vbb_")
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"{serve.url}/api/v1/backups?wait=1"
+        answers, start = [], threading.Barrier(2)
+
+        def deploy():
+            start.wait()
+            key = {"Idempotency-Key": "deploy-812"}
+            body = {"server_id": 12345, "description": "Before deploy 812"}
+            answers.append(httpx.post(url, json=body, headers={**auth, **key}, timeout=30))
+
+        threads = [threading.Thread(target=deploy) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert [a.status_code for a in answers] == [202, 202]
+        runs = [a.json() for a in answers]
+        assert runs[0]["id"] == runs[1]["id"] and runs[0]["backup_id"] == runs[1]["backup_id"] == 5033
+        assert serve.sim.count("POST", "/api/v1/backups") == 1
+        followed = httpx.get(f"{serve.url}/api/v1/runs/{runs[0]['id']}", headers=auth)
+        assert followed.status_code == 200 and followed.json()["status"] == "in_progress"
+        refusals = {
+            401: httpx.post(url, json={"server_id": 12345}, headers={"Authorization": "Bearer vbb_wrong"}),
+            403: httpx.post(url, json={"server_id": 12346}, headers=auth),
+            400: httpx.post(url, content=b"{", headers=auth),
+            413: httpx.post(url, content=b"x" * 20000, headers=auth),
+        }
+        for status, answer in refusals.items():
+            assert answer.status_code == status and answer.json()["message"], answer.text
+        told = serve.slack.recorder.wait_for(lambda _r: serve.slack.recorder.api("chat.postMessage"))
+        assert "*deploy-prod* (pipeline) took backup *#5033*" in told[0]["text"]
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
+    finally:
+        output = serve.close()
+    secret = token.split("_", 2)[2]
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("serve.db*"))
+    slack = json.dumps([record.data for record in serve.slack.recorder.all()])
+    for where in (output, stored.decode("latin-1"), slack, made.stderr):
+        assert token not in where and secret not in where
+    assert "Traceback" not in output
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    calls = [r for r in records if r["message"].startswith("pipeline API: POST /api/v1/backups")]
+    assert calls and {r["kind"] for r in calls} == {"pipeline"}
+    assert {r["user_id"] for r in calls} == {"token:deploy-prod", ""}, "the token's name, never the token"
+    outcomes = sorted(action[1] for action in audit_rows(serve.db) if action[0] == "create")
+    assert outcomes == ["cancelled", "denied", "denied", "denied", "done"], "each call audited; the 401 names no one"

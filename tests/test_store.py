@@ -6,6 +6,7 @@ that whatever outlives a request is claimed by one of them only.
 
 import sqlite3
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +17,7 @@ from bot.store import (
     ChainState,
     ConfirmationState,
     DueWork,
+    RunStatus,
     SqliteStore,
     Standing,
     Store,
@@ -207,7 +209,8 @@ def test_a_version_2_store_is_migrated_and_keeps_its_data(tmp_path):
         assert migrated.role_of("U1", 1) is Role.OWNER
         assert [e.action for e in migrated.audit_entries()] == ["list"]
         assert {"outbox", "seen", "confirmations"} <= set(migrated.db.table_names())
-        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 12
+        assert {"pipeline_tokens", "pipeline_runs"} <= set(migrated.db.table_names())
         assert "approval_id" in migrated.db["outbox"].columns_dict
     finally:
         migrated.close()
@@ -422,6 +425,34 @@ def test_postgres_is_never_read_at_once(pg_url):
         store.close()
 
 
+def test_a_delete_another_bot_is_claiming_is_not_claimed_again_on_postgres(pg_url):
+    """Two bots claim at the same moment: this one's claim waits on the other's row lock, and once the other
+    commits its claim (sending), this one must not take the delete too (a second DELETE of a backup)."""
+    import time
+
+    import psycopg
+
+    store = PgStore(pg_url)
+    try:
+        window = store.open_delete_window(**A_DELETE_WINDOW)  # due long ago
+        claimed: dict = {}
+        with psycopg.connect(pg_url) as other:  # the other bot, its claim not yet committed
+            other.execute(
+                "UPDATE delete_windows SET state = 'sending', claimed_until = %s WHERE id = %s",
+                [time.time() + 120, window.id],
+            )
+            racing = threading.Thread(target=lambda: claimed.update(windows=store.claim_due_deletes()))
+            racing.start()
+            time.sleep(0.3)  # this bot's claim is now waiting for the other's row
+            assert racing.is_alive(), "it waits for the row, as two bots claiming at once do"
+            other.commit()
+            racing.join(10)
+        assert claimed == {"windows": []}, "claimed by the other bot already"
+        assert store.delete_window(window.id).state is WindowState.SENDING
+    finally:
+        store.close()
+
+
 def test_what_is_due_is_one_read_that_agrees_with_each_chores_query(store):
     """Each probe of due_work is true exactly when the query of its chore finds something (stale: 60 s)."""
     from datetime import UTC, datetime, timedelta
@@ -511,3 +542,97 @@ def test_a_new_or_current_file_is_opened_without_loading_sqlite_utils(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+A_RUN = dict(
+    id="0123456789ab",
+    actor="token:deploy",
+    server_id=12345,
+    server_name=None,
+    idempotency_key="build-7",
+    request_hash="h",
+    description="before deploy",
+)
+
+
+def test_two_bots_claim_a_pipeline_run_once_however_they_race(two):
+    """The claim of a repeated Idempotency-Key is one INSERT ... ON CONFLICT DO NOTHING: one of any number wins."""
+    one, other = two
+    made, start = [], threading.Barrier(8)
+
+    def claim(store):
+        start.wait()
+        made.append(store.claim_run(**A_RUN))
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in (one, other) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(new for _run, new in made) == [False] * 7 + [True]
+    assert {run.id for run, _new in made} == {A_RUN["id"]} and all(r.status is RunStatus.PENDING for r, _ in made)
+    moves = [s.move_run(A_RUN["id"], (RunStatus.PENDING,), RunStatus.IN_PROGRESS, backup_id=5033) for s in two]
+    assert sorted(moves) == [False, True]
+    one.follow(backup_id=5033, server_id=12345, requested_by="token:deploy", channel_id=None, response_url=None)
+    assert other.pipeline_run(A_RUN["id"]).status is RunStatus.IN_PROGRESS
+    one.finish_follow(5033, "failed")
+    ended = other.pipeline_run(A_RUN["id"])
+    assert (ended.status, ended.detail) == (RunStatus.FAILED, "backup #5033 ended failed"), "read from the follower"
+    assert ended.finished_at is not None
+
+
+def test_a_token_name_is_taken_once_and_revoked_once(two):
+    one, other = two
+    fields = dict(name="deploy", selector="0123456789ab", hash="ab" * 32, servers=[12346, 12345], made_by="cli:x")
+    assert sorted([one.add_token(**fields), other.add_token(**fields)]) == [False, True]
+    (token,) = other.tokens()
+    assert token.servers == frozenset({12345, 12346}) and not token.revoked
+    assert one.token_by_selector("0123456789ab").name == "deploy" and one.token_by_selector("x") is None
+    assert sorted([one.revoke_token("deploy", "cli:x"), other.revoke_token("deploy", "cli:y")]) == [False, True]
+    assert one.tokens()[0].revoked and not one.add_token(**fields), "a revoked token keeps its name"
+
+
+def test_a_policy_slot_and_its_run_are_each_taken_once_however_bots_race(two):
+    """Two guards, each enough alone: the slot claim on the policy, and the run's row unique per slot."""
+    one, other = two
+    one.save_policy(12345, {"cadence": "daily", "days": (), "at_time": "02:30", "zone": "UTC", "keep_last": 3}, "U1")
+    slot = datetime(2026, 12, 3, 2, 30, tzinfo=UTC).timestamp()
+    claims, runs, start = [], [], threading.Barrier(8)
+
+    def race(store):
+        start.wait()
+        claims.append(store.claim_policy_slot(12345, slot))
+        runs.append(store.start_policy_run(12345, slot, "scheduled", claim_seconds=180))
+
+    threads = [threading.Thread(target=race, args=(s,)) for s in (one, other) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(claims) == [False] * 7 + [True]
+    made = [r for r in runs if r is not None]
+    assert len(made) == 1 and made[0].tag == f"[policy r{made[0].id}]"
+    assert not one.claim_policy_slot(12345, slot - 86400), "an older slot is passed by"
+    assert one.claim_policy_runs(("creating",), 180) == [], "claimed by its maker until the claim lapses"
+    assert other.move_policy_run(made[0].id, "creating", "running", backup_id=5033)
+    assert not one.move_policy_run(made[0].id, "creating", "running", backup_id=5034), "moved once"
+    (moved,) = one.claim_policy_runs(("running",), 180)
+    assert moved.backup_id == 5033 and other.claim_policy_runs(("running",), 180) == []
+
+
+def test_every_declared_unique_index_is_unique_in_sqlite(tmp_path):
+    """An index of the same columns declared twice (once plain, once unique) must not leave only the plain one."""
+    from bot.store.schema import TABLES
+
+    store = SqliteStore(str(tmp_path / "u.db"))
+    try:
+        for table in TABLES:
+            unique = [
+                tuple(c[2] for c in store.db.execute(f"PRAGMA index_info('{row[1]}')"))
+                for row in store.db.execute(f"PRAGMA index_list('{table.name}')")
+                if row[2]
+            ]
+            for columns in table.unique:
+                assert tuple(columns) in unique, (table.name, columns)
+    finally:
+        store.close()

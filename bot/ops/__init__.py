@@ -10,6 +10,9 @@
     approvals.py      the two-person rule
     home.py           the Home tab
     admin.py          grants, admins, channels, languages
+    policies.py       backup policies: schedules, runs, retention inside the 10-backup limit, pins
+    pipelines.py      pipeline tokens, and the backups pipelines (and the shell) ask for
+    watching.py       freshness, alerts that heal themselves, status, digests
     writes.py         the one way to send a write: its record, its outcome (done, not done, unknown)
 
 Each family is a mixin on `Core`; `Operations` joins them, so a use case may call another family's.
@@ -27,12 +30,18 @@ from bot.ops.core import APPROVAL_TTL, CONFIRMATION_TTL, Accepted, Actor, ReplyT
 from bot.ops.errors import (
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    KeepTooMany,
+    KeyReused,
+    LowerKeepInSlack,
     MayHaveHappened,
+    NoPolicy,
     NoRoom,
+    NotPinnable,
     NotRestorable,
     NotTheRequester,
     OpsError,
@@ -40,12 +49,17 @@ from bot.ops.errors import (
     PermissionDenied,
     RuledServer,
     SafetyBackupFailed,
+    TokenNameTaken,
+    TokenRefused,
     UndoUnavailable,
     WrongChannel,
 )
 from bot.ops.home import Home, HomeView, ServerSummary
+from bot.ops.pipelines import Pipelines, RunReporter, RunStarted
+from bot.ops.policies import Policies, PolicyChange, PolicyNews, PolicyView, SlotBudget
 from bot.ops.room import PURPOSE_MAKE_ROOM, Room, RoomMade
 from bot.ops.undo import DeleteSent, InUndoWindow, Undo
+from bot.ops.watching import AlertChange, DigestReport, Freshness, ServerStatus, Watching
 from bot.ops.writes import Sent, Write, WriteKind, WriteOutcome
 
 __all__ = [
@@ -54,9 +68,11 @@ __all__ = [
     "PURPOSE_MAKE_ROOM",
     "Accepted",
     "Actor",
+    "AlertChange",
     "ApprovalUnavailable",
     "Awaiting",
     "BackupNotFound",
+    "BadSchedule",
     "ChainStarted",
     "ChainStep",
     "ChannelUnusable",
@@ -64,26 +80,44 @@ __all__ = [
     "ConfirmationUnavailable",
     "Decision",
     "DeleteSent",
+    "DigestReport",
     "Done",
+    "Freshness",
     "HomeView",
     "InUndoWindow",
     "Interrupted",
+    "KeepTooMany",
+    "KeyReused",
     "Listing",
+    "LowerKeepInSlack",
     "MayHaveHappened",
+    "NoPolicy",
     "NoRoom",
+    "NotPinnable",
     "NotRestorable",
     "NotTheRequester",
     "Operations",
     "OpsError",
     "OwnRequest",
     "PermissionDenied",
+    "Pipelines",
+    "Policies",
+    "PolicyChange",
+    "PolicyNews",
+    "PolicyView",
     "ReplyTo",
     "RoomMade",
     "RuledServer",
+    "RunReporter",
+    "RunStarted",
     "SafetyBackupFailed",
     "Sent",
     "ServerAccess",
+    "ServerStatus",
     "ServerSummary",
+    "SlotBudget",
+    "TokenNameTaken",
+    "TokenRefused",
     "UndoUnavailable",
     "Write",
     "WriteKind",
@@ -92,5 +126,5 @@ __all__ = [
 ]
 
 
-class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Home, Admin):
+class Operations(Confirmations, Undo, Chains, Room, Approvals, Backups, Watching, Home, Admin, Pipelines, Policies):
     """Every use case: one object the listeners, the CLI and the background loop call."""

@@ -114,20 +114,20 @@ class Approvals(Core):
         )
         if request is None or request.state is not ApprovalState.PENDING or expired:
             state = "expired" if expired else (request.state.value if request else "unknown")
-            audit = {"server_id": request.target_server_id, "backup_id": request.backup_id} if request else {}
+            audit = {"server_id": request.target_server_id, "backup_id": request.backup_id or None} if request else {}
             await self._audit(actor, action, "denied", detail=f"approval request {state}", **audit)
             raise ApprovalUnavailable(request, expired=expired)
         return request
 
     async def _may_decide(self, actor: Actor, request: ApprovalRequest, action: Action) -> None:
         """An owner of every server involved, or an admin; never the requester."""
-        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id or None}
         if actor.user_id == request.requested_by:
             await self._audit(actor, action, "denied", detail="may not decide on one's own request", **audit)
             raise OwnRequest(request)
         admin = await self.is_admin(actor)
         for server_id in sorted(request.servers):
-            await self._authorize(actor, action, server_id, admin=admin, backup_id=request.backup_id)
+            await self._authorize(actor, action, server_id, admin=admin, backup_id=request.backup_id or None)
 
     async def approve(self, actor: Actor, request_id: str) -> Decision:
         """Approve a pending request: the write is sent exactly once, by the one approval that claims it."""
@@ -136,8 +136,8 @@ class Approvals(Core):
         if not await self._db(self.store.claim_approval, request.id, actor.user_id):
             raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
         request = dataclasses.replace(request, state=ApprovalState.APPROVED, decided_by=actor.user_id)
-        what = f"{request.action} of backup {request.backup_id} asked by {request.requested_by}"
-        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        what = _asked(request)
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id or None}
         await self._audit(actor, Action.APPROVE, "done", detail=what, **audit)
         return await self._carry_out(request)
 
@@ -145,6 +145,9 @@ class Approvals(Core):
         """Send the approved write (or start the safety backup an approved restore waits on)."""
         requester = Actor(request.requested_by)
         action = Action(request.action)
+        if action is Action.POLICY:  # a lower keep: saved, no write to send
+            detail = await self.apply_approved_policy(request)
+            return await self._closed(request, ApprovalState.DONE, detail)
         try:
             backup = await self.api.find_backup(request.backup_id)
             if action is Action.RESTORE and not backup.is_restorable:
@@ -192,8 +195,8 @@ class Approvals(Core):
         await self._may_decide(actor, request, Action.DENY)
         if not await self._db(self.store.deny_approval, request.id, actor.user_id):
             raise ApprovalUnavailable(await self._db(self.store.approval, request.id))
-        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
-        what = f"{request.action} of backup {request.backup_id} asked by {request.requested_by}"
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id or None}
+        what = _asked(request)
         await self._audit(actor, Action.DENY, "done", detail=what, **audit)
         await self._audit(
             Actor(request.requested_by),
@@ -207,7 +210,7 @@ class Approvals(Core):
     async def withdraw(self, actor: Actor, request_id: str) -> Decision:
         request = await self._open_request(actor, request_id, None)
         action = Action(request.action)
-        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id}
+        audit = {"server_id": request.target_server_id, "backup_id": request.backup_id or None}
         if actor.user_id != request.requested_by:
             await self._audit(actor, action, "denied", detail="only the requester may withdraw", **audit)
             raise NotTheRequester(request)
@@ -227,6 +230,12 @@ class Approvals(Core):
         return decisions
 
     async def _settle_approved(self, request: ApprovalRequest) -> Decision | None:
+        if request.action == Action.POLICY.value:
+            state = await self.settle_policy_request(request)
+            detail = "saved" if state is ApprovalState.DONE else "the bot stopped before saving it"
+            if not await self._db(self.store.end_approval, request.id, state, detail):
+                return None
+            return Decision(dataclasses.replace(request, state=state, detail=detail))
         if request.safety and request.action == Action.RESTORE.value:
             chain = await self._db(self.store.chain_of_request, request.id)
             if chain is not None:  # the restore chain took over: it tells its own story
@@ -264,7 +273,14 @@ class Approvals(Core):
                 Action(request.action),
                 "cancelled",
                 server_id=request.target_server_id,
-                backup_id=request.backup_id,
+                backup_id=request.backup_id or None,
                 detail=f"expired: nobody decided within {minutes:g} minutes",
             )
         return [Decision(request) for request in expired]
+
+
+def _asked(request: ApprovalRequest) -> str:
+    """What a request asks, for the audit of its decision."""
+    if request.action == Action.POLICY.value:
+        return f"a lower keep for the policy of server {request.server_id} asked by {request.requested_by}"
+    return f"{request.action} of backup {request.backup_id} asked by {request.requested_by}"

@@ -112,7 +112,20 @@ class Backups(Core):
         """
         await self._authorize(actor, Action.CREATE, server_id)
         await self._from_its_channel(actor, Action.CREATE, server_id)
-        write = Write(WriteKind.CREATE, server_id, description=description, path=path)
+        return await self._create(actor, server_id, description, follow=follow, path=path)
+
+    async def _create(
+        self,
+        actor: Actor,
+        server_id: int,
+        description: str,
+        *,
+        follow: ReplyTo | None,
+        path: str,
+        ref: str | None = None,
+    ) -> Backup | Accepted:
+        """The create itself, once the actor may: sent, audited, and followed (see `create_backup`)."""
+        write = Write(WriteKind.CREATE, server_id, description=description, path=path, ref=ref)
         sent = await self.send_write(actor, write, context=description, reply_to=follow)
         if sent.unknown:
             raise MayHaveHappened(sent)

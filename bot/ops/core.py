@@ -33,7 +33,9 @@ from bot.store import Followed, Standing, Store, StoreUnavailable, WouldWait, Wr
 if TYPE_CHECKING:
     from bot.ops.approvals import Decision
     from bot.ops.chains import ChainStep
+    from bot.ops.policies import PolicyNews
     from bot.ops.undo import DeleteSent
+    from bot.ops.watching import AlertChange, DigestReport
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,15 @@ class Reporter(Protocol):
 
     async def follow_ended(self, followed: Followed, why: Words) -> None: ...
 
-    async def automatic_failed(self, backup: Backup) -> None: ...
+    async def alert_changed(self, change: AlertChange) -> None:
+        """An alert opened (a card in the server's channels), reminded of, or recovered (its card edited)."""
+        ...
+
+    async def digest_ready(self, report: DigestReport) -> None: ...
+
+    async def policy_news(self, news: AlertChange | PolicyNews) -> None:
+        """A policy's run went wrong or healed (an alert), or its pause ended on time (told to the team)."""
+        ...
 
     async def delete_sent(self, sent: DeleteSent) -> None: ...
 
@@ -145,7 +155,14 @@ class Core:
         durable: DurableWrites | None = None,
         delete_grace: timedelta = timedelta(0),
         language: str = i18n.SOURCE,
+        stale_hours: float = 26.0,
+        timezone: str = "UTC",
+        reserved_slots: int = 2,
     ):
+        self.stale_hours = stale_hours  # BACKUPBOT_STALE_HOURS: a server's default freshness threshold
+        self.freshness_seen: dict = {}  # the last watch round's status of each server (for /metrics)
+        self.timezone = timezone  # BACKUPBOT_TIMEZONE: of schedules that name no zone
+        self.reserved_slots = reserved_slots  # BACKUPBOT_RESERVED_SLOTS: manual slots policies leave free
         self.delete_grace = delete_grace
         self.language = language  # for people who have not chosen one, and for the team's channels
         self.api = api

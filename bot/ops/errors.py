@@ -3,7 +3,8 @@
     OpsError                  a refusal (bot/slack/views/errors.py and the CLI put it into words)
      ├── PermissionDenied        the person lacks the role (or admin) this needs
      ├── WrongChannel            the server is run only from its own channels
-     ├── ChannelUnusable         the bot could not post in a channel, so the server was not bound to it
+     ├── ChannelUnusable         the bot could not post in a channel: the server not bound there (no digest set)
+     ├── BadSchedule             a threshold or schedule out of bounds
      ├── BackupNotFound          no such backup, or it is gone (also: no role on its server)
      ├── NotRestorable           the backup is not completed
      ├── ConfirmationUnavailable the confirmation was used, cancelled, expired, or never existed
@@ -16,7 +17,14 @@
      ├── SafetyBackupFailed      the restore was not sent: its safety backup could not be made
      ├── UndoUnavailable         the delete was already sent, undone, or is unknown
      ├── Interrupted             a write was on its way when its bot stopped: it may have happened
-     └── MayHaveHappened         a write the API did not confirm: it may have happened (bot/ops/writes.py)
+     ├── MayHaveHappened         a write the API did not confirm: it may have happened (bot/ops/writes.py)
+     ├── TokenRefused            a pipeline's token is unknown or revoked, or does not reach the server
+     ├── TokenNameTaken          a pipeline token of that name exists (or existed: names are never reused)
+     ├── KeyReused               an Idempotency-Key already used for another request
+     ├── KeepTooMany             a policy's keep does not fit the server's 10 manual slots (with the arithmetic)
+     ├── NoPolicy                the server has no policy, or it is off (to pause, resume, run, turn off, keep)
+     ├── LowerKeepInSlack        a lower keep under the two-person rule, asked for from the shell
+     └── NotPinnable             only a manual backup is pinned (automatic ones come and go by themselves)
 
 The API client's own errors (bot/backup_api.py) pass through the use cases unchanged.
 tests/test_i18n.py fails for a subclass without words of its own in every language.
@@ -27,6 +35,7 @@ from __future__ import annotations
 from bot.backup_api import Backup
 from bot.i18n import Words
 from bot.policy import Action, Role
+from bot.retention import Keep
 from bot.store import ApprovalRequest, Confirmation, DeleteWindow, RestoreChain
 
 
@@ -88,11 +97,22 @@ class ApprovalUnavailable(OpsError):
 
 
 class ChannelUnusable(OpsError):
-    """The bot could not post in the channel (`why`), so the server was not bound to it."""
+    """The bot could not post in the channel (`why`), so the server was not bound to it (`server_id`), or,
+    without a server, no digest was set there."""
 
-    def __init__(self, server_id: int, channel_id: str, why: Words):
+    def __init__(self, server_id: int | None, channel_id: str, why: Words):
         self.server_id, self.channel_id, self.why = server_id, channel_id, why
-        super().__init__(f"server {server_id} was not bound to {channel_id}: {why.english()}")
+        what = f"server {server_id} was not bound to {channel_id}" if server_id else f"no digest set in {channel_id}"
+        super().__init__(f"{what}: {why.english()}")
+
+
+class BadSchedule(OpsError):
+    """A value a schedule or threshold cannot take (`what`: stale, ...): nothing was changed."""
+
+    def __init__(self, what: str, value: str):
+        self.what, self.value = what, value
+        bounds = ": a pause ends in the future, at most 7 days from now" if what == "pause" else ""
+        super().__init__(f"{what} {value} is out of bounds{bounds}")
 
 
 class OwnRequest(OpsError):
@@ -169,3 +189,76 @@ class Interrupted(OpsError):
     def __init__(self, why: Words):
         self.why = why
         super().__init__(why.english())
+
+
+class TokenRefused(OpsError):
+    """A pipeline's token was refused: unknown, revoked (`revoked`), or not made for this server (`server_id`)."""
+
+    def __init__(self, name: str | None, *, revoked: bool = False, server_id: int | None = None):
+        self.name, self.revoked, self.server_id = name, revoked, server_id
+        if server_id is not None:
+            why = f"token {name} does not reach server {server_id}"
+        elif revoked:
+            why = f"token {name} was revoked"
+        else:
+            why = "the token is not known"
+        super().__init__(why)
+
+    @property
+    def forbidden(self) -> bool:
+        """A good token asking for a server it was not made for (403), rather than no good token (401)."""
+        return self.server_id is not None
+
+
+class TokenNameTaken(OpsError):
+    """Token names are never reused, so the audit's `token:NAME` always means one token."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"a token named {name} exists already (revoked tokens keep their names)")
+
+
+class KeyReused(OpsError):
+    """The same Idempotency-Key came with another request: it names one request only."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"this Idempotency-Key was used for another request (run {run_id})")
+
+
+class KeepTooMany(OpsError):
+    """A policy's keep exceeds 10 - reserved - the server's other manual backups - 1: nothing was changed."""
+
+    def __init__(self, server_id: int, keep: Keep, fits: int, reserved: int, other: int):
+        self.server_id, self.keep, self.fits = server_id, keep, fits
+        self.reserved, self.other = reserved, other
+        super().__init__(f"{keep.words()} keeps {keep.most}, but server {server_id} has room for {fits}")
+
+
+class NoPolicy(OpsError):
+    """The server has no policy (or it is off): say a schedule first (`policy SERVER daily 02:00`)."""
+
+    def __init__(self, server_id: int, *, off: bool = False):
+        self.server_id, self.off = server_id, off
+        what = "its policy is off" if off else "it has no policy"
+        super().__init__(f"server {server_id}: {what}; set a schedule first (policy {server_id} daily 02:00)")
+
+
+class LowerKeepInSlack(OpsError):
+    """A lower keep on a server under the two-person rule is asked for in Slack, where a second person
+    approves it: the shell cannot post its card."""
+
+    def __init__(self, server_id: int):
+        self.server_id = server_id
+        super().__init__(
+            f"server {server_id} is under the two-person rule: ask for a lower keep in Slack "
+            "(/backup policy), where a second owner approves it; nothing was changed"
+        )
+
+
+class NotPinnable(OpsError):
+    """Pins are for manual backups: automatic ones come and go by the provider's own rule."""
+
+    def __init__(self, backup: Backup):
+        self.backup = backup
+        super().__init__(f"backup {backup.id} is {backup.backup_type}, not manual")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.backup_api import Backup, BackupApiError
 from bot.ops.core import Actor, Core
+from bot.ops.timetable import upcoming
+from bot.ops.watching import freshness
 from bot.policy import Action, Role, is_allowed
 from bot.store import ApprovalRequest, AuditEntry
 
@@ -23,6 +26,11 @@ class ServerSummary:
     in_progress: int = 0
     manual_used: int = 0
     may_create: bool = False
+    state: str | None = None  # fresh, due or stale (bot/ops/watching.py); None when the API could not say
+    alerts: int = 0  # open alerts
+    next_run: datetime | None = None  # its backup policy's next run
+    policy_state: str | None = None  # active, paused or off; None: no policy
+    may_set_policy: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,10 +77,19 @@ class Home(Core):
         by_server: dict[int, list[Backup]] = {}
         for backup in backups:
             by_server.setdefault(backup.server.id, []).append(backup)
+        own = await self._db(self.store.stale_hours)
+        alerts = await self._db(self.store.open_alerts)
+        policies = {p.server_id: p for p in await self._db(self.store.policies)}
         servers = []
         for sid in sorted(roles):
             mine = sorted(by_server.get(sid, []), key=lambda b: (b.created_at, b.id), reverse=True)
             role = None if roles[sid] == "admin" else Role.parse(roles[sid])
+            done = next((b for b in mine if b.is_restorable), None)
+            state = (
+                None
+                if problem
+                else freshness(done.created_at if done else None, self._clock(), own.get(sid, self.stale_hours))
+            )
             servers.append(
                 ServerSummary(
                     sid,
@@ -83,6 +100,11 @@ class Home(Core):
                     sum(b.is_running for b in mine),
                     sum(b.backup_type == "manual" for b in mine),
                     is_allowed(Action.CREATE, is_admin=admin, role=role),
+                    state.value if state else None,
+                    sum(a.server_id == sid for a in alerts),
+                    next(iter(upcoming(policies.get(sid), self._clock(), 1)), None),
+                    policies[sid].state if sid in policies else None,
+                    is_allowed(Action.POLICY, is_admin=admin, role=role),
                 )
             )
         waiting = [

@@ -318,15 +318,7 @@ def block_actions_payload(
             "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.trigger",
             "team": {"id": TEAM, "domain": "loopback"},
             "view": view,
-            "actions": [
-                {
-                    "type": action.get("type", "button"),
-                    "action_id": action["action_id"],
-                    "block_id": block_id,
-                    "value": action.get("value", ""),
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
+            "actions": [_action(action, block_id)],
         }
     return {
         "type": "block_actions",
@@ -338,18 +330,22 @@ def block_actions_payload(
         "team": {"id": TEAM, "domain": "loopback"},
         "channel": {"id": channel_id, "name": "ops"},
         "response_url": response_url,
-        "actions": [
-            {
-                "type": action.get("type", "button"),
-                "action_id": action["action_id"],
-                "block_id": block_id,
-                "value": action.get("value", ""),
-                "text": action.get("text"),
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
+        "actions": [{**_action(action, block_id), "text": action.get("text")}],
         **({"message": message} if message else {}),
     }
+
+
+def _action(action: dict, block_id: str) -> dict:
+    """One pressed element as Slack sends it: a button's value, or an overflow menu's chosen option."""
+    pressed = {
+        "type": action.get("type", "button"),
+        "action_id": action["action_id"],
+        "block_id": block_id,
+        "action_ts": f"{time.time():.6f}",
+    }
+    if pressed["type"] == "overflow":
+        return {**pressed, "selected_option": action["selected_option"]}
+    return {**pressed, "value": action.get("value", "")}
 
 
 def view_submission_payload(*, user_id: str, view: dict, values: dict[str, dict[str, str | list[str]]]) -> dict:

@@ -23,9 +23,10 @@ from bot.parsing import UsageError, parse_id
 from bot.policy import Action
 from bot.slack import ids
 from bot.slack.commands import created_outcome, delete_confirmation
+from bot.slack.policy_form import open_form
 from bot.slack.replies import EXPECTED_ERRORS, Deps, Outcome, answer
 from bot.slack.requests import submitted_choice, submitted_text
-from bot.slack.views import approvals, messages, modals, safety
+from bot.slack.views import approvals, messages, modals, safety, watching
 from bot.slack.views.errors import error_message, mismatch_text
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def button_registrar(app: AsyncApp, deps: Deps):
                 response_url = body.get("response_url") or ""
                 it = Press(
                     Actor(body["user"]["id"], channel_id=_channel(body)),
-                    str(action.get("value", "")),
+                    str(action.get("value") or (action.get("selected_option") or {}).get("value", "")),
                     _channel(body),
                     response_url,
                     str(body.get("trigger_id", "")),
@@ -186,6 +187,22 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @button(ids.WITHDRAW, replace=False)
     async def withdraw(it: Press) -> None:
         await deps.reporter.request_settled(await ops.withdraw(it.actor, it.value))
+
+    @button(ids.ALERT_CREATE, replace=False)
+    async def take_a_backup_from_an_alert(it: Press) -> Outcome:
+        """Take a backup, from an alert's card: the same create as `/backup create`, for whoever pressed."""
+        server_id = parse_id(it.value, "server")
+        backup = await ops.create_backup(it.actor, server_id, "", follow=it.reply_to)
+        return created_outcome(deps, it.actor.user_id, backup)
+
+    @button(ids.ALERT_STATUS, replace=False)
+    async def status_from_an_alert(it: Press) -> Outcome:
+        statuses = await ops.status(it.actor, parse_id(it.value, "server"))
+        return Outcome(watching.status_message(statuses, deps.clock()))
+
+    @button(ids.POLICY_EDIT, replace=False)
+    async def policy_edit_pressed(it: Press) -> Outcome | None:
+        return await open_form(deps, app.client, it.actor, parse_id(it.value, "server"), it.trigger_id, it.reply_to)
 
     @button(ids.CANCEL, replace=True)
     async def cancelled(it: Press) -> Outcome:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.slack import actions, commands, home
+from bot.slack import actions, commands, home, policy_form
 from bot.slack.replies import Deps
 from bot.slack.views.errors import error_message
 
@@ -43,11 +44,28 @@ def create_app(
     commands.register(app, deps)
     actions.register(app, deps)
     home.register(app, deps)
+    policy_form.register(app, deps)
 
     @app.error
-    async def on_error(error: Exception, body: dict, respond) -> None:
+    async def on_error(error: Exception, body: dict) -> None:
+        """Say so through the request's response_url — through the bot's own client, so only to Slack's hosts
+        (Bolt's `respond` would post anywhere) — and never fail again while saying it."""
         log.error("a request failed before its listener could answer: %s", type(error).__name__, exc_info=error)
-        if body.get("response_url") or body.get("response_urls"):
-            await respond(**error_message(error))
+        response_url = _response_url(body)
+        if response_url:
+            try:
+                await deps.responses.send(response_url, error_message(error))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("could not tell the person about it: %s", type(exc).__name__)
 
     return app
+
+
+def _response_url(body: dict) -> str | None:
+    """Where to answer: a command's or a press's response_url, else a form's first (as Bolt's `respond` picks)."""
+    if isinstance(body.get("response_url"), str):
+        return body["response_url"]
+    urls = body.get("response_urls")
+    first = urls[0] if isinstance(urls, list) and urls and isinstance(urls[0], dict) else {}
+    url = first.get("response_url")
+    return url if isinstance(url, str) else None

@@ -17,11 +17,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.backup_api import Backup
 from bot.i18n import speaking
-from bot.ops import Accepted, Actor, ReplyTo
+from bot.ops import Accepted, Actor, PolicyChange, ReplyTo
 from bot.parsing import Command, UsageError, parse_command
 from bot.policy import Action
+from bot.schedule import Schedule, clock_time
+from bot.slack.policy_form import open_form, policy_outcome
 from bot.slack.replies import Deps, Outcome, answer
-from bot.slack.views import messages
+from bot.slack.views import messages, policies, watching
 from bot.slack.views.errors import usage_error_message
 from bot.store import AuditSearch, Confirmation, StoreUnavailable
 
@@ -33,9 +35,10 @@ class Invocation:
     actor: Actor
     channel_id: str | None
     response_url: str
+    trigger_id: str = ""
 
 
-Runner = Callable[[Deps, Command, Invocation], Awaitable[Outcome]]
+Runner = Callable[[Deps, Command, Invocation], Awaitable[Outcome | None]]
 
 
 def ephemeral(message: dict) -> dict:
@@ -129,7 +132,78 @@ async def _language(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
         return Outcome(messages.language_message(cmd.language, changed))
 
 
+async def _status(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    statuses = await deps.ops.status(it.actor, cmd.server_id)
+    return Outcome(watching.status_message(statuses, deps.clock()))
+
+
+async def _policy(deps: Deps, cmd: Command, it: Invocation) -> Outcome | None:
+    """`policy SERVER …`, `policies`, `pin`, `unpin`: one runner, by what is done (`cmd.word`)."""
+    ops, user = deps.ops, it.actor.user_id
+    reply_to = ReplyTo(channel_id=it.channel_id, response_url=it.response_url)
+    if cmd.word == "stale":
+        before = await ops.set_stale_hours(it.actor, cmd.server_id, cmd.hours)
+        return Outcome(watching.stale_set_message(cmd.server_id, cmd.hours, before, ops.stale_hours))
+    if cmd.word == "show":
+        return Outcome(policies.policy_message(await ops.policy_view(it.actor, cmd.server_id)))
+    if cmd.word == "list":
+        return Outcome(policies.policies_message(await ops.policy_views(it.actor)))
+    if cmd.word == "edit":
+        return await open_form(deps, deps.notifier.client, it.actor, cmd.server_id, it.trigger_id, reply_to)
+    if cmd.word in ("pin", "unpin"):
+        pinned = cmd.word == "pin"
+        backup, changed = await ops.pin_backup(it.actor, cmd.backup_id, pinned=pinned)
+        return Outcome(policies.pinned_message(backup, pinned, changed))
+    if cmd.word == "pause":
+        policy = await ops.pause_policy(
+            it.actor, cmd.server_id, hours=cmd.pause_hours, until=cmd.pause_until, reason=cmd.description
+        )
+        return Outcome(
+            policies.paused_message(policy), [policies.announce_paused(user, policy)], server_id=cmd.server_id
+        )
+    if cmd.word == "resume":
+        policy = await ops.resume_policy(it.actor, cmd.server_id)
+        return Outcome(
+            policies.resumed_message(policy), [policies.announce_resumed(user, policy)], server_id=cmd.server_id
+        )
+    if cmd.word == "off":
+        policy = await ops.policy_off(it.actor, cmd.server_id)
+        return Outcome(policies.off_message(policy), [policies.announce_off(user, policy)], server_id=cmd.server_id)
+    if cmd.word == "run":
+        run = await ops.run_policy_now(it.actor, cmd.server_id)
+        return Outcome(policies.run_started_message(run))
+    change = PolicyChange(
+        cadence=cmd.cadence,
+        days=cmd.days,
+        at_time=cmd.at_time,
+        every_hours=cmd.every_hours,
+        zone=cmd.zone,
+        keep=cmd.keep,
+    )
+    return policy_outcome(deps, user, await ops.set_policy(it.actor, cmd.server_id, change, reply_to=reply_to))
+
+
+async def _digest(deps: Deps, cmd: Command, it: Invocation) -> Outcome:
+    if cmd.channel_id is None:
+        return Outcome(watching.digests_message(await deps.ops.digests(it.actor)))
+    if not cmd.switch:
+        changed = await deps.ops.set_digest(it.actor, cmd.channel_id, None)
+        return Outcome(watching.digest_set_message(cmd.channel_id, None, changed))
+    zone_name = cmd.zone or deps.ops.timezone
+    schedule = Schedule(cmd.cadence, clock_time(cmd.at_time), zone_name, days=cmd.days)
+
+    async def can_post(channel_id: str, _server: int):
+        return await deps.notifier.can_post(channel_id, watching.digest_hello(it.actor.user_id, schedule))
+
+    await deps.ops.set_digest(it.actor, cmd.channel_id, schedule, can_post=can_post)
+    words = watching.schedule_words(cmd.cadence, cmd.days, cmd.at_time, zone_name)
+    return Outcome(watching.digest_set_message(cmd.channel_id, words, True))
+
+
 RUNNERS: dict[Action, Runner] = {
+    Action.STATUS: _status,
+    Action.POLICY: _policy,
+    Action.DIGEST: _digest,
     Action.CHANNELS: _channels,
     Action.APPROVALS: _approvals,
     Action.LIST: _list,
@@ -174,9 +248,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     async def _run(cmd: Command, command: dict) -> None:
         channel_id = command.get("channel_id")
-        it = Invocation(Actor(command["user_id"], channel_id=channel_id), channel_id, command["response_url"])
+        it = Invocation(
+            Actor(command["user_id"], channel_id=channel_id),
+            channel_id,
+            command["response_url"],
+            str(command.get("trigger_id") or ""),
+        )
 
-        async def work() -> Outcome:
+        async def work() -> Outcome | None:
             return await RUNNERS[cmd.action](deps, cmd, it)
 
         async def send(message: dict) -> None:

@@ -25,6 +25,7 @@ from bot.slack import ids
 from bot.slack.actions import Press, button_registrar
 from bot.slack.commands import created_outcome
 from bot.slack.notifier import UNREACHABLE_RETRY_SECONDS, retry_after
+from bot.slack.policy_form import open_form
 from bot.slack.replies import Deps, Outcome, answer
 from bot.slack.requests import submitted_text
 from bot.slack.views import messages, modals
@@ -111,7 +112,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @button(ids.HOME_CREATE, replace=False)
     async def take_a_backup(it: Press) -> Outcome | None:
-        server_id = parse_id(it.value, "server")
+        return await open_create_form(it, parse_id(it.value, "server"))
+
+    @button(ids.HOME_SERVER_MENU, replace=False)
+    async def server_menu(it: Press) -> Outcome | None:
+        """A server's menu: take a backup (its form), or its backup policy (the policy form)."""
+        what, _sep, server = it.value.partition(":")
+        server_id = parse_id(server, "server")
+        if what == "policy":
+            return await open_form(deps, app.client, it.actor, server_id, it.trigger_id, it.reply_to)
+        return await open_create_form(it, server_id)
+
+    async def open_create_form(it: Press, server_id: int) -> Outcome | None:
         names = await asyncio.to_thread(deps.ops.store.server_names)
         try:
             await app.client.views_open(

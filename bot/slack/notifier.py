@@ -159,6 +159,10 @@ class SlackNotifier:
         problems = [await self._announce_in(channel, message) for channel in await self.channels_for(where, server_id)]
         return " ".join(p for p in problems if p) or None
 
+    async def post_to(self, channel: str, message: dict) -> str | None:
+        """Post in exactly this channel (a digest's own), kept until Slack takes it; a problem, if any."""
+        return await self._announce_in(channel, message)
+
     async def _announce_in(self, channel: str, message: dict) -> str | None:
         try:
             item_id = await asyncio.to_thread(
@@ -198,6 +202,8 @@ class SlackNotifier:
         await self._record(self.store.announcement_sent, item)
         if item.approval_id is not None:
             await self._card_posted(item, posted.get("channel") or item.channel, posted.get("ts"))
+        if item.alert_id is not None:
+            await self._alert_card_posted(item, posted.get("channel") or item.channel, posted.get("ts"))
         return None
 
     async def _retry_later(self, item: Announcement, exc: SlackApiError, error: str) -> None:
@@ -225,6 +231,49 @@ class SlackNotifier:
         if closed is not None and closed != item.message:
             await self._update_in_place(item.approval_id, channel, ts, closed)
 
+    async def post_alert_card(self, alert_id: str, server_id: int, message: dict) -> None:
+        """An alert's card, in the server's channels (else the notify channel): kept until Slack takes it."""
+        for channel in await self.channels_for(None, server_id):
+            try:
+                item_id = await asyncio.to_thread(
+                    self.store.enqueue_announcement,
+                    channel,
+                    message,
+                    claim_seconds=SEND_CLAIM_SECONDS,
+                    alert_id=alert_id,
+                )
+            except StoreUnavailable as exc:
+                log.warning("outbox unavailable (%s): posting alert card without keeping a copy", exc)
+                item_id = None
+            await self._post(Announcement(item_id, channel, message, 0, alert_id=alert_id))
+
+    async def _alert_card_posted(self, item: Announcement, channel: str, ts: str | None) -> None:
+        """Remember where an alert's card went, so its recovery edits it; if it healed while the card was on
+        its way, edit it at once."""
+        if not ts:
+            return
+        try:
+            await asyncio.to_thread(self.store.alert_card_posted, item.alert_id, channel, ts)
+            healed = await asyncio.to_thread(self.store.kept_alert_card, item.alert_id)
+        except StoreUnavailable as exc:
+            log.warning("could not keep where alert card %s went (%s)", item.alert_id, exc)
+            return
+        if healed is not None and healed != item.message:
+            await self._update_in_place(None, channel, ts, healed)
+
+    async def settle_alert_card(self, alert_id: str, message: dict) -> None:
+        """An alert healed: each of its cards is edited in place (kept until Slack accepts it); a card not yet
+        posted is posted healed."""
+        try:
+            await asyncio.to_thread(self.store.keep_alert_card, alert_id, message)
+            await asyncio.to_thread(self.store.rewrite_pending_alert_card, alert_id, message)
+            cards = await asyncio.to_thread(self.store.alert_cards, alert_id)
+        except StoreUnavailable as exc:
+            log.warning("could not settle alert card %s yet (%s)", alert_id, exc)
+            return
+        for channel, ts in cards:
+            await self._update_in_place(None, channel, ts, message)
+
     async def settle_card(self, request: ApprovalRequest, message: dict) -> None:
         """A request closed: its card, as it ended, replaces the live one — updated in place if Slack has it,
         else posted so when its post goes out. Kept until Slack accepts it."""
@@ -239,7 +288,7 @@ class SlackNotifier:
         with contextlib.suppress(StoreUnavailable):
             await asyncio.to_thread(self.store.rewrite_pending_card, request.id, message)
 
-    async def _update_in_place(self, approval_id: str, channel: str, ts: str, message: dict) -> None:
+    async def _update_in_place(self, approval_id: str | None, channel: str, ts: str, message: dict) -> None:
         try:
             item_id = await asyncio.to_thread(
                 self.store.enqueue_announcement,

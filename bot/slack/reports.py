@@ -15,12 +15,12 @@ from datetime import datetime
 from bot.backup_api import Backup
 from bot.clock import utc_now
 from bot.i18n import Words
-from bot.ops import ChainStep, Decision, DeleteSent, Operations
+from bot.ops import AlertChange, ChainStep, Decision, DeleteSent, DigestReport, Operations, PolicyNews
 from bot.slack.home import HomePages
 from bot.slack.notifier import SlackNotifier
-from bot.slack.views import approvals, messages, outcomes, safety
-from bot.slack.views.base import server_words
-from bot.store import ApprovalState, Followed
+from bot.slack.views import approvals, messages, outcomes, policies, safety, watching
+from bot.slack.views.base import by_a_pipeline, server_words
+from bot.store import ApprovalState, Followed, PipelineRun
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,50 @@ class SlackReporter:
         return await self.notifier.drain_outbox()
 
     async def backup_finished(self, followed: Followed, backup: Backup, manual_count: int) -> None:
+        """The requester's reply updated; a completed backup announced (a failed one is an alert's card)."""
         async with self.ops.speaking_to(followed.requested_by):
-            await self.notifier.announce(
-                followed.channel_id, messages.announce_finished(followed, backup, manual_count), followed.server_id
-            )
+            if backup.is_restorable:
+                if by_a_pipeline(followed.requested_by):
+                    announcement = messages.announce_pipeline_finished(followed, backup, manual_count, self._clock())
+                else:
+                    announcement = messages.announce_finished(followed, backup, manual_count)
+                await self.notifier.announce(followed.channel_id, announcement, followed.server_id)
             await self.notifier.update_reply(followed.response_url, messages.finished_message(backup, self._clock()))
         await self.home.refresh_if_opened(followed.requested_by)
 
     async def follow_ended(self, followed: Followed, why: Words) -> None:
         async with self.ops.speaking_to(followed.requested_by):
-            await self.notifier.announce(
-                followed.channel_id, messages.announce_ended(followed, why), followed.server_id
-            )
+            if by_a_pipeline(followed.requested_by):
+                announcement = messages.announce_pipeline_ended(followed, why)
+            else:
+                announcement = messages.announce_ended(followed, why)
+            await self.notifier.announce(followed.channel_id, announcement, followed.server_id)
             await self.notifier.update_reply(followed.response_url, messages.ended_message(followed.backup_id, why))
         await self.home.refresh_if_opened(followed.requested_by)
 
-    async def automatic_failed(self, backup: Backup) -> None:
-        """Only the server's channels or the notify channel hear of these: no one asked, so no other channel."""
-        if not await self.notifier.channels_for(None, backup.server.id):
-            log.warning("automatic backup %s of server %s is %s", backup.id, backup.server.id, backup.status)
+    async def alert_changed(self, change: AlertChange) -> None:
+        """An alert's card posted in the server's channels (else the notify channel), a reminder posted, or the
+        card edited in place once it healed. With no channel to post in, it is logged."""
+        alert, now = change.alert, self._clock()
+        if not await self.notifier.channels_for(None, alert.server_id):
+            log.warning("alert %s on server %s (%s): no channel to tell", change.event, alert.server_id, alert.kind)
             return
-        async with self.ops.speaking_to(None):
-            message = messages.announce_automatic_failed(backup, self._clock())
-        await self.notifier.announce(None, message, backup.server.id)
+        if change.event == "opened":
+            await self.notifier.post_alert_card(alert.id, alert.server_id, watching.alert_card(alert, change.name, now))
+        elif change.event == "reminded":
+            await self.notifier.announce(None, watching.alert_reminder(alert, change.name, now), alert.server_id)
+        else:
+            await self.notifier.settle_alert_card(alert.id, watching.recovered_card(alert, change.name, now))
+
+    async def policy_news(self, news: AlertChange | PolicyNews) -> None:
+        """A policy's alert (a card, as any alert), or its pause ended on time: told in the server's channels."""
+        if isinstance(news, AlertChange):
+            await self.alert_changed(news)
+            return
+        await self.notifier.announce(None, policies.announce_resumed(None, news.policy), news.server_id)
+
+    async def digest_ready(self, report: DigestReport) -> None:
+        await self.notifier.post_to(report.digest.channel, watching.digest_message(report, self._clock()))
 
     async def delete_sent(self, ended: DeleteSent) -> None:
         """A delete whose undo window ended: the reply updated; the team told if it was, or may have been, done."""
@@ -118,3 +139,14 @@ class SlackReporter:
         else:
             return
         await self.notifier.announce(request.origin_channel, announcement, request.target_server_id)
+
+    async def run_started(self, run: PipelineRun) -> None:
+        """A pipeline's run, told to the server's channels (else the notify channel): the backup it took, or why
+        it took none. No channel of the pipeline's own: nobody asked from Slack."""
+        async with self.ops.speaking_to(None):
+            announcement = messages.announce_run(run)
+        await self.notifier.announce(None, announcement, run.server_id)
+
+    async def run_settled(self, run: PipelineRun) -> None:
+        """A run the background loop settled (found after all, or never sent): told like one that started."""
+        await self.run_started(run)

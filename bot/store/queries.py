@@ -26,6 +26,8 @@ from bot.policy import Role
 from bot.store.errors import WouldWait
 from bot.store.records import (
     OUTCOMES,
+    Alert,
+    AlertKind,
     Announcement,
     ApprovalRequest,
     ApprovalState,
@@ -35,10 +37,16 @@ from bot.store.records import (
     Confirmation,
     ConfirmationState,
     DeleteWindow,
+    Digest,
     DueWork,
     Followed,
     Grant,
+    PipelineRun,
+    PipelineToken,
+    Policy,
+    PolicyRun,
     RestoreChain,
+    RunStatus,
     Standing,
     WindowState,
     WriteRecord,
@@ -466,6 +474,7 @@ class Store:
         ts: str | None = None,
         user_id: str | None = None,
         after_seconds: float = 0.0,
+        alert_id: str | None = None,
     ) -> int:
         """Keep a message until Slack accepts it (see `Announcement`); with `claim_seconds`, the caller sends it
         first; with `after_seconds`, it is not due before then."""
@@ -486,6 +495,7 @@ class Store:
                     "kind": kind,
                     "ts": ts,
                     "user_id": user_id,
+                    "alert_id": alert_id,
                 },
             )
         self._new_work()
@@ -499,11 +509,11 @@ class Store:
                 "UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' "
                 "AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?) "
                 "AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ?) "
-                "RETURNING id, channel, message, attempts, approval_id, kind, ts, user_id",
+                "RETURNING id, channel, message, attempts, approval_id, kind, ts, user_id, alert_id",
                 [now + claim_seconds, now, now, limit, now],
             ).fetchall()
         claimed = [
-            Announcement(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5] or "post", row[6], row[7])
+            Announcement(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5] or "post", row[6], row[7], row[8])
             for row in rows
         ]
         return sorted(claimed, key=lambda item: item.id)
@@ -972,3 +982,386 @@ class Store:
                 [self._clock().timestamp(), cutoff, *paths],
             ).fetchall()
         return [self.write(row[0]) for row in rows]
+
+    # --- watching: thresholds, alerts, digests -------------------------------------------------
+
+    def known_servers(self) -> dict[int, str | None]:
+        """Every server the bot knows of: named by the API, granted, bound to channels, or given a threshold."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT id, name FROM servers UNION SELECT server_id, NULL FROM grants "
+                "UNION SELECT server_id, NULL FROM server_channels UNION SELECT server_id, NULL FROM server_settings"
+            ).fetchall()
+        known: dict[int, str | None] = {}
+        for server_id, name in rows:
+            known[server_id] = known.get(server_id) or name
+        return known
+
+    def stale_hours(self) -> dict[int, float]:
+        """The servers with a threshold of their own (hours), apart from BACKUPBOT_STALE_HOURS."""
+        with self._reading() as db:
+            rows = db.execute("SELECT server_id, stale_hours FROM server_settings WHERE stale_hours IS NOT NULL")
+            return {row[0]: row[1] for row in rows}
+
+    def set_stale_hours(self, server_id: int, hours: float | None, set_by: str) -> float | None:
+        """A server's own threshold (None: the default again); returns the one it had."""
+        with self._writing() as db:
+            row = db.execute("SELECT stale_hours FROM server_settings WHERE server_id = ?", [server_id]).fetchone()
+            db.execute(
+                "INSERT INTO server_settings (server_id, stale_hours, set_by, set_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (server_id) DO UPDATE SET stale_hours = excluded.stale_hours, set_by = excluded.set_by, "
+                "set_at = excluded.set_at",
+                [server_id, hours, set_by, iso_seconds(self._clock())],
+            )
+        return row[0] if row else None
+
+    def open_alert(self, server_id: int, kind: str, subject_id: int | None, facts: dict) -> Alert | None:
+        """Open an alert, unless one of this kind is open for the server: the new one, to the one caller that
+        opened it (one statement: however many bots watch, one alert and one card)."""
+        token = secrets.token_urlsafe(9)
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            row = db.execute(
+                "INSERT INTO alerts (id, server_id, kind, open_key, subject_id, state, facts, opened_at, reminded_at) "
+                "VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                [token, server_id, kind, f"{server_id}:{kind}", subject_id, json.dumps(facts), now, now],
+            ).fetchone()
+        return self.alert(token) if row else None
+
+    def alert(self, alert_id: str) -> Alert | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM alerts WHERE id = ?", [alert_id])
+        return Alert.from_row(rows[0]) if rows else None
+
+    def open_alerts(self) -> list[Alert]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM alerts WHERE state = 'open' ORDER BY opened_at")
+        return [Alert.from_row(r) for r in rows]
+
+    def alerts_since(self, moment: float) -> list[Alert]:
+        """Alerts opened at or after `moment` (epoch seconds), oldest first: what happened, for a digest."""
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM alerts WHERE opened_at >= ? ORDER BY opened_at", [moment])
+        return [Alert.from_row(r) for r in rows]
+
+    def remind_alert(self, alert_id: str, older_than_seconds: float) -> bool:
+        """Mark an open alert reminded, if its last reminder is older than that; True for the one caller."""
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE alerts SET reminded_at = ? WHERE id = ? AND state = 'open' AND reminded_at < ?",
+                [now, alert_id, now - older_than_seconds],
+            )
+            return cursor.rowcount == 1
+
+    def recover_alert(self, alert_id: str, recovery: dict) -> Alert | None:
+        """open → recovered (another of its kind may open later); the alert, to the one caller that moved it."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE alerts SET state = 'recovered', open_key = NULL, recovered_at = ?, recovery = ? "
+                "WHERE id = ? AND state = 'open'",
+                [self._clock().timestamp(), json.dumps(recovery), alert_id],
+            )
+            moved = cursor.rowcount == 1
+        return self.alert(alert_id) if moved else None
+
+    def alert_card_posted(self, alert_id: str, channel: str, ts: str) -> None:
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO alert_cards (alert_id, channel, ts) VALUES (?, ?, ?) "
+                "ON CONFLICT (alert_id, channel) DO UPDATE SET ts = excluded.ts",
+                [alert_id, channel, ts],
+            )
+
+    def alert_cards(self, alert_id: str) -> list[tuple[str, str]]:
+        """Where an alert's cards went: (channel, ts) each."""
+        with self._reading() as db:
+            rows = db.execute("SELECT channel, ts FROM alert_cards WHERE alert_id = ?", [alert_id]).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def keep_alert_card(self, alert_id: str, message: dict) -> None:
+        """The card as the alert now stands (recovered), for a card Slack takes only later."""
+        with self._writing() as db:
+            db.execute("UPDATE alerts SET card = ? WHERE id = ?", [json.dumps(message), alert_id])
+
+    def kept_alert_card(self, alert_id: str) -> dict | None:
+        with self._reading() as db:
+            row = db.execute("SELECT card FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def rewrite_pending_alert_card(self, alert_id: str, message: dict) -> int:
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET message = ? WHERE alert_id = ? AND state = 'pending' "
+                "AND (kind IS NULL OR kind = 'post')",
+                [json.dumps(message), alert_id],
+            )
+            return cursor.rowcount
+
+    def set_digest(
+        self, channel: str, *, cadence: str, days: Sequence[int], at_time: str, zone: str, set_by: str
+    ) -> None:
+        """A channel's digest (replacing any it had); the first is sent at its first slot after now."""
+        with self._writing() as db:
+            db.execute(
+                "INSERT INTO digests (channel, cadence, days, at_time, zone, set_by, set_at, last_slot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (channel) DO UPDATE SET cadence = excluded.cadence, "
+                "days = excluded.days, at_time = excluded.at_time, zone = excluded.zone, set_by = excluded.set_by, "
+                "set_at = excluded.set_at, last_slot = NULL",
+                [channel, cadence, ",".join(str(d) for d in days), at_time, zone, set_by, self._clock().timestamp()],
+            )
+
+    def remove_digest(self, channel: str) -> bool:
+        with self._writing() as db:
+            return db.execute("DELETE FROM digests WHERE channel = ?", [channel]).rowcount == 1
+
+    def digests(self) -> list[Digest]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM digests ORDER BY channel")
+        return [Digest.from_row(r) for r in rows]
+
+    def claim_digest_slot(self, channel: str, slot: float) -> bool:
+        """Take the digest of `slot` (epoch seconds) for this channel: True for the one caller, once per slot."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE digests SET last_slot = ? WHERE channel = ? AND (last_slot IS NULL OR last_slot < ?)",
+                [slot, channel, slot],
+            )
+            return cursor.rowcount == 1
+
+    def open_alert_counts(self) -> dict[str, int]:
+        """Open alerts by kind (for /metrics): every kind, with 0 for none."""
+        with self._reading() as db:
+            rows = db.execute("SELECT kind, count(*) FROM alerts WHERE state = 'open' GROUP BY kind").fetchall()
+        counts = {kind.value: 0 for kind in AlertKind}
+        counts.update({kind: count for kind, count in rows})
+        return counts
+
+    # --- pipelines: tokens and runs ---------------------------------------------------
+
+    def add_token(self, *, name: str, selector: str, hash: str, servers: Iterable[int], made_by: str) -> bool:
+        """Keep a new token (its hash only); False if the name is taken, by a live or a revoked token."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "INSERT INTO pipeline_tokens (name, selector, hash, servers, made_by, made_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [name, selector, hash, ",".join(str(s) for s in sorted(servers)), made_by, iso_seconds(self._clock())],
+            )
+            return cursor.rowcount == 1
+
+    def token_by_selector(self, selector: str) -> PipelineToken | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM pipeline_tokens WHERE selector = ?", [selector])
+        return PipelineToken.from_row(rows[0]) if rows else None
+
+    def tokens(self) -> list[PipelineToken]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM pipeline_tokens ORDER BY name")
+        return [PipelineToken.from_row(r) for r in rows]
+
+    def revoke_token(self, name: str, revoked_by: str) -> bool:
+        """Revoke a live token; True only for the one caller that did it."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE pipeline_tokens SET revoked_by = ?, revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                [revoked_by, iso_seconds(self._clock()), name],
+            )
+            return cursor.rowcount == 1
+
+    def claim_run(self, **fields: Any) -> tuple[PipelineRun, bool]:
+        """Claim a run by its id in one statement (pending); True if this caller made it, False if the id was
+        already taken (a repeated Idempotency-Key: the first caller's run comes back, whatever its state)."""
+        now = self._clock()
+        row = {
+            **fields,
+            "status": RunStatus.PENDING.value,
+            "created_at": iso_seconds(now),
+            "updated_at": now.timestamp(),
+        }
+        columns = ", ".join(quoted(c) for c in row)
+        with self._writing() as db:
+            cursor = db.execute(
+                f"INSERT INTO pipeline_runs ({columns}) VALUES ({', '.join('?' * len(row))}) ON CONFLICT DO NOTHING",
+                list(row.values()),
+            )
+            made = cursor.rowcount == 1
+        return self.pipeline_run(fields["id"]), made
+
+    def pipeline_run(self, run_id: str) -> PipelineRun | None:
+        """A run as it stands: while in progress, how its followed backup ended (if it has) decides its status."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT r.*, f.state AS follow_state, f.final_status AS final_status, "
+                "f.finished_at AS follow_finished_at FROM pipeline_runs r "
+                "LEFT JOIN followed f ON f.backup_id = r.backup_id WHERE r.id = ?",
+                [run_id],
+            )
+        return PipelineRun.from_row(rows[0]) if rows else None
+
+    def move_run(self, run_id: str, old: Sequence[RunStatus], new: RunStatus, **fields: Any) -> bool:
+        """Move a run from one of `old` to `new` (with `fields`); True only for the one caller that did it.
+        A final state stamps `finished_at`."""
+        now = self._clock()
+        sets = {"status": new.value, "updated_at": now.timestamp(), **fields}
+        if new.final:
+            sets.setdefault("finished_at", iso_seconds(now))
+        assignments = ", ".join(f"{quoted(name)} = ?" for name in sets)
+        marks = ", ".join("?" * len(old))
+        with self._writing() as db:
+            cursor = db.execute(
+                f"UPDATE pipeline_runs SET {assignments} WHERE id = ? AND status IN ({marks})",
+                [*sets.values(), run_id, *(s.value for s in old)],
+            )
+            return cursor.rowcount == 1
+
+    def runs_in(self, status: RunStatus, *, updated_before: float, updated_after: float = 0.0) -> list[PipelineRun]:
+        """Runs in `status` last moved within those times (epoch seconds), oldest first: only read; whoever acts
+        on one moves it with `move_run`, which one caller alone can do."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT id FROM pipeline_runs WHERE status = ? AND updated_at <= ? AND updated_at >= ? "
+                "ORDER BY updated_at LIMIT 50",
+                [status.value, updated_before, updated_after],
+            )
+        return [run for run in (self.pipeline_run(r["id"]) for r in rows) if run is not None]
+
+    # --- backup policies --------------------------------------------------------------------------
+
+    def policy(self, server_id: int) -> Policy | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policies WHERE server_id = ?", [server_id])
+        return Policy.from_row(rows[0]) if rows else None
+
+    def policies(self) -> list[Policy]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policies ORDER BY server_id")
+        return [Policy.from_row(r) for r in rows]
+
+    def save_policy(self, server_id: int, fields: dict[str, Any], by: str) -> None:
+        """Insert or change a server's policy (only the given fields change); a new one starts counting now."""
+        now = self._clock().timestamp()
+        values = {**fields, "changed_by": by, "changed_at": now}
+        if "days" in values:
+            values["days"] = ",".join(str(d) for d in values["days"])
+        with self._writing() as db:
+            exists = db.execute("SELECT 1 FROM policies WHERE server_id = ?", [server_id]).fetchone()
+            if exists is None:
+                row = {"server_id": server_id, "state": "active", "set_by": by, "set_at": now, **values}
+                insert(db, "policies", row)
+                return
+            assignments = ", ".join(f"{quoted(k)} = ?" for k in values)
+            db.execute(f"UPDATE policies SET {assignments} WHERE server_id = ?", [*values.values(), server_id])
+
+    def claim_policy_slot(self, server_id: int, slot: float) -> bool:
+        """Take a slot for this policy: True for the one caller, once per slot (older slots are passed by)."""
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE policies SET last_slot = ? WHERE server_id = ? AND (last_slot IS NULL OR last_slot < ?)",
+                [slot, server_id, slot],
+            )
+            return cursor.rowcount == 1
+
+    def start_policy_run(
+        self,
+        server_id: int,
+        slot: float,
+        kind: str,
+        *,
+        state: str = "creating",
+        detail: str = "",
+        claim_seconds: float = 0,
+    ) -> PolicyRun | None:
+        """A run's row, unique per server and slot: the new run, to the one caller that made it."""
+        token = secrets.token_hex(4)
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            row = db.execute(
+                "INSERT INTO policy_runs (id, server_id, slot, kind, state, claimed_until, started_at, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                [token, server_id, slot, kind, state, now + claim_seconds if claim_seconds else None, now, detail],
+            ).fetchone()
+        return self.policy_run(token) if row else None
+
+    def policy_run(self, run_id: str) -> PolicyRun | None:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policy_runs WHERE id = ?", [run_id])
+        return PolicyRun.from_row(rows[0]) if rows else None
+
+    def policy_runs_of(self, server_id: int, limit: int = 20) -> list[PolicyRun]:
+        """A policy's runs, newest first."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT * FROM policy_runs WHERE server_id = ? ORDER BY slot DESC LIMIT ?", [server_id, limit]
+            )
+        return [PolicyRun.from_row(r) for r in rows]
+
+    def policy_runs_since(self, moment: float) -> list[PolicyRun]:
+        with self._reading() as db:
+            rows = db.rows("SELECT * FROM policy_runs WHERE slot >= ? ORDER BY slot", [moment])
+        return [PolicyRun.from_row(r) for r in rows]
+
+    def claim_policy_runs(self, states: Sequence[str], claim_seconds: float) -> list[PolicyRun]:
+        """Runs in these states whose claim is free or lapsed, each claimed by this caller alone."""
+        now = self._clock().timestamp()
+        marks = ", ".join("?" * len(states))
+        with self._writing() as db:
+            rows = db.execute(
+                f"UPDATE policy_runs SET claimed_until = ? WHERE state IN ({marks}) "
+                "AND (claimed_until IS NULL OR claimed_until < ?) RETURNING id",
+                [now + claim_seconds, *states, now],
+            ).fetchall()
+        return [self.policy_run(row[0]) for row in rows]
+
+    def move_policy_run(self, run_id: str, old: str, new: str, **fields: Any) -> bool:
+        """A run from `old` to `new` (claim released); True only for the one caller that moved it."""
+        sets = {"state": new, "claimed_until": None, **fields}
+        if "pruned" in sets:
+            sets["pruned"] = json.dumps(list(sets["pruned"]))
+        if new in ("completed", "failed", "skipped", "missed", "unknown"):
+            sets.setdefault("finished_at", self._clock().timestamp())
+        assignments = ", ".join(f"{quoted(k)} = ?" for k in sets)
+        with self._writing() as db:
+            cursor = db.execute(
+                f"UPDATE policy_runs SET {assignments} WHERE id = ? AND state = ?", [*sets.values(), run_id, old]
+            )
+            return cursor.rowcount == 1
+
+    def resume_if_paused(self, server_id: int) -> bool:
+        """A pause whose time is up ends: True for the one caller that ended it."""
+        now = self._clock().timestamp()
+        with self._writing() as db:
+            cursor = db.execute(
+                "UPDATE policies SET state = 'active', paused_until = NULL, pause_reason = '', changed_at = ? "
+                "WHERE server_id = ? AND state = 'paused' AND paused_until <= ?",
+                [now, server_id, now],
+            )
+            return cursor.rowcount == 1
+
+    def release_policy_run(self, run_id: str) -> None:
+        with self._writing() as db:
+            db.execute("UPDATE policy_runs SET claimed_until = NULL WHERE id = ?", [run_id])
+
+    def pin(self, backup_id: int, server_id: int, by: str, *, pinned: bool) -> bool:
+        """Pin a backup (never pruned) or unpin it; True if that changed anything."""
+        with self._writing() as db:
+            if pinned:
+                cursor = db.execute(
+                    "INSERT INTO pins (backup_id, server_id, pinned_by, pinned_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [backup_id, server_id, by, iso_seconds(self._clock())],
+                )
+            else:
+                cursor = db.execute("DELETE FROM pins WHERE backup_id = ?", [backup_id])
+            return cursor.rowcount == 1
+
+    def pins(self, server_id: int) -> set[int]:
+        with self._reading() as db:
+            return {row[0] for row in db.execute("SELECT backup_id FROM pins WHERE server_id = ?", [server_id])}
+
+    def alerts_of(self, server_id: int, kind: str) -> list[Alert]:
+        """A server's open alerts of one kind."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT * FROM alerts WHERE server_id = ? AND kind = ? AND state = 'open'", [server_id, kind]
+            )
+        return [Alert.from_row(r) for r in rows]

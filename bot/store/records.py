@@ -7,6 +7,7 @@ queries): the dataclasses here are what those rows read as.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -184,6 +185,7 @@ class Announcement:
     kind: str = "post"
     ts: str | None = None
     user_id: str | None = None
+    alert_id: str | None = None  # an alert's card: once posted, its channel and ts are kept (`alert_cards`)
 
 
 class ApprovalState(StrEnum):
@@ -225,6 +227,7 @@ class ApprovalRequest:
     detail: str | None
 
     safety: bool = False
+    payload: str | None = None  # JSON: what a policy request asks (its keep before and after)
 
     @property
     def servers(self) -> set[int]:
@@ -329,6 +332,145 @@ class WriteRecord:
         return cls(**row)
 
 
+class AlertKind(StrEnum):
+    STALE = "stale"  # the server's newest completed backup is older than its threshold (or there is none)
+    FAILED = "failed"  # a backup ended in any state but completed
+    STUCK = "stuck"  # a backup has been in progress longer than 6 hours
+    RUN_FAILED = "run_failed"  # a policy's backup did not complete
+    RUN_SKIPPED = "run_skipped"  # a policy's run found no room (10 manual backups)
+    RUN_MISSED = "run_missed"  # a policy's slots passed while the bot was down
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something about a server the team must hear of, open until it heals (then its card is edited).
+
+    `facts` and `recovery` are what the cards show (JSON objects: the newest backup and its age, the
+    backup that failed, the backup that healed it).
+    """
+
+    id: str
+    server_id: int
+    kind: AlertKind
+    subject_id: int | None
+    state: str  # open, recovered
+    facts: dict
+    opened_at: float
+    reminded_at: float | None
+    recovered_at: float | None
+    recovery: dict
+
+    @property
+    def open(self) -> bool:
+        return self.state == "open"
+
+    @classmethod
+    def from_row(cls, row: dict) -> Alert:
+        return cls(
+            row["id"],
+            row["server_id"],
+            AlertKind(row["kind"]),
+            row["subject_id"],
+            row["state"],
+            json.loads(row["facts"] or "{}"),
+            row["opened_at"],
+            row["reminded_at"],
+            row["recovered_at"],
+            json.loads(row["recovery"] or "{}"),
+        )
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A channel's periodic summary: when it is due (a schedule), and the last slot it was sent for."""
+
+    channel: str
+    cadence: str  # daily, weekly
+    days: tuple[int, ...]
+    at_time: str  # HH:MM, local
+    zone: str
+    set_by: str
+    set_at: float
+    last_slot: float | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> Digest:
+        days = tuple(int(d) for d in (row["days"] or "").split(",") if d)
+        return cls(
+            row["channel"],
+            row["cadence"],
+            days,
+            row["at_time"],
+            row["zone"],
+            row["set_by"],
+            row["set_at"],
+            row["last_slot"],
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A server's backup policy: its schedule (in a zone), its retention, whether it runs (`state`)."""
+
+    server_id: int
+    cadence: str  # daily, weekly, hourly
+    days: tuple[int, ...]
+    at_time: str  # HH:MM, local (hourly: the first `from`)
+    every_hours: int
+    zone: str
+    keep_last: int
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    state: str  # active, paused, off
+    paused_until: float | None
+    pause_reason: str
+    set_by: str
+    set_at: float
+    changed_by: str
+    changed_at: float
+    last_slot: float | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> Policy:
+        row = dict(row)
+        row["days"] = tuple(int(d) for d in (row.get("days") or "").split(",") if d)
+        row["pause_reason"] = row.get("pause_reason") or ""
+        for name in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly"):
+            row[name] = row.get(name) or 0
+        row["every_hours"] = row.get("every_hours") or 24
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """One run of a policy, unique per server and slot: claimed, creating, running, then how it ended."""
+
+    id: str
+    server_id: int
+    slot: float
+    kind: str  # scheduled, now (`policy SERVER run`)
+    state: str  # creating, running, completed, failed, skipped, missed, unknown
+    backup_id: int | None
+    claimed_until: float | None
+    started_at: float | None
+    finished_at: float | None
+    detail: str
+    pruned: tuple[int, ...]
+
+    @property
+    def tag(self) -> str:
+        """What its backup's description ends with, so a bot can find it by listing."""
+        return f"[policy r{self.id}]"
+
+    @classmethod
+    def from_row(cls, row: dict) -> PolicyRun:
+        row = dict(row)
+        row["detail"] = row.get("detail") or ""
+        row["pruned"] = tuple(json.loads(row.get("pruned") or "[]"))
+        return cls(**row)
+
+
 def confirmation_from_row(row: dict) -> Confirmation:
     row = dict(row)
     row["created_at"] = datetime.fromisoformat(row["created_at"])
@@ -361,3 +503,91 @@ def approval_from_row(row: dict) -> ApprovalRequest:
     row["safety"] = bool(row.get("safety"))
     row.pop("card_message", None)
     return ApprovalRequest(**row)
+
+
+@dataclass(frozen=True)
+class PipelineToken:
+    """A pipeline's token (bot/ops/pipelines.py): its name, the servers it reaches, and whether it was revoked.
+
+    The token itself is never kept: `selector` finds the row, and `hash` (sha256 of the whole token) proves it.
+    """
+
+    name: str
+    selector: str
+    hash: str
+    servers: frozenset[int]
+    made_by: str
+    made_at: str
+    revoked_by: str | None = None
+    revoked_at: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @classmethod
+    def from_row(cls, row: dict) -> PipelineToken:
+        row = dict(row)
+        row["servers"] = frozenset(int(s) for s in (row.get("servers") or "").split(",") if s)
+        return cls(**row)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"  # claimed; the create is on its way (no answer from the API yet)
+    IN_PROGRESS = "in_progress"  # the API created the backup; it is being followed
+    COMPLETED = "completed"
+    FAILED = "failed"  # no backup was created (refused, or never sent), or it ended in any state but completed
+    UNKNOWN = "unknown"  # the API did not confirm the create: it may have happened
+
+    @property
+    def final(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One backup asked for by a pipeline (or the `backup` command): a row, like a policy's run.
+
+    While it is in progress, how it ends is read from the followed backup (`followed`), which the follower
+    moves on: the run's own status is the create's outcome, or what a shell that waited on it saw.
+    """
+
+    id: str
+    actor: str
+    server_id: int
+    server_name: str | None
+    idempotency_key: str | None
+    request_hash: str
+    description: str
+    status: RunStatus
+    backup_id: int | None
+    refusal: str | None  # no_room, api: the create was refused (not done)
+    detail: str
+    oldest: dict | None  # the oldest manual backup (id, created_at, description), when there was no room
+    created_at: str
+    updated_at: float
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> PipelineRun:
+        row = dict(row)
+        follow_state, final = row.pop("follow_state", None), row.pop("final_status", None)
+        followed_until = row.pop("follow_finished_at", None)
+        row["status"] = RunStatus(row["status"])
+        row["description"] = row.get("description") or ""
+        row["detail"] = row.get("detail") or ""
+        row["oldest"] = json.loads(row["oldest"]) if row.get("oldest") else None
+        if row["status"] is RunStatus.IN_PROGRESS and follow_state == "finished":
+            row["finished_at"] = followed_until
+            if final == "completed":
+                row["status"] = RunStatus.COMPLETED
+            elif final == "gave_up":
+                row["status"], row["detail"] = RunStatus.UNKNOWN, "the bot stopped following it after 6 hours"
+            else:
+                row["status"] = RunStatus.FAILED
+                row["detail"] = (
+                    f"backup #{row['backup_id']} ended {final}"
+                    if final != "vanished"
+                    else (f"backup #{row['backup_id']} is no longer in the backup API's list")
+                )
+        return cls(**row)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite_utils
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 12
 LEGACY_POSTGRES_VERSIONS = {1: 8}
 POSTGRES_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
 
@@ -38,6 +38,7 @@ class Table:
     columns: dict[str, type]
     pk: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()  # unique indexes (several NULLs allowed, in both backends)
     since: int = 8
     added: dict[str, int] = field(default_factory=dict)  # a column that came after the table: its version
     identity: bool = False  # `id` is given by the database
@@ -132,10 +133,11 @@ TABLES: tuple[Table, ...] = (
             "kind": str,
             "ts": str,
             "user_id": str,
+            "alert_id": str,
         },
         pk=("id",),
         indexes=(("state", "not_before"),),
-        added={"kind": 9, "ts": 9, "user_id": 9},
+        added={"kind": 9, "ts": 9, "user_id": 9, "alert_id": 10},
         identity=True,
     ),
     Table("seen", {"key": str, "at": float}, pk=("key",)),
@@ -167,10 +169,11 @@ TABLES: tuple[Table, ...] = (
             "detail": str,
             "safety": int,
             "card_message": str,
+            "payload": str,  # JSON: what a request that is not a delete or restore asks (a policy's new keep)
         },
         pk=("id",),
         indexes=(("state", "expires_at"),),
-        added={"card_message": 9},
+        added={"card_message": 9, "payload": 12},
     ),
     Table("home_opened", {"user_id": str, "at": str}, pk=("user_id",)),
     Table(
@@ -250,6 +253,136 @@ TABLES: tuple[Table, ...] = (
         indexes=(("state", "updated_at"), ("ref",)),
         since=9,
     ),
+    Table(
+        "server_settings",
+        {"server_id": int, "stale_hours": float, "set_by": str, "set_at": str},
+        pk=("server_id",),
+        since=10,
+    ),
+    Table(
+        "alerts",
+        {
+            "id": str,
+            "server_id": int,
+            "kind": str,
+            "open_key": str,  # server:kind while open, NULL once recovered: one open alert per server and kind
+            "subject_id": int,
+            "state": str,
+            "facts": str,
+            "opened_at": float,
+            "reminded_at": float,
+            "recovered_at": float,
+            "recovery": str,
+            "card": str,
+        },
+        pk=("id",),
+        indexes=(("state", "opened_at"), ("server_id", "state")),
+        unique=(("open_key",),),
+        since=10,
+    ),
+    Table("alert_cards", {"alert_id": str, "channel": str, "ts": str}, pk=("alert_id", "channel"), since=10),
+    Table(
+        "policies",
+        {
+            "server_id": int,
+            "cadence": str,
+            "days": str,
+            "at_time": str,
+            "every_hours": int,
+            "zone": str,
+            "keep_last": int,
+            "keep_daily": int,
+            "keep_weekly": int,
+            "keep_monthly": int,
+            "state": str,
+            "paused_until": float,
+            "pause_reason": str,
+            "set_by": str,
+            "set_at": float,
+            "changed_by": str,
+            "changed_at": float,
+            "last_slot": float,
+        },
+        pk=("server_id",),
+        since=12,
+    ),
+    Table(
+        "policy_runs",
+        {
+            "id": str,
+            "server_id": int,
+            "slot": float,
+            "kind": str,
+            "state": str,
+            "backup_id": int,
+            "claimed_until": float,
+            "started_at": float,
+            "finished_at": float,
+            "detail": str,
+            "pruned": str,
+        },
+        pk=("id",),
+        indexes=(("state", "claimed_until"),),  # the unique index below serves (server_id, slot)
+        unique=(("server_id", "slot"),),
+        since=12,
+    ),
+    Table(
+        "pins", {"backup_id": int, "server_id": int, "pinned_by": str, "pinned_at": str}, pk=("backup_id",), since=12
+    ),
+    Table(
+        "digests",
+        {
+            "channel": str,
+            "cadence": str,
+            "days": str,
+            "at_time": str,
+            "zone": str,
+            "set_by": str,
+            "set_at": float,
+            "last_slot": float,
+        },
+        pk=("channel",),
+        since=10,
+    ),
+    Table(
+        "pipeline_tokens",
+        {
+            "name": str,
+            "selector": str,  # the token's public part, to find its row; the rest is only hashed
+            "hash": str,  # sha256 of the whole token: the token itself is never kept
+            "servers": str,  # the server IDs it reaches, comma-separated
+            "made_by": str,
+            "made_at": str,
+            "revoked_by": str,
+            "revoked_at": str,
+        },
+        pk=("name",),
+        indexes=(("selector",),),
+        since=11,
+    ),
+    Table(
+        "pipeline_runs",
+        {
+            "id": str,  # from the Idempotency-Key when there is one: a repeated key claims the same row
+            "actor": str,  # token:NAME, or cli:LOGIN
+            "server_id": int,
+            "server_name": str,
+            "idempotency_key": str,
+            "request_hash": str,
+            "description": str,
+            "status": str,
+            "backup_id": int,
+            "refusal": str,  # why the create was not done: no_room, api
+            "detail": str,
+            "oldest": str,  # JSON: the oldest manual backup, when there was no room
+            "created_at": str,
+            "updated_at": float,
+            "finished_at": str,
+        },
+        pk=("id",),
+        indexes=(("status", "updated_at"), ("backup_id",)),
+        since=11,
+    ),
 )
 
 BY_NAME = {table.name: table for table in TABLES}
@@ -275,6 +408,8 @@ def migrate_sqlite(db: sqlite_utils.Database) -> None:
                     target.add_column(name, kind)
         for columns in table.indexes:
             target.create_index(list(columns), if_not_exists=True)
+        for columns in table.unique:
+            target.create_index(list(columns), unique=True, if_not_exists=True)
 
 
 SQLITE_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}  # what sqlite-utils makes of each
@@ -295,10 +430,11 @@ def sqlite_ddl() -> tuple[str, ...]:
         if single is None:
             columns.append(f"   PRIMARY KEY ({', '.join(quoted(c) for c in table.pk)})")
         statements.append(f"CREATE TABLE {quoted(table.name)} (\n" + ",\n".join(columns) + "\n)")
-        for index in table.indexes:
-            name = "_".join(("idx", table.name, *index))
-            listed = ", ".join(quoted(c) for c in index)
-            statements.append(f"CREATE INDEX {quoted(name)}\n    ON {quoted(table.name)} ({listed})")
+        for unique, indexes in (("", table.indexes), ("UNIQUE ", table.unique)):
+            for index in indexes:
+                name = "_".join(("idx", table.name, *index))
+                listed = ", ".join(quoted(c) for c in index)
+                statements.append(f"CREATE {unique}INDEX {quoted(name)}\n    ON {quoted(table.name)} ({listed})")
     return tuple(statements)
 
 
@@ -334,4 +470,8 @@ def postgres_ddl() -> tuple[str, ...]:
             index_name = "_".join((table.name, *index, "idx"))
             listed = ", ".join(quoted(c) for c in index)
             statements.append(f"CREATE INDEX IF NOT EXISTS {index_name} ON {table.name} ({listed})")
+        for index in table.unique:
+            index_name = "_".join((table.name, *index, "key"))
+            listed = ", ".join(quoted(c) for c in index)
+            statements.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {index_name} ON {table.name} ({listed})")
     return tuple(statements)

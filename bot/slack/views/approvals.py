@@ -4,13 +4,15 @@ once decided. The card is a channel message (updated in place with chat.update);
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from bot.backup_api import NotFound
 from bot.i18n import _, for_the_team, type_word
 from bot.ops import Decision, Interrupted, SafetyBackupFailed
+from bot.retention import Keep
 from bot.slack.ids import APPROVE, DENY, WITHDRAW
-from bot.slack.views import outcomes
+from bot.slack.views import outcomes, policies
 from bot.slack.views.base import (
     REQUEST_STATE,
     Message,
@@ -31,8 +33,20 @@ def _expires(request: ApprovalRequest) -> str:
     return slack_date(datetime.fromtimestamp(request.expires_at, UTC))
 
 
+def _policy_keeps(request: ApprovalRequest) -> tuple[str, str]:
+    """A policy request's keep before and after, in the reader's words."""
+    data = json.loads(request.payload or "{}")
+    before, after = (Keep(*data.get(side) or (0, 0, 0, 0)) for side in ("before", "after"))
+    return policies.keep_words(before), policies.keep_words(after)
+
+
 def request_facts(request: ApprovalRequest) -> str:
     """What is asked, as a phrase: the action, the backup (type, date, description) and the server(s)."""
+    if request.action == "policy":
+        before, after = _policy_keeps(request)
+        return _("lower the backup policy's keep of {server} from “{before}” to “{after}”").format(
+            server=server_words(request.server_id, request.server_name), before=before, after=after
+        )
     values = {
         "id": request.backup_id,
         "type": escape(type_word(request.backup_type)),
@@ -54,6 +68,8 @@ def request_facts(request: ApprovalRequest) -> str:
 def _fallback(request: ApprovalRequest) -> str:
     """The notification's text: what was asked, and the state it is in, in the reader's words."""
     state = state_words(REQUEST_STATE, request.state)
+    if request.action == "policy":
+        return _("Lower keep of server {id}'s policy: {state}").format(id=request.server_id, state=state)
     if request.action == "delete":
         return _("Delete of backup #{id}: {state}").format(id=request.backup_id, state=state)
     return _("Restore from backup #{id}: {state}").format(id=request.backup_id, state=state)
@@ -69,7 +85,9 @@ def awaiting_message(request: ApprovalRequest) -> Message:
         text += "\n" + _("Once approved, a safety backup of the server is taken first; the restore follows it.")
     buttons = [button(_("Withdraw request"), WITHDRAW, request.id)]
     return message(
-        _("Waiting for approval: backup #{id}").format(id=request.backup_id),
+        _fallback(request)
+        if request.action == "policy"
+        else _("Waiting for approval: backup #{id}").format(id=request.backup_id),
         [section(text), {"type": "actions", "block_id": "approval", "elements": buttons}],
     )
 
@@ -97,7 +115,8 @@ def approval_card(request: ApprovalRequest) -> Message:
     if request.reason:
         blocks.append(reason_block(request.reason))
     blocks.append({"type": "actions", "block_id": "decide", "elements": buttons})
-    return message(_("Approval needed: backup #{id}").format(id=request.backup_id), blocks)
+    title = _("Approval needed: backup #{id}").format(id=request.backup_id)
+    return message(_fallback(request) if request.action == "policy" else title, blocks)
 
 
 def _failure(decision: Decision) -> str:
@@ -124,6 +143,8 @@ def outcome_words(decision: Decision) -> str:
                 ":white_check_mark: *Approved* by <@{user}> — the restore goes on after its safety backup; "
                 "the requester's reply follows it."
             )
+        elif request.action == "policy":
+            text = _(":white_check_mark: *Approved* by <@{user}> — the new keep is in force.")
         elif request.action == "delete":
             text = _(":white_check_mark: *Approved* by <@{user}> — deleted.")
         else:

@@ -133,6 +133,20 @@ def server_words(server_id: int, name: str | None) -> str:
     return _("server *{id}*").format(id=server_id)
 
 
+def pipeline_words(user_id: str) -> str:
+    """Who asked, when it was not a person in Slack: a pipeline's token by its name, the shell by its login;
+    never a mention."""
+    kind, _sep, name = user_id.partition(":")
+    if kind == "token":
+        return _("*{name}* (pipeline)").format(name=escape(name))
+    return f"`{escape(user_id)}`"
+
+
+def by_a_pipeline(user_id: str) -> bool:
+    """A backup a pipeline's token (or the shell) asked for: the team hears it by name, and how long it took."""
+    return user_id.startswith(("token:", "cli:"))
+
+
 def plain_server(server_id: int, name: str | None) -> str:
     """A server's name and ID for inside a bold span, where mrkdwn cannot nest another."""
     if name and name != str(server_id):

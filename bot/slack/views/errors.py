@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.backup_api import (
+    MANUAL_LIMIT,
     ApiTimeout,
     BackupApiError,
     BadRequest,
@@ -16,12 +17,18 @@ from bot.i18n import N_, _, status_word
 from bot.ops import (
     ApprovalUnavailable,
     BackupNotFound,
+    BadSchedule,
     ChannelUnusable,
     ConfirmationMismatch,
     ConfirmationUnavailable,
     Interrupted,
+    KeepTooMany,
+    KeyReused,
+    LowerKeepInSlack,
     MayHaveHappened,
+    NoPolicy,
     NoRoom,
+    NotPinnable,
     NotRestorable,
     NotTheRequester,
     OpsError,
@@ -29,6 +36,8 @@ from bot.ops import (
     PermissionDenied,
     RuledServer,
     SafetyBackupFailed,
+    TokenNameTaken,
+    TokenRefused,
     UndoUnavailable,
     WrongChannel,
 )
@@ -65,6 +74,10 @@ ACTION_VERBS = {
     Action.DENY: N_("deny this"),
     Action.CHANNELS: N_("change a server's channels"),
     Action.LANGUAGE: N_("choose a language"),
+    Action.STATUS: N_("see whether its servers are backed up"),
+    Action.POLICY: N_("change a server's policy"),
+    Action.DIGEST: N_("set a digest"),
+    Action.TOKENS: N_("manage pipeline tokens"),
 }
 
 
@@ -131,9 +144,51 @@ def error_text(error: Exception) -> str:
     if isinstance(error, UndoUnavailable):
         return safety.undo_unavailable_text(error.window)
     if isinstance(error, ChannelUnusable):
+        if error.server_id is None:
+            return _(":no_entry: I could not post in <#{channel}>, so no digest was set there: {why}.").format(
+                channel=error.channel_id, why=escape(error.why)
+            )
         return _(":no_entry: I could not post in <#{channel}>, so server *{id}* was not bound to it: {why}.").format(
             channel=error.channel_id, id=error.server_id, why=escape(error.why)
         )
+    if isinstance(error, BadSchedule):
+        bounds = _("A pause lasts at most 7 days.") if error.what == "pause" else _("Stale takes 1 to 8760 hours.")
+        return _(":warning: `{what} {value}` is out of bounds, so nothing was changed. {usage}").format(
+            what=escape(error.what), value=escape(error.value), usage=bounds
+        )
+    if isinstance(error, KeepTooMany):
+        return _(
+            ":no_entry: That keeps {most} backups, but server *{id}* has room for {fits}: {limit} manual slots "
+            "− {reserved} kept free − {other} other manual backups − 1 for the next backup = {fits}. "
+            "Nothing was changed. Keep fewer, or delete or unpin other manual backups first."
+        ).format(
+            most=error.keep.most,
+            id=error.server_id,
+            fits=max(error.fits, 0),
+            limit=MANUAL_LIMIT,
+            reserved=error.reserved,
+            other=error.other,
+        )
+    if isinstance(error, NoPolicy) and error.off:
+        return _(
+            ":grey_question: Server *{id}*'s backup policy is off, so nothing was changed. "
+            "Set its schedule again to turn it on: `/backup policy {id} daily 02:00`."
+        ).format(id=error.server_id)
+    if isinstance(error, LowerKeepInSlack):
+        return _(
+            ":raised_hand: Server *{id}* is under the two-person rule: ask for a lower keep with `/backup policy` "
+            "in Slack, where a second owner approves it. Nothing was changed."
+        ).format(id=error.server_id)
+    if isinstance(error, NoPolicy):
+        return _(
+            ":grey_question: Server *{id}* has no backup policy, so nothing was changed. "
+            "Set a schedule first: `/backup policy {id} daily 02:00`."
+        ).format(id=error.server_id)
+    if isinstance(error, NotPinnable):
+        return _(
+            ":warning: Backup *#{id}* is automatic: the provider keeps and expires those by itself, and no policy "
+            "prunes them. Only manual backups are pinned. Nothing was changed."
+        ).format(id=error.backup.id)
     if isinstance(error, MayHaveHappened):
         return outcomes.unknown_text(error.sent)
     if isinstance(error, NotSent):
@@ -148,6 +203,26 @@ def error_text(error: Exception) -> str:
             ":raised_hand: Server *{id}* is under the two-person rule, so making room is not one step here: "
             "delete the oldest backup with `/backup delete` (a second person approves), then create again."
         ).format(id=error.server_id)
+    if isinstance(error, TokenRefused):
+        if error.forbidden:
+            return _(
+                ":no_entry: The pipeline token *{name}* does not reach server *{id}*, so nothing was done."
+            ).format(name=escape(error.name), id=error.server_id)
+        if error.revoked:
+            return _(":lock: The pipeline token *{name}* was revoked, so nothing was done.").format(
+                name=escape(error.name)
+            )
+        return _(":lock: That pipeline token is not known to the bot, so nothing was done.")
+    if isinstance(error, TokenNameTaken):
+        return _(
+            ":warning: A pipeline token named *{name}* exists already (revoked tokens keep their names): "
+            "choose another name."
+        ).format(name=escape(error.name))
+    if isinstance(error, KeyReused):
+        return _(
+            ":warning: That Idempotency-Key was already used for another request (run `{run}`), so nothing was "
+            "done: use a new key."
+        ).format(run=error.run_id)
     if isinstance(error, StoreUnavailable):
         return _(
             ":floppy_disk: The bot's store is unavailable right now ({problem}), so nothing was done. "

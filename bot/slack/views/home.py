@@ -8,7 +8,7 @@ from datetime import datetime
 from bot.backup_api import MANUAL_LIMIT
 from bot.i18n import _
 from bot.ops import HomeView, ServerSummary
-from bot.slack.ids import APPROVE, DENY, HOME_CREATE, HOME_REFRESH
+from bot.slack.ids import APPROVE, DENY, HOME_CREATE, HOME_REFRESH, HOME_SERVER_MENU
 from bot.slack.views.approvals import request_facts
 from bot.slack.views.base import (
     MAX_SECTION,
@@ -30,8 +30,12 @@ MAX_HOME_BLOCKS = 100
 MAX_WAITING = 10
 
 
+FRESHNESS_ICON = {"fresh": ":large_green_circle:", "due": ":large_yellow_circle:", "stale": ":red_circle:"}
+
+
 def _server_text(s: ServerSummary, now: datetime) -> str:
-    head = f"{server_words(s.server_id, s.name)} — {role_words(s.role)}"
+    icon = f"{FRESHNESS_ICON[s.state]} " if s.state else ""
+    head = f"{icon}{server_words(s.server_id, s.name)} — {role_words(s.role)}"
     if s.approvals:
         head += " · " + _("two-person rule")
     if s.newest is None:
@@ -43,7 +47,40 @@ def _server_text(s: ServerSummary, now: datetime) -> str:
         )
     running = " · " + _("{n} in progress").format(n=s.in_progress) if s.in_progress else ""
     manual = _("manual backups {n} of {limit}").format(n=s.manual_used, limit=MANUAL_LIMIT)
-    return f"{head}\n{newest}{running} · {manual}"
+    alerts = " · " + _(":rotating_light: {n} open alerts").format(n=s.alerts) if s.alerts else ""
+    return f"{head}\n{newest}{running} · {manual}{alerts}\n{_policy_words(s)}"
+
+
+def _policy_words(s: ServerSummary) -> str:
+    if s.policy_state == "paused":
+        return (
+            _("Policy paused; next run {date}").format(date=slack_date(s.next_run))
+            if s.next_run
+            else _("Policy paused")
+        )
+    if s.policy_state == "off":
+        return _("Policy off")
+    if s.next_run is not None:
+        return _("Policy: next run {date}").format(date=slack_date(s.next_run))
+    return _("No backup policy")
+
+
+def _server_menu(s: ServerSummary) -> dict | None:
+    """What a person may do with a server from the Home tab: take a backup, set its policy."""
+    options = []
+    if s.may_create:
+        options.append((_("Take a backup"), f"create:{s.server_id}"))
+    if s.may_set_policy:
+        options.append((_("Backup policy…"), f"policy:{s.server_id}"))
+    if not options:
+        return None
+    if len(options) == 1 and options[0][1].startswith("create:"):
+        return button(_("Take a backup"), HOME_CREATE, str(s.server_id))
+    return {
+        "type": "overflow",
+        "action_id": HOME_SERVER_MENU,
+        "options": [{"text": {"type": "plain_text", "text": text}, "value": value} for text, value in options],
+    }
 
 
 def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
@@ -109,8 +146,8 @@ def home_view(home: HomeView, now: datetime, note: str | None = None) -> dict:
             "block_id": f"server-{s.server_id}",
             "text": {"type": "mrkdwn", "text": _server_text(s, now)},
         }
-        if s.may_create:
-            block["accessory"] = button(_("Take a backup"), HOME_CREATE, str(s.server_id))
+        if (menu := _server_menu(s)) is not None:
+            block["accessory"] = menu
         blocks.append(block)
     if len(home.servers) > len(shown):
         more = len(home.servers) - len(shown)

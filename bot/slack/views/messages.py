@@ -13,6 +13,7 @@ from bot.backup_api import MANUAL_LIMIT, Backup
 from bot.clock import utc_now
 from bot.i18n import Words, _, for_the_team, language_name, ngettext, status_word, type_word
 from bot.ops import Accepted, Done, Listing, ServerAccess
+from bot.ops.pipelines import NO_ROOM
 from bot.parsing import SUBCOMMANDS
 from bot.policy import ADMIN_ONLY, FOR_ANYONE, REQUIRED_ROLE, Action, Role, backup_actions, is_allowed
 from bot.slack.ids import CANCEL, CONFIRM_DELETE, DELETE_REQUEST, LIST_NEXT, LIST_PREV, OPEN_RESTORE, RESTORE_REQUEST
@@ -31,6 +32,7 @@ from bot.slack.views.base import (
     escape,
     example_words,
     message,
+    pipeline_words,
     plain,
     plain_server,
     role_words,
@@ -38,13 +40,14 @@ from bot.slack.views.base import (
     server_words,
     simple,
     size_words,
+    slack_date,
     state_words,
     strip_marks,
     truncate,
     with_note,
 )
 from bot.slack.views.safety import what_restore_undoes
-from bot.store import ApprovalRequest, AuditEntry, Confirmation, Followed
+from bot.store import ApprovalRequest, AuditEntry, Confirmation, Followed, PipelineRun, RunStatus
 
 
 def help_message(is_admin: bool = True, role: Role | None = None) -> Message:
@@ -183,7 +186,7 @@ OUTCOME_ICON = {
 
 
 def audit_line(e: AuditEntry) -> str:
-    who = f"<@{e.user_id}>" if not e.user_id.startswith("cli:") else f"`{escape(e.user_id)}`"
+    who = f"<@{e.user_id}>" if ":" not in e.user_id else f"`{escape(e.user_id)}`"  # cli:LOGIN, token:NAME
     target = ""
     if e.backup_id:
         target += f" #{e.backup_id}"
@@ -547,4 +550,81 @@ def announce_ended(followed: Followed, why: Words) -> Message:
         _(
             ":warning: I stopped following backup *#{id}* of server *{server_id}* (asked for by <@{user}>): {why}"
         ).format(id=followed.backup_id, server_id=followed.server_id, user=followed.requested_by, why=why)
+    )
+
+
+# --- pipelines (bot/ops/pipelines.py) --------------------------------------------------------
+
+
+def took_words(seconds: float) -> str:
+    """How long a backup took, in the reader's words: `45 seconds`, `4 min`, `1 h 5 min`."""
+    if seconds < 60:
+        count = max(1, round(seconds))
+        return ngettext("{n} second", "{n} seconds", count).format(n=count)
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return _("{n} min").format(n=minutes)
+    return _("{h} h {m} min").format(h=minutes // 60, m=minutes % 60)
+
+
+@for_the_team
+def announce_run(run: PipelineRun) -> Message:
+    """A pipeline's run, for the server's channels: the backup it took, or why it took none."""
+    who = pipeline_words(run.actor)
+    server = server_words(run.server_id, run.server_name)
+    if run.status in (RunStatus.IN_PROGRESS, RunStatus.COMPLETED):
+        desc = f": “{escape(run.description)}”" if run.description else ""
+        return simple(
+            _(":floppy_disk: {who} took backup *#{id}* of {server}{desc}").format(
+                who=who, id=run.backup_id, server=server, desc=desc
+            )
+        )
+    values = {"who": who, "server": server, "server_id": run.server_id, "why": escape(run.detail)}
+    if run.status is RunStatus.UNKNOWN:
+        text = _(
+            ":warning: A backup of {server} asked for by {who} may have been created: the backup API did not "
+            "confirm it (“{why}”). Check `/backup list {server_id} manual` before trying again."
+        ).format(**values)
+    elif run.refusal == NO_ROOM:
+        text = _(
+            ":warning: {who} could not take a backup of {server}: it already has {limit} of {limit} manual "
+            "backups, the most VPS.org keeps."
+        ).format(**values, limit=MANUAL_LIMIT)
+        if run.oldest:
+            oldest = run.oldest
+            desc = f" — “{escape(oldest['description'])}”" if oldest.get("description") else ""
+            text += " " + _("The oldest manual one is *#{id}*, taken {date}{desc}.").format(
+                id=oldest["id"], date=slack_date(datetime.fromisoformat(oldest["created_at"])), desc=desc
+            )
+    elif run.backup_id:
+        text = _(":rotating_light: *Backup #{id} of {plain} FAILED* (taken by {who}): “{why}”.").format(
+            **values, id=run.backup_id, plain=plain_server(run.server_id, run.server_name)
+        )
+    else:
+        text = _(":x: {who} could not take a backup of {server}: none was created (“{why}”).").format(**values)
+    return simple(text)
+
+
+@for_the_team
+def announce_pipeline_finished(followed: Followed, backup: Backup, manual_count: int | None, now: datetime) -> Message:
+    """A pipeline's backup completed, and how long it took (one that failed is an alert's card: watching.py)."""
+    where = server_words(backup.server.id, backup.server.name)
+    text = _(":white_check_mark: Backup *#{id}* of {server}, taken by {who}, completed in {took} ({size}).").format(
+        id=backup.id,
+        server=where,
+        who=pipeline_words(followed.requested_by),
+        took=took_words((now - followed.started_at).total_seconds()),
+        size=size_words(backup.size_mb),
+    )
+    if manual_count is not None and manual_count >= MANUAL_LIMIT - 1:
+        text += "\n" + quota_warning(where, manual_count)
+    return simple(text)
+
+
+@for_the_team
+def announce_pipeline_ended(followed: Followed, why: Words) -> Message:
+    return simple(
+        _(":warning: I stopped following backup *#{id}* of server *{server_id}* (taken by {who}): {why}").format(
+            id=followed.backup_id, server_id=followed.server_id, who=pipeline_words(followed.requested_by), why=why
+        )
     )
