@@ -2,7 +2,7 @@
 
 import asyncio
 import itertools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -274,3 +274,27 @@ def test_restart_in_the_middle_still_announces_exactly_once(tmp_path):
         third.close()
         bg.run(slack.stop())
         bg.close()
+
+
+async def test_a_leader_renews_its_lease_before_it_lapses_so_no_other_bot_takes_over(tmp_path):
+    """Two bots on one store, their loops and the store on one clock moved a second a tick: the first to ask
+    leads, renews well within the lease, and the other never gets it; when the leader stops, the other does."""
+    now = [0.0]
+    path = str(tmp_path / "lease.db")
+    stores = [SqliteStore(path, clock=lambda: datetime.fromtimestamp(1e9 + now[0], UTC)) for _ in range(2)]
+    first, second = (Background(s, [], tick=1, lease_seconds=9, monotonic=lambda: now[0]) for s in stores)
+    await first.run_once()
+    await second.run_once()
+    assert (first.leading, second.leading) == (True, False)
+    for _ in range(40):
+        now[0] += 1
+        await first.run_once()
+        await second.run_once()
+        assert (first.leading, second.leading) == (True, False), f"at {now[0]} s"
+    await first.stop()
+    for _ in range(3):
+        now[0] += 1
+        await second.run_once()
+    assert second.leading, "the lease let go at stop is taken at once"
+    for store in stores:
+        store.close()

@@ -759,7 +759,7 @@ class Store:
 
         One statement, so two bots asking at once cannot both get it.
         """
-        now = time.time()
+        now = self._clock().timestamp()  # wall time, as every bot sharing the store reads it
         with self._writing() as db:
             row = db.execute(
                 "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
