@@ -83,7 +83,7 @@ def test_a_policy_set_in_slack_runs_at_its_local_time_exactly_once(live):
     reply, _ = live.ask("policy 12345 daily 02:30 Europe/Berlin keep last 3", user=OWNER)
     text = text_of(reply)
     assert ":white_check_mark: Policy saved." in text
-    assert "*Backup policy of *web-01* (12345)*: daily at 02:30 (Europe/Berlin), keep the last 3 backups." in text
+    assert "*Backup policy of web-01 (12345)*: daily at 02:30 (Europe/Berlin), keep the last 3 backups." in text
     assert f"• 2026-12-03 02:30 Europe/Berlin (<!date^{stamp(2026, 12, 3, 1, 30)}^" in text, "named in its zone"
     assert "room for a keep of 5" in text, "10 - 2 reserved - 2 other manual - 1"
     (told,) = posted(live, "set the backup policy of")

@@ -32,6 +32,7 @@ from bot.slack.views.base import (
     context,
     escape,
     message,
+    plain_server,
     section,
     server_words,
     simple,
@@ -132,7 +133,9 @@ def policy_blocks(view: PolicyView) -> list[dict]:
             )
         ]
     head = _("*Backup policy of {server}*: {schedule}, {keep}.").format(
-        server=server, schedule=schedule_words(policy), keep=keep_words(keep_of(policy))
+        server=plain_server(view.server_id, view.name),
+        schedule=schedule_words(policy),
+        keep=keep_words(keep_of(policy)),
     )
     lines = [head]
     if (said := state_line(policy)) is not None:
@@ -281,7 +284,7 @@ def announce_paused(user_id: str | None, policy: Policy) -> Message:
     who = _("<@{user}> paused it.").format(user=user_id) if user_id else ""
     return simple(
         _("Server *{id}*'s backup policy: {state}").format(id=policy.server_id, state=state_line(policy) or "")
-        + (" " + who if who else "")
+        + ("\n" + who if who else "")
     )
 
 
