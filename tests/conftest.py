@@ -475,3 +475,11 @@ def _start_postgres(base: str) -> PostgresCluster:
 @pytest.fixture
 def pg_url(postgres) -> str:
     return postgres.new_store_url()
+
+
+async def on_both(first, second, chore: str) -> None:
+    """One background chore run on two bots (LiveStacks) at once, each on its own event loop."""
+    await asyncio.gather(
+        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(first.runtime.background.run_chore(chore), first.loop)),
+        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(second.runtime.background.run_chore(chore), second.loop)),
+    )

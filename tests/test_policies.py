@@ -3,7 +3,6 @@ chores taken one step at a time on the ManualClock the bot and the simulator bot
 killed mid-create, two bots on one PostgreSQL.
 """
 
-import asyncio
 import contextlib
 import json
 import re
@@ -12,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import NOTIFY, Background, LiveStack, ManualClock, button, poll_until, text_of
+from conftest import NOTIFY, Background, LiveStack, ManualClock, button, on_both, poll_until, text_of
 from test_server import ServeProcess, audit_rows
 from test_writes import kill_when_handled, restarted
 
@@ -435,16 +434,16 @@ def test_two_bots_on_one_postgres_take_each_slot_once(tmp_path, pg_url):
         first.ask("policy 12345 daily 02:30 UTC keep last 1")
         clock.now = datetime(2026, 12, 3, 2, 30, 5, tzinfo=UTC)
         for _ in range(3):
-            bg.run(_both(first, second, "policies"))
+            bg.run(on_both(first, second, "policies"))
         assert sim.count("POST") == 1
         clock.now = datetime(2026, 12, 4, 2, 30, 5, tzinfo=UTC)
         for _ in range(3):
-            bg.run(_both(first, second, "policy runs"))
-            bg.run(_both(first, second, "policies"))
+            bg.run(on_both(first, second, "policy runs"))
+            bg.run(on_both(first, second, "policies"))
         assert sim.count("POST") == 2
         clock.now += timedelta(minutes=11)
         for _ in range(3):
-            bg.run(_both(first, second, "policy runs"))
+            bg.run(on_both(first, second, "policy runs"))
         assert sim.count("DELETE") == 1, "the prune after the second run, once"
         assert len(first.runtime.store.policy_runs_of(12345, 10)) == 2
     finally:
@@ -452,13 +451,6 @@ def test_two_bots_on_one_postgres_take_each_slot_once(tmp_path, pg_url):
         second.close()
         bg.run(slack.stop())
         bg.close()
-
-
-async def _both(first: LiveStack, second: LiveStack, chore: str):
-    await asyncio.gather(
-        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(first.runtime.background.run_chore(chore), first.loop)),
-        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(second.runtime.background.run_chore(chore), second.loop)),
-    )
 
 
 def test_a_bot_killed_mid_create_is_followed_by_one_that_adopts_the_tagged_backup(tmp_path):

@@ -7,7 +7,7 @@ the digest chore are taken one step at a time (`run_chore`), as the background l
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ADMIN, NOTIFY, Background, LiveStack, ManualClock, button, text_of
+from conftest import ADMIN, NOTIFY, Background, LiveStack, ManualClock, button, on_both, text_of
 from test_cli import run
 
 from bot.sim.fake_api import BackupSimulator
@@ -185,8 +185,8 @@ def test_two_bots_on_one_postgres_send_each_alert_and_each_digest_once(tmp_path,
         first.ask(f"digest <#{DIGESTS}|digests> daily 09:00 Asia/Seoul")
         clock.now = datetime(2026, 12, 4, 0, 1, tzinfo=UTC)
         for _ in range(3):
-            bg.run(_both(first, second, "watch"))
-            bg.run(_both(first, second, "digests"))
+            bg.run(on_both(first, second, "watch"))
+            bg.run(on_both(first, second, "digests"))
         posts = slack.recorder.api("chat.postMessage")
         assert len([m for m in posts if "No fresh backup of *staging-01*" in m["text"]]) == 1
         assert len([m for m in posts if "No fresh backup of *db-server-01*" in m["text"]]) == 1
@@ -196,15 +196,6 @@ def test_two_bots_on_one_postgres_send_each_alert_and_each_digest_once(tmp_path,
         second.close()
         bg.run(slack.stop())
         bg.close()
-
-
-async def _both(first: LiveStack, second: LiveStack, chore: str):
-    import asyncio
-
-    await asyncio.gather(
-        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(first.runtime.background.run_chore(chore), first.loop)),
-        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(second.runtime.background.run_chore(chore), second.loop)),
-    )
 
 
 def test_a_card_slack_held_back_is_posted_after_a_restart_and_not_doubled(tmp_path):

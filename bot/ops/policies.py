@@ -126,11 +126,15 @@ class Policies(Core):
     def next_runs(self, policy: Policy | None, count: int = 5) -> list[datetime]:
         return upcoming(policy, self._clock(), count)
 
-    async def _look(self, server_id: int, policy: Policy | None, *, actor: Actor | None = None) -> PolicyView:
-        """The server's manual backups read once: the policy's own among them, the budget, pins, the next prune."""
+    async def _listing(self, server_id: int, actor: Actor | None = None) -> list[Backup]:
+        """The server's manual backups; a failure is audited for `actor`, if a person asked."""
         call = self.api.list_backups(server_id, "manual")
-        manual = await (self._api(actor, Action.POLICY, call, server_id=server_id) if actor else call)
-        taken = {run.backup_id for run in await self._db(self.store.policy_runs_of, server_id, 10_000) if run.backup_id}
+        return await (self._api(actor, Action.POLICY, call, server_id=server_id) if actor else call)
+
+    async def _look(self, server_id: int, policy: Policy | None, manual: list[Backup]) -> PolicyView:
+        """A policy seen against the server's manual backups: its own among them, the budget, pins, the next prune."""
+        runs = await self._db(self.store.policy_runs_of, server_id, 10_000)  # newest first
+        taken = {run.backup_id for run in runs if run.backup_id}
         pinned = frozenset(await self._db(self.store.pins, server_id))
         # its own: what its runs took (a tag typed by hand into a description makes no backup the policy's)
         own = tuple(b for b in manual if b.id in taken)
@@ -138,24 +142,11 @@ class Policies(Core):
         names = await self._db(self.store.known_servers)
         name = names.get(server_id) or (manual[0].server.name if manual else None)
         next_runs = self.next_runs(policy)
-        prune = self._next_prune(policy, own, pinned, next_runs[0] if next_runs else None)
-        runs = await self._db(self.store.policy_runs_of, server_id, 1)
+        prune = None
+        if policy is not None and policy.state != "off":
+            with_next = _plan(policy, own, pinned, next_runs[0] if next_runs else None)
+            prune = Prune([i for i in with_next.keep if i != NEXT_BACKUP], with_next.delete, with_next.later)
         return PolicyView(server_id, name, policy, next_runs, runs[0] if runs else None, own, budget, prune, pinned)
-
-    def _next_prune(
-        self, policy: Policy | None, own: tuple[Backup, ...], pinned: frozenset[int], next_run: datetime | None
-    ) -> Prune | None:
-        """What the prune after the next run would delete: the same rule the run applies, with its backup in."""
-        if policy is None or policy.state == "off":
-            return None
-        candidates = [Candidate(b.id, b.created_at, b.is_restorable, True, b.id in pinned) for b in own]
-        candidates = [c for c, b in zip(candidates, own, strict=True) if not b.is_running]
-        if next_run is not None:
-            candidates.append(Candidate(NEXT_BACKUP, next_run, True, True))
-        prune = plan(candidates, keep_of(policy), zone(policy.zone))
-        return Prune(
-            [i for i in prune.keep if i != NEXT_BACKUP], prune.delete, [i for i in prune.later if i != NEXT_BACKUP]
-        )
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -163,7 +154,7 @@ class Policies(Core):
         """A server's policy in full (whoever may see the server)."""
         await self._authorize(actor, Action.STATUS, server_id)
         policy = await self._db(self.store.policy, server_id)
-        view = await self._look(server_id, policy, actor=actor)
+        view = await self._look(server_id, policy, await self._listing(server_id, actor))
         await self._audit(actor, Action.POLICY, "done", server_id=server_id, detail="read")
         return view
 
@@ -192,7 +183,7 @@ class Policies(Core):
         await self._authorize(actor, Action.POLICY, server_id)
         before = await self._db(self.store.policy, server_id)
         after = self._would_be(server_id, before, change, actor)
-        view = await self._look(server_id, after, actor=actor)
+        view = await self._look(server_id, after, await self._listing(server_id, actor))
         await self._fits(actor, server_id, keep_of(after), view.budget, audit=False)
         return dataclasses.replace(view, saved=False)
 
@@ -235,7 +226,8 @@ class Policies(Core):
         if change.cadence is not None and change.zone is None:
             change = dataclasses.replace(change, zone=self.timezone)
         after = self._would_be(server_id, before, change, actor)
-        view = await self._look(server_id, after, actor=actor)
+        manual = await self._listing(server_id, actor)
+        view = await self._look(server_id, after, manual)
         await self._fits(actor, server_id, keep_of(after), view.budget)
         if before is not None and keeps_fewer(keep_of(before), keep_of(after)) and await self.needs_approval(server_id):
             if not actor.in_slack:  # the request's card and its Approve button live in Slack
@@ -244,7 +236,7 @@ class Policies(Core):
                 raise LowerKeepInSlack(server_id)
             return await self._ask_policy_approval(actor, server_id, view.name, before, after, change, reply_to)
         await self._save(actor, server_id, before, change)
-        return await self._look(server_id, await self._db(self.store.policy, server_id))
+        return await self._look(server_id, await self._db(self.store.policy, server_id), manual)
 
     async def _save(
         self, actor: Actor, server_id: int, before: Policy | None, change: PolicyChange, note: str = ""
@@ -545,7 +537,7 @@ class Policies(Core):
             )
             facts = {"run": run.id, "id": run.backup_id, "status": status}
             return await self._alert(run.server_id, AlertKind.RUN_FAILED, facts, name, run.backup_id)
-        pruned = await self._prune(run, policy) if policy is not None and policy.state != "off" else []
+        pruned = await self._prune(run, policy, manual) if policy is not None and policy.state != "off" else []
         if not await self._db(self.store.move_policy_run, run.id, "running", "completed", pruned=pruned):
             return []
         healed = []
@@ -581,13 +573,11 @@ class Policies(Core):
         await self._db(self.store.move_policy_run, run.id, "creating", "failed", detail=why.english())
         return await self._alert(run.server_id, AlertKind.RUN_FAILED, {"run": run.id, **_why_facts(why)}, name)
 
-    async def _prune(self, run: PolicyRun, policy: Policy) -> list[int]:
-        """Right after one of its backups completed: delete what the policy's rule no longer keeps (at most 3),
-        each through send_write as the policy, audited naming who set it."""
-        view = await self._look(run.server_id, policy)
-        candidates = [Candidate(b.id, b.created_at, b.is_restorable, True, b.id in view.pinned) for b in view.own]
-        candidates = [c for c, b in zip(candidates, view.own, strict=True) if not b.is_running]
-        prune = plan(candidates, keep_of(policy), zone(policy.zone))
+    async def _prune(self, run: PolicyRun, policy: Policy, manual: list[Backup]) -> list[int]:
+        """Right after one of its backups completed (in `manual`, the round's listing): delete what the policy's
+        rule no longer keeps (at most 3), each through send_write as the policy, audited naming who set it."""
+        view = await self._look(run.server_id, policy, manual)
+        prune = _plan(policy, view.own, view.pinned)
         deleted = []
         for backup_id in prune.delete:
             write = Write(WriteKind.DELETE, run.server_id, backup_id, path="prune", ref=run.id)
@@ -596,6 +586,15 @@ class Policies(Core):
             if sent.done or sent.gone:
                 deleted.append(backup_id)
         return deleted
+
+
+def _plan(policy: Policy, own: tuple[Backup, ...], pinned: frozenset[int], next_run: datetime | None = None) -> Prune:
+    """The policy's rule over its own completed or failed backups (running ones wait), and over the backup its
+    next run takes when `next_run` is given (as `NEXT_BACKUP`): the prune a run makes, and the one it will make."""
+    candidates = [Candidate(b.id, b.created_at, b.is_restorable, True, b.id in pinned) for b in own if not b.is_running]
+    if next_run is not None:
+        candidates.append(Candidate(NEXT_BACKUP, next_run, True, True))
+    return plan(candidates, keep_of(policy), zone(policy.zone))
 
 
 def _tagged(manual: list[Backup], run: PolicyRun) -> list[Backup]:

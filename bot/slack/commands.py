@@ -159,7 +159,7 @@ async def _policy(deps: Deps, cmd: Command, it: Invocation) -> Outcome | None:
             it.actor, cmd.server_id, hours=cmd.pause_hours, until=cmd.pause_until, reason=cmd.description
         )
         return Outcome(
-            policies.paused_message(policy), [policies.announce_paused(user, policy)], server_id=cmd.server_id
+            policies.state_message(policy), [policies.announce_paused(user, policy)], server_id=cmd.server_id
         )
     if cmd.word == "resume":
         policy = await ops.resume_policy(it.actor, cmd.server_id)
@@ -168,7 +168,7 @@ async def _policy(deps: Deps, cmd: Command, it: Invocation) -> Outcome | None:
         )
     if cmd.word == "off":
         policy = await ops.policy_off(it.actor, cmd.server_id)
-        return Outcome(policies.off_message(policy), [policies.announce_off(user, policy)], server_id=cmd.server_id)
+        return Outcome(policies.state_message(policy), [policies.announce_off(user, policy)], server_id=cmd.server_id)
     if cmd.word == "run":
         run = await ops.run_policy_now(it.actor, cmd.server_id)
         return Outcome(policies.run_started_message(run))

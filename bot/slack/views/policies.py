@@ -219,7 +219,8 @@ def policies_message(views: list[PolicyView]) -> Message:
     return message(head, blocks[:MAX_BLOCKS])
 
 
-def paused_message(policy: Policy) -> Message:
+def state_message(policy: Policy) -> Message:
+    """The answer to `pause` and `off`: the policy's state, as every view says it."""
     return simple(state_line(policy) or "")
 
 
@@ -229,10 +230,6 @@ def resumed_message(policy: Policy) -> Message:
             id=policy.server_id, schedule=schedule_words(policy)
         )
     )
-
-
-def off_message(policy: Policy) -> Message:
-    return simple(state_line(policy) or "")
 
 
 def run_started_message(run: PolicyRun) -> Message:
